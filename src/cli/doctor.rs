@@ -1,0 +1,127 @@
+use std::collections::BTreeSet;
+
+use crate::engine::images::{self, ImageState};
+use crate::engine::runtimes::ImageSource;
+use crate::engine::{EngineInfo, engine_host};
+
+use super::{Context, connect};
+
+#[derive(serde::Serialize)]
+struct Report {
+    engine: Result<EngineInfo, String>,
+    base_images: Vec<Presence>,
+    runtimes: Vec<RuntimeImage>,
+    build_ca_file: Option<String>,
+    problems: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+struct Presence {
+    image: String,
+    present: bool,
+}
+
+#[derive(serde::Serialize)]
+struct RuntimeImage {
+    runtime: String,
+    image: String,
+    state: ImageState,
+}
+
+pub async fn doctor(context: &Context, json: bool) -> anyhow::Result<i32> {
+    let mut problems = Vec::new();
+    let build_ca_file = context.config.build.ca_file.as_ref().map(|path| {
+        if !path.is_file() {
+            problems.push(format!("build CA file {} does not exist", path.display()));
+        }
+        path.display().to_string()
+    });
+    let mut report = Report {
+        engine: Err(String::new()),
+        base_images: Vec::new(),
+        runtimes: Vec::new(),
+        build_ca_file,
+        problems: Vec::new(),
+    };
+    match connect().await {
+        Err(err) => {
+            problems.push(format!("{err:#}"));
+            report.engine = Err(format!("no answer from {}", engine_host()));
+        }
+        Ok(engine) => {
+            report.engine = engine.info().await.map_err(|err| format!("{err:#}"));
+            let bases: BTreeSet<&str> = context
+                .runtimes
+                .iter()
+                .filter_map(|runtime| match &runtime.source {
+                    ImageSource::Build { base_image } => Some(base_image.as_str()),
+                    ImageSource::Prebuilt { .. } => None,
+                })
+                .collect();
+            for base in bases {
+                let present = engine.image_exists(base).await?;
+                if !present {
+                    problems.push(format!(
+                        "base image {base} is missing: it is pulled on the first build, or, without a registry, created by scripts/offline-base-image"
+                    ));
+                }
+                report.base_images.push(Presence {
+                    image: base.to_string(),
+                    present,
+                });
+            }
+            for runtime in context.runtimes.iter() {
+                report.runtimes.push(RuntimeImage {
+                    runtime: runtime.name.clone(),
+                    image: images::image_ref(runtime),
+                    state: engine.image_state(runtime).await?,
+                });
+            }
+        }
+    }
+    let engine_ok = report.engine.is_ok();
+    report.problems = problems;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(if engine_ok { 0 } else { 1 })
+}
+
+fn print_report(report: &Report) {
+    match &report.engine {
+        Ok(info) => println!(
+            "engine      ok: Docker {} (API {}, sandpit speaks {}) at {}, {}/{}",
+            info.engine_version,
+            info.api_version,
+            info.negotiated_api_version,
+            info.host,
+            info.os,
+            info.arch
+        ),
+        Err(err) => println!("engine      NOT ANSWERING: {err}"),
+    }
+    for base in &report.base_images {
+        println!(
+            "base image  {}: {}",
+            base.image,
+            if base.present { "present" } else { "missing" }
+        );
+    }
+    for runtime in &report.runtimes {
+        println!(
+            "runtime     {:<20} {:<7} {}",
+            runtime.runtime,
+            runtime.state.as_str(),
+            runtime.image
+        );
+    }
+    println!(
+        "build CA    {}",
+        report.build_ca_file.as_deref().unwrap_or("not set (builds use the image's own CAs)")
+    );
+    for problem in &report.problems {
+        println!("problem     {problem}");
+    }
+}

@@ -1,0 +1,628 @@
+//! Runtime definitions: the `[[runtime]]` tables of runtimes.toml.
+//!
+//! The repo's runtimes.toml is embedded as the built-in set; a user file adds
+//! runtimes or replaces built-ins by name. Every field that ends up in a shell
+//! command or a Dockerfile is validated here, so the image builder can trust
+//! what it is given.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::toml_file::{Locator, TomlFileError};
+
+/// The built-in runtimes, as shipped in the repo's runtimes.toml.
+pub const BUILTIN_RUNTIMES_TOML: &str = include_str!("../../runtimes.toml");
+const BUILTIN_SOURCE_NAME: &str = "runtimes.toml (built-in)";
+
+/// Where the mounted workspace lives inside a sandbox unless a runtime says otherwise.
+pub const DEFAULT_WORK_DIR: &str = "/workspace";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Python,
+    Node,
+    Shell,
+}
+
+impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Python => "python",
+            Language::Node => "node",
+            Language::Shell => "shell",
+        }
+    }
+
+    fn default_run(self) -> &'static str {
+        match self {
+            Language::Python => "python3 {file}",
+            Language::Node => "node {file}",
+            Language::Shell => "sh {file}",
+        }
+    }
+
+    fn default_file(self) -> &'static str {
+        match self {
+            Language::Python => "main.py",
+            Language::Node => "main.js",
+            Language::Shell => "main.sh",
+        }
+    }
+
+    fn default_starter(self) -> &'static str {
+        match self {
+            Language::Python => "print(\"hello from sandpit\")\n",
+            Language::Node => "console.log(\"hello from sandpit\");\n",
+            Language::Shell => "echo \"hello from sandpit\"\n",
+        }
+    }
+}
+
+impl fmt::Display for Language {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a runtime's image comes to be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageSource {
+    /// sandpit builds an image on top of this one.
+    Build { base_image: String },
+    /// The image is used as it is; nothing is built.
+    Prebuilt { image: String },
+}
+
+/// Where a runtime's definition came from, for messages and `sandpit runtimes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Builtin,
+    File(PathBuf),
+}
+
+/// A validated runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Runtime {
+    pub name: String,
+    pub description: String,
+    pub language: Language,
+    pub source: ImageSource,
+    pub system_packages: Vec<String>,
+    pub packages: Vec<String>,
+    pub setup: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub work_dir: String,
+    pub run: String,
+    pub file: String,
+    pub starter: String,
+    pub origin: Origin,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimesError {
+    #[error(transparent)]
+    Invalid(#[from] TomlFileError),
+    #[error("cannot read runtimes file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    runtime: Vec<Spanned<RawRuntime>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuntime {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    language: Language,
+    base_image: Option<Spanned<String>>,
+    image: Option<Spanned<String>>,
+    #[serde(default)]
+    system_packages: Vec<Spanned<String>>,
+    #[serde(default)]
+    packages: Vec<Spanned<String>>,
+    #[serde(default)]
+    setup: Vec<String>,
+    #[serde(default)]
+    env: Option<Spanned<BTreeMap<String, String>>>,
+    work_dir: Option<Spanned<String>>,
+    run: Option<Spanned<String>>,
+    file: Option<Spanned<String>>,
+    starter: Option<String>,
+}
+
+/// The runtimes in force: built-ins, then the user's file on top, by name.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeSet {
+    runtimes: Vec<Runtime>,
+}
+
+impl RuntimeSet {
+    /// The built-in runtimes alone.
+    pub fn builtin() -> Result<Self, RuntimesError> {
+        let runtimes = parse_runtimes(BUILTIN_RUNTIMES_TOML, BUILTIN_SOURCE_NAME, Origin::Builtin)?;
+        Ok(Self { runtimes })
+    }
+
+    /// Built-ins plus a user file on top, when one is given.
+    pub fn load(user_file: Option<&Path>) -> Result<Self, RuntimesError> {
+        let mut set = Self::builtin()?;
+        if let Some(path) = user_file {
+            let text = std::fs::read_to_string(path).map_err(|source| RuntimesError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let user = parse_runtimes(
+                &text,
+                &path.display().to_string(),
+                Origin::File(path.to_path_buf()),
+            )?;
+            set.overlay(user);
+        }
+        Ok(set)
+    }
+
+    /// Adds runtimes, replacing any of the same name in place.
+    pub fn overlay(&mut self, runtimes: Vec<Runtime>) {
+        for runtime in runtimes {
+            match self.runtimes.iter_mut().find(|r| r.name == runtime.name) {
+                Some(existing) => *existing = runtime,
+                None => self.runtimes.push(runtime),
+            }
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Runtime> {
+        self.runtimes.iter()
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.runtimes.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Runtime> {
+        self.runtimes.iter().find(|r| r.name == name)
+    }
+
+    /// Like `get`, with an error that lists what exists.
+    pub fn require(&self, name: &str) -> anyhow::Result<&Runtime> {
+        self.get(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown runtime `{name}`; known runtimes: {}",
+                self.names().join(", ")
+            )
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.runtimes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runtimes.is_empty()
+    }
+}
+
+/// Parses and validates one runtimes file. `file_name` is used in errors.
+pub fn parse_runtimes(
+    text: &str,
+    file_name: &str,
+    origin: Origin,
+) -> Result<Vec<Runtime>, TomlFileError> {
+    let locator = Locator::new(text, file_name);
+    let at = |span: Range<usize>, message: String| locator.error(span, message);
+    let raw: RawFile = locator.parse()?;
+
+    let mut runtimes: Vec<Runtime> = Vec::with_capacity(raw.runtime.len());
+    let mut seen: BTreeMap<String, Range<usize>> = BTreeMap::new();
+    for spanned in raw.runtime {
+        let table_span = spanned.span();
+        let raw = spanned.into_inner();
+
+        let name_span = raw.name.span();
+        let name = raw.name.into_inner();
+        check_runtime_name(&name).map_err(|msg| at(name_span.clone(), msg))?;
+        if let Some(first) = seen.get(&name) {
+            let line = locator.line_of(first.start);
+            return Err(at(
+                name_span,
+                format!("duplicate runtime name `{name}` (first defined on line {line})"),
+            ));
+        }
+        seen.insert(name.clone(), name_span);
+
+        let source = match (raw.base_image, raw.image) {
+            (Some(base), None) => {
+                let span = base.span();
+                let base = base.into_inner();
+                check_image_ref(&base).map_err(|msg| at(span, format!("base_image: {msg}")))?;
+                ImageSource::Build { base_image: base }
+            }
+            (None, Some(image)) => {
+                let span = image.span();
+                let image = image.into_inner();
+                check_image_ref(&image).map_err(|msg| at(span, format!("image: {msg}")))?;
+                ImageSource::Prebuilt { image }
+            }
+            (Some(_), Some(image)) => {
+                return Err(at(
+                    image.span(),
+                    format!(
+                        "runtime `{name}` sets both base_image and image; set base_image to build on an image, or image to use one as it is"
+                    ),
+                ));
+            }
+            (None, None) => {
+                return Err(at(
+                    table_span,
+                    format!(
+                        "runtime `{name}` sets neither base_image nor image; set base_image to build on an image, or image to use one as it is"
+                    ),
+                ));
+            }
+        };
+
+        if raw.language == Language::Shell
+            && let Some(first) = raw.packages.first()
+        {
+            return Err(at(
+                first.span(),
+                format!(
+                    "runtime `{name}` is a shell runtime, which has no package manager for `packages`; list Debian packages in system_packages"
+                ),
+            ));
+        }
+        let system_packages = check_packages("system_packages", raw.system_packages, &at)?;
+        let packages = check_packages("packages", raw.packages, &at)?;
+        if let ImageSource::Prebuilt { image } = &source {
+            if !system_packages.is_empty() || !packages.is_empty() || !raw.setup.is_empty() {
+                return Err(at(
+                    table_span,
+                    format!(
+                        "runtime `{name}` uses image `{image}` as it is, so it cannot install packages or run setup; use base_image to build on it instead"
+                    ),
+                ));
+            }
+        }
+
+        let mut env = BTreeMap::new();
+        if let Some(spanned_env) = raw.env {
+            let span = spanned_env.span();
+            for (key, value) in spanned_env.into_inner() {
+                check_env(&key, &value).map_err(|msg| at(span.clone(), msg))?;
+                env.insert(key, value);
+            }
+        }
+
+        let work_dir = match raw.work_dir {
+            Some(dir) => {
+                let span = dir.span();
+                let dir = dir.into_inner();
+                check_work_dir(&dir).map_err(|msg| at(span, msg))?;
+                dir
+            }
+            None => DEFAULT_WORK_DIR.to_string(),
+        };
+
+        let file = match raw.file {
+            Some(file) => {
+                let span = file.span();
+                let file = file.into_inner();
+                check_file_name(&file).map_err(|msg| at(span, msg))?;
+                file
+            }
+            None => raw.language.default_file().to_string(),
+        };
+
+        let run = match raw.run {
+            Some(run) => {
+                let span = run.span();
+                let run = run.into_inner();
+                if run.trim().is_empty() {
+                    return Err(at(span, "run: the command template is empty".to_string()));
+                }
+                run
+            }
+            None => raw.language.default_run().to_string(),
+        };
+
+        runtimes.push(Runtime {
+            name,
+            description: raw.description,
+            language: raw.language,
+            source,
+            system_packages,
+            packages,
+            setup: raw.setup,
+            env,
+            work_dir,
+            run,
+            file,
+            starter: raw
+                .starter
+                .unwrap_or_else(|| raw.language.default_starter().to_string()),
+            origin: origin.clone(),
+        });
+    }
+    Ok(runtimes)
+}
+
+fn check_packages(
+    field: &str,
+    packages: Vec<Spanned<String>>,
+    at: &impl Fn(Range<usize>, String) -> TomlFileError,
+) -> Result<Vec<String>, TomlFileError> {
+    packages
+        .into_iter()
+        .map(|package| {
+            let span = package.span();
+            let package = package.into_inner();
+            check_package(&package).map_err(|msg| at(span, format!("{field}: {msg}")))?;
+            Ok(package)
+        })
+        .collect()
+}
+
+/// Names become image repositories (`sandpit/<name>`) and label values, so
+/// they follow Docker's repository rules.
+pub fn check_runtime_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("runtime name is empty".to_string());
+    }
+    if name.len() > 64 {
+        return Err(format!(
+            "runtime name `{name}` is longer than 64 characters"
+        ));
+    }
+    let valid_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
+    let valid_ends = name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !valid_chars || !valid_ends {
+        return Err(format!(
+            "runtime name `{name}` must use lowercase letters, digits, `-`, `_` and `.`, and start and end with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+/// Package names and version specifiers are passed to apt, pip and npm on a
+/// shell command line. They are quoted there too; this refuses anything that
+/// could be more than one word or read as an option.
+pub fn check_package(package: &str) -> Result<(), String> {
+    if package.is_empty() {
+        return Err("empty package name".to_string());
+    }
+    if package.starts_with('-') {
+        return Err(format!(
+            "package `{package}` starts with `-`, which would be read as an option"
+        ));
+    }
+    if let Some(bad) = package.chars().find(|c| {
+        !(c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                '@' | '/' | '.' | '_' | '-' | '+' | '=' | '~' | '^' | ':' | '<' | '>' | '!' | ','
+                    | '[' | ']' | '*'
+            ))
+    }) {
+        return Err(format!(
+            "package `{}` contains {}, which is not allowed in a package name",
+            package.escape_debug(),
+            describe_char(bad)
+        ));
+    }
+    Ok(())
+}
+
+fn check_image_ref(image: &str) -> Result<(), String> {
+    if image.is_empty() {
+        return Err("empty image reference".to_string());
+    }
+    if image.starts_with('-') {
+        return Err(format!("image `{image}` starts with `-`"));
+    }
+    if let Some(bad) = image
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@')))
+    {
+        return Err(format!(
+            "image `{}` contains {}, which is not allowed in an image reference",
+            image.escape_debug(),
+            describe_char(bad)
+        ));
+    }
+    Ok(())
+}
+
+/// Environment keys become `ENV` lines and shell variables; values are quoted
+/// but may not break out of a single Dockerfile line.
+pub fn check_env(key: &str, value: &str) -> Result<(), String> {
+    let valid_key = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid_key {
+        return Err(format!(
+            "env key `{}` must be letters, digits and `_`, not starting with a digit",
+            key.escape_debug()
+        ));
+    }
+    if let Some(bad) = value.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "env value of `{key}` contains {}, which is not allowed",
+            describe_char(bad)
+        ));
+    }
+    Ok(())
+}
+
+/// The work dir is where the workspace is mounted and appears in shell
+/// commands: an absolute, normal path of plain characters.
+pub fn check_work_dir(dir: &str) -> Result<(), String> {
+    if !dir.starts_with('/') || dir == "/" {
+        return Err(format!(
+            "work_dir `{}` must be an absolute path below /",
+            dir.escape_debug()
+        ));
+    }
+    if let Some(bad) = dir
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "work_dir `{}` contains {}, which is not allowed",
+            dir.escape_debug(),
+            describe_char(bad)
+        ));
+    }
+    if dir
+        .split('/')
+        .skip(1)
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(format!(
+            "work_dir `{dir}` must be a normal path without empty, `.` or `..` parts"
+        ));
+    }
+    Ok(())
+}
+
+fn check_file_name(file: &str) -> Result<(), String> {
+    let valid = !file.is_empty()
+        && !file.starts_with('.')
+        && !file.starts_with('-')
+        && file
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !valid {
+        return Err(format!(
+            "file `{}` must be a plain file name of letters, digits, `.`, `_` and `-`",
+            file.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+fn describe_char(c: char) -> String {
+    match c {
+        ' ' => "a space".to_string(),
+        '\n' => "a newline".to_string(),
+        '\t' => "a tab".to_string(),
+        c if c.is_control() => format!("the control character {}", c.escape_unicode()),
+        c => format!("`{c}`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Vec<Runtime>, TomlFileError> {
+        parse_runtimes(text, "test.toml", Origin::Builtin)
+    }
+
+    #[test]
+    fn builtins_parse_and_hold_the_five() {
+        let set = RuntimeSet::builtin().expect("built-in runtimes.toml is valid");
+        let names = set.names();
+        for expected in [
+            "python-minimal",
+            "python-datascience",
+            "python-web",
+            "node-minimal",
+            "node-react",
+        ] {
+            assert!(names.contains(&expected), "missing built-in {expected}");
+        }
+        for runtime in set.iter() {
+            assert_eq!(
+                runtime.source,
+                ImageSource::Build {
+                    base_image: "debian:trixie-slim".to_string()
+                },
+                "{} must build on debian:trixie-slim",
+                runtime.name
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_follow_language() {
+        let runtimes = parse(
+            "[[runtime]]\nname = \"n\"\nlanguage = \"node\"\nbase_image = \"debian:trixie-slim\"\n",
+        )
+        .unwrap();
+        assert_eq!(runtimes[0].run, "node {file}");
+        assert_eq!(runtimes[0].file, "main.js");
+        assert_eq!(runtimes[0].work_dir, "/workspace");
+    }
+
+    #[test]
+    fn user_runtimes_override_by_name_and_add_new_ones() {
+        let mut set = RuntimeSet::builtin().unwrap();
+        let before = set.len();
+        let user = parse(
+            "[[runtime]]\nname = \"python-minimal\"\ndescription = \"mine\"\nlanguage = \"python\"\nbase_image = \"debian:trixie-slim\"\n\n[[runtime]]\nname = \"ml-env\"\nlanguage = \"python\"\nbase_image = \"python:3.12-slim\"\npackages = [\"torch\", \"transformers\", \"pandas\"]\n",
+        )
+        .unwrap();
+        set.overlay(user);
+        assert_eq!(set.len(), before + 1);
+        assert_eq!(set.get("python-minimal").unwrap().description, "mine");
+        assert_eq!(set.names()[0], "python-minimal", "override keeps its place");
+        assert_eq!(set.get("ml-env").unwrap().packages.len(), 3);
+    }
+
+    #[test]
+    fn package_checks() {
+        for ok in ["numpy", "numpy==2.1", "vite@7", "@types/react@19", "uvicorn[standard]", "a<2,>=1"] {
+            assert!(check_package(ok).is_ok(), "{ok} should pass");
+        }
+        for bad in ["", "-e", "a b", "a;rm", "$(id)", "`id`", "a|b", "a&b", "a'b", "a\"b", "a\nb", "a\\b"] {
+            assert!(check_package(bad).is_err(), "{bad:?} should fail");
+        }
+    }
+
+    #[test]
+    fn work_dir_checks() {
+        assert!(check_work_dir("/workspace").is_ok());
+        assert!(check_work_dir("/home/user/work").is_ok());
+        for bad in ["", "/", "workspace", "/a/../b", "/a//b", "/a b", "/a;b", "/$HOME", "/a/"] {
+            assert!(check_work_dir(bad).is_err(), "{bad:?} should fail");
+        }
+    }
+
+    #[test]
+    fn env_checks() {
+        assert!(check_env("MPLBACKEND", "Agg").is_ok());
+        assert!(check_env("_X1", "a b $c").is_ok());
+        for bad in ["", "1X", "A-B", "A B", "A;B", "A$"] {
+            assert!(check_env(bad, "v").is_err(), "{bad:?} should fail");
+        }
+        assert!(check_env("A", "line\nbreak").is_err());
+    }
+
+    #[test]
+    fn name_checks() {
+        assert!(check_runtime_name("python-web").is_ok());
+        for bad in ["", "Python", "a b", "-a", "a-", "a/b", &"x".repeat(65)] {
+            assert!(check_runtime_name(bad).is_err(), "{bad:?} should fail");
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! sandpit: run untrusted code in isolated, per-user Docker sandboxes.
+//!
+//! - [`engine`]: everything that talks to Docker (runtimes, images).
+//! - [`cli`]: the headless command line.
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod toml_file;
