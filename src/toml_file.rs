@@ -56,9 +56,8 @@ impl<'a> Locator<'a> {
 
     /// Deserializes the whole text, turning toml's error into a located one.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, TomlFileError> {
-        toml::from_str(self.text).map_err(|err| {
-            self.error(err.span().unwrap_or(0..0), err.message().trim().to_string())
-        })
+        toml::from_str(self.text)
+            .map_err(|err| self.error(err.span().unwrap_or(0..0), err.message().trim().to_string()))
     }
 }
 

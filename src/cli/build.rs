@@ -8,7 +8,12 @@ use crate::engine::runtimes::Runtime;
 
 use super::{Context, connect};
 
-pub async fn build(context: &Context, names: &[String], all: bool, force: bool) -> anyhow::Result<i32> {
+pub async fn build(
+    context: &Context,
+    names: &[String],
+    all: bool,
+    force: bool,
+) -> anyhow::Result<i32> {
     let selected: Vec<&Runtime> = if all {
         context.runtimes.iter().collect()
     } else {
@@ -34,7 +39,9 @@ pub async fn build(context: &Context, names: &[String], all: bool, force: bool) 
                     cached = true;
                     Ok(())
                 }
-                BuildEvent::Pull { image, status } => writeln!(stderr, "    pull {image}: {status}"),
+                BuildEvent::Pull { image, status } => {
+                    writeln!(stderr, "    pull {image}: {status}")
+                }
                 BuildEvent::Log(line) => writeln!(stderr, "    {line}"),
                 BuildEvent::Built { .. } => Ok(()),
             };
@@ -42,7 +49,11 @@ pub async fn build(context: &Context, names: &[String], all: bool, force: bool) 
         match engine.build_runtime(runtime, &options, &mut on_event).await {
             Ok(tag) => {
                 let verb = if cached { "up to date" } else { "built" };
-                println!("{}: {verb} {tag} in {:.1}s", runtime.name, started.elapsed().as_secs_f64());
+                println!(
+                    "{}: {verb} {tag} in {:.1}s",
+                    runtime.name,
+                    started.elapsed().as_secs_f64()
+                );
             }
             Err(err) => {
                 eprintln!("error: {err:#}");

@@ -119,7 +119,10 @@ fn print_report(report: &Report) {
     }
     println!(
         "build CA    {}",
-        report.build_ca_file.as_deref().unwrap_or("not set (builds use the image's own CAs)")
+        report
+            .build_ca_file
+            .as_deref()
+            .unwrap_or("not set (builds use the image's own CAs)")
     );
     for problem in &report.problems {
         println!("problem     {problem}");

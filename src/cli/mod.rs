@@ -13,7 +13,11 @@ use crate::engine::Engine;
 use crate::engine::runtimes::RuntimeSet;
 
 #[derive(Debug, Parser)]
-#[command(name = "sandpit", version, about = "Run untrusted code in isolated, per-user Docker sandboxes")]
+#[command(
+    name = "sandpit",
+    version,
+    about = "Run untrusted code in isolated, per-user Docker sandboxes"
+)]
 pub struct Cli {
     /// A runtimes file that adds runtimes or overrides built-ins by name
     /// [default: $XDG_CONFIG_HOME/sandpit/runtimes.toml when present]
@@ -40,9 +44,9 @@ pub enum Command {
     Build {
         /// Runtimes to build
         #[arg(value_name = "RUNTIME", required_unless_present = "all")]
-        runtimes: Vec<String>,
+        names: Vec<String>,
         /// Build every runtime
-        #[arg(long, conflicts_with = "runtimes")]
+        #[arg(long, conflicts_with = "names")]
         all: bool,
         /// Rebuild even when the current image exists, without the layer cache
         #[arg(long)]
@@ -67,7 +71,8 @@ pub struct Context {
 impl Context {
     pub fn load(cli: &Cli) -> anyhow::Result<Self> {
         let config = Config::load(cli.config.as_deref())?;
-        let runtimes = RuntimeSet::load(config::user_runtimes_file(cli.runtimes.as_deref()).as_deref())?;
+        let runtimes =
+            RuntimeSet::load(config::user_runtimes_file(cli.runtimes.as_deref()).as_deref())?;
         Ok(Self { config, runtimes })
     }
 }
@@ -81,11 +86,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             runtimes::list(&context, false).await
         }
         Some(Command::Runtimes { json }) => runtimes::list(&context, json).await,
-        Some(Command::Build {
-            runtimes,
-            all,
-            force,
-        }) => build::build(&context, &runtimes, all, force).await,
+        Some(Command::Build { names, all, force }) => {
+            build::build(&context, &names, all, force).await
+        }
         Some(Command::Prune) => build::prune(&context).await,
         Some(Command::Doctor { json }) => doctor::doctor(&context, json).await,
     }

@@ -44,12 +44,19 @@ pub struct BuildOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildEvent {
     /// The image for this definition exists already; nothing is built.
-    Cached { tag: String },
+    Cached {
+        tag: String,
+    },
     /// Pulling a missing base image.
-    Pull { image: String, status: String },
+    Pull {
+        image: String,
+        status: String,
+    },
     /// A line of the build log.
     Log(String),
-    Built { tag: String },
+    Built {
+        tag: String,
+    },
 }
 
 /// Whether a runtime's image is on the engine.
@@ -102,9 +109,9 @@ pub fn content_hash(runtime: &Runtime) -> String {
 fn fnv1a64(bytes: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes
-        .iter()
-        .fold(OFFSET, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(PRIME))
+    bytes.iter().fold(OFFSET, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
+    })
 }
 
 /// The image a runtime's sandboxes run: its tag when sandpit builds it, or
@@ -129,7 +136,10 @@ pub struct BuildContext {
 /// Generates the Dockerfile and scripts for a runtime. Each step runs a
 /// script copied into the image rather than an inline RUN line, so package
 /// lists and setup commands never need Dockerfile escaping.
-pub fn build_context(runtime: &Runtime, ca_bundle: Option<Vec<u8>>) -> anyhow::Result<BuildContext> {
+pub fn build_context(
+    runtime: &Runtime,
+    ca_bundle: Option<Vec<u8>>,
+) -> anyhow::Result<BuildContext> {
     let ImageSource::Build { base_image } = &runtime.source else {
         bail!(
             "runtime `{}` uses an image as it is; there is nothing to build",
@@ -302,7 +312,9 @@ impl Engine {
         )]);
         let mut images = self
             .docker()
-            .list_images(Some(ListImagesOptionsBuilder::new().filters(&filters).build()))
+            .list_images(Some(
+                ListImagesOptionsBuilder::new().filters(&filters).build(),
+            ))
             .await
             .context("cannot list sandpit's images")?;
         images.sort_by_key(|image| std::cmp::Reverse(image.created));
@@ -424,9 +436,11 @@ impl Engine {
             .build();
 
         let mut tail: VecDeque<String> = VecDeque::with_capacity(FAILURE_TAIL_LINES);
-        let mut stream = self
-            .docker()
-            .build_image(build_options, None, Some(bollard::body_full(archive.into())));
+        let mut stream = self.docker().build_image(
+            build_options,
+            None,
+            Some(bollard::body_full(archive.into())),
+        );
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
@@ -470,7 +484,11 @@ impl Engine {
             let name = image.repo_tags.first().cloned().unwrap_or(image.id.clone());
             match self
                 .docker()
-                .remove_image(&image.id, Some(RemoveImageOptionsBuilder::new().build()), None)
+                .remove_image(
+                    &image.id,
+                    Some(RemoveImageOptionsBuilder::new().build()),
+                    None,
+                )
                 .await
             {
                 Ok(_) => removed.push(name),
@@ -547,11 +565,24 @@ mod tests {
         )
         .unwrap();
         assert!(context.dockerfile.starts_with("FROM debian:trixie-slim\n"));
-        assert!(context.dockerfile.contains("RUN sh /tmp/sandpit-build/apt.sh"));
-        assert!(context.dockerfile.contains("ENV PATH=/opt/sandpit/venv/bin:$PATH"));
+        assert!(
+            context
+                .dockerfile
+                .contains("RUN sh /tmp/sandpit-build/apt.sh")
+        );
+        assert!(
+            context
+                .dockerfile
+                .contains("ENV PATH=/opt/sandpit/venv/bin:$PATH")
+        );
         assert!(context.dockerfile.contains("ENV A=\"x\\$y\\\"z\""));
         assert!(context.dockerfile.ends_with("WORKDIR /workspace\n"));
-        let pip = &context.files.iter().find(|(name, _)| name == "pip.sh").unwrap().1;
+        let pip = &context
+            .files
+            .iter()
+            .find(|(name, _)| name == "pip.sh")
+            .unwrap()
+            .1;
         let pip = String::from_utf8_lossy(pip);
         assert!(pip.contains("--system-site-packages /opt/sandpit/venv"));
         assert!(pip.contains("'httpx==0.28'"));
@@ -564,11 +595,25 @@ mod tests {
             Some(b"-----BEGIN CERTIFICATE-----\n".to_vec()),
         )
         .unwrap();
-        assert!(context.dockerfile.contains("COPY sandpit-build-ca.crt /etc/sandpit/build-ca.crt"));
-        for (name, script) in context.files.iter().filter(|(name, _)| name.ends_with(".sh")) {
+        assert!(
+            context
+                .dockerfile
+                .contains("COPY sandpit-build-ca.crt /etc/sandpit/build-ca.crt")
+        );
+        for (name, script) in context
+            .files
+            .iter()
+            .filter(|(name, _)| name.ends_with(".sh"))
+        {
             let script = String::from_utf8_lossy(script);
-            assert!(script.contains("PIP_CERT=/etc/sandpit/build-ca.crt"), "{name}");
-            assert!(script.contains("NPM_CONFIG_CAFILE=/etc/sandpit/build-ca.crt"), "{name}");
+            assert!(
+                script.contains("PIP_CERT=/etc/sandpit/build-ca.crt"),
+                "{name}"
+            );
+            assert!(
+                script.contains("NPM_CONFIG_CAFILE=/etc/sandpit/build-ca.crt"),
+                "{name}"
+            );
         }
     }
 
@@ -583,8 +628,14 @@ mod tests {
     #[test]
     fn quoting() {
         assert_eq!(shell_quote("a'b"), r"'a'\''b'");
-        assert_eq!(split_reference("debian:trixie-slim"), ("debian", "trixie-slim"));
-        assert_eq!(split_reference("localhost:5000/x"), ("localhost:5000/x", "latest"));
+        assert_eq!(
+            split_reference("debian:trixie-slim"),
+            ("debian", "trixie-slim")
+        );
+        assert_eq!(
+            split_reference("localhost:5000/x"),
+            ("localhost:5000/x", "latest")
+        );
         assert_eq!(split_reference("alpine"), ("alpine", "latest"));
     }
 

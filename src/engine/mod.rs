@@ -37,14 +37,17 @@ impl Engine {
     /// Connects to `DOCKER_HOST`, or the local socket when it is unset.
     pub async fn connect() -> anyhow::Result<Self> {
         let host = engine_host();
-        let docker = Docker::connect_with_defaults()
-            .with_context(|| format!("cannot set up a connection to the Docker engine at {host}"))?;
-        let docker = docker.negotiate_version().await.map_err(|err| {
+        let unreachable = |err: bollard::errors::Error| {
             anyhow::anyhow!(
                 "the Docker engine at {host} does not answer: {err}. Is dockerd running? \
                  (scripts/docker-up installs and starts one; DOCKER_HOST selects another engine)"
             )
-        })?;
+        };
+        let docker = Docker::connect_with_defaults()
+            .map_err(unreachable)?
+            .negotiate_version()
+            .await
+            .map_err(unreachable)?;
         Ok(Self { docker, host })
     }
 
@@ -57,11 +60,10 @@ impl Engine {
     }
 
     pub async fn info(&self) -> anyhow::Result<EngineInfo> {
-        let version = self
-            .docker
-            .version()
-            .await
-            .with_context(|| format!("cannot read the version of the engine at {}", self.host))?;
+        let version =
+            self.docker.version().await.with_context(|| {
+                format!("cannot read the version of the engine at {}", self.host)
+            })?;
         Ok(EngineInfo {
             host: self.host.clone(),
             engine_version: version.version.unwrap_or_default(),

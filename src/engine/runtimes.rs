@@ -291,15 +291,15 @@ pub fn parse_runtimes(
         }
         let system_packages = check_packages("system_packages", raw.system_packages, &at)?;
         let packages = check_packages("packages", raw.packages, &at)?;
-        if let ImageSource::Prebuilt { image } = &source {
-            if !system_packages.is_empty() || !packages.is_empty() || !raw.setup.is_empty() {
-                return Err(at(
-                    table_span,
-                    format!(
-                        "runtime `{name}` uses image `{image}` as it is, so it cannot install packages or run setup; use base_image to build on it instead"
-                    ),
-                ));
-            }
+        if let ImageSource::Prebuilt { image } = &source
+            && (!system_packages.is_empty() || !packages.is_empty() || !raw.setup.is_empty())
+        {
+            return Err(at(
+                table_span,
+                format!(
+                    "runtime `{name}` uses image `{image}` as it is, so it cannot install packages or run setup; use base_image to build on it instead"
+                ),
+            ));
         }
 
         let mut env = BTreeMap::new();
@@ -420,8 +420,22 @@ pub fn check_package(package: &str) -> Result<(), String> {
         !(c.is_ascii_alphanumeric()
             || matches!(
                 c,
-                '@' | '/' | '.' | '_' | '-' | '+' | '=' | '~' | '^' | ':' | '<' | '>' | '!' | ','
-                    | '[' | ']' | '*'
+                '@' | '/'
+                    | '.'
+                    | '_'
+                    | '-'
+                    | '+'
+                    | '='
+                    | '~'
+                    | '^'
+                    | ':'
+                    | '<'
+                    | '>'
+                    | '!'
+                    | ','
+                    | '['
+                    | ']'
+                    | '*'
             ))
     }) {
         return Err(format!(
@@ -591,10 +605,19 @@ mod tests {
 
     #[test]
     fn package_checks() {
-        for ok in ["numpy", "numpy==2.1", "vite@7", "@types/react@19", "uvicorn[standard]", "a<2,>=1"] {
+        for ok in [
+            "numpy",
+            "numpy==2.1",
+            "vite@7",
+            "@types/react@19",
+            "uvicorn[standard]",
+            "a<2,>=1",
+        ] {
             assert!(check_package(ok).is_ok(), "{ok} should pass");
         }
-        for bad in ["", "-e", "a b", "a;rm", "$(id)", "`id`", "a|b", "a&b", "a'b", "a\"b", "a\nb", "a\\b"] {
+        for bad in [
+            "", "-e", "a b", "a;rm", "$(id)", "`id`", "a|b", "a&b", "a'b", "a\"b", "a\nb", "a\\b",
+        ] {
             assert!(check_package(bad).is_err(), "{bad:?} should fail");
         }
     }
@@ -603,7 +626,17 @@ mod tests {
     fn work_dir_checks() {
         assert!(check_work_dir("/workspace").is_ok());
         assert!(check_work_dir("/home/user/work").is_ok());
-        for bad in ["", "/", "workspace", "/a/../b", "/a//b", "/a b", "/a;b", "/$HOME", "/a/"] {
+        for bad in [
+            "",
+            "/",
+            "workspace",
+            "/a/../b",
+            "/a//b",
+            "/a b",
+            "/a;b",
+            "/$HOME",
+            "/a/",
+        ] {
             assert!(check_work_dir(bad).is_err(), "{bad:?} should fail");
         }
     }
