@@ -6,16 +6,34 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde::Deserialize;
 
+use crate::engine::policy::PolicyOverrides;
 use crate::toml_file::Locator;
+
+pub const DEFAULT_RUNTIME: &str = "python-minimal";
 
 /// Environment variable that overrides `build.ca_file`.
 pub const CA_FILE_ENV: &str = "SANDPIT_BUILD_CA_FILE";
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
     pub build: BuildConfig,
+    /// Policy for every sandbox; runtimes and single sandboxes override it.
+    #[serde(default)]
+    pub sandbox: PolicyOverrides,
+    #[serde(default)]
+    pub sessions: SessionsConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// Where each user's workspace folder lives
+    /// [default: $XDG_DATA_HOME/sandpit/workspaces].
+    pub workspace_root: Option<PathBuf>,
+    /// The runtime used when none is named [default: python-minimal].
+    pub default_runtime: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -49,7 +67,33 @@ impl Config {
     }
 
     pub fn parse(text: &str, file_name: &str) -> anyhow::Result<Self> {
-        Ok(Locator::new(text, file_name).parse()?)
+        let locator = Locator::new(text, file_name);
+        let config: Self = locator.parse()?;
+        config
+            .sandbox
+            .validate()
+            .map_err(|msg| anyhow::anyhow!("{file_name}: [sandbox]: {msg}"))?;
+        Ok(config)
+    }
+
+    pub fn default_runtime(&self) -> &str {
+        self.sessions
+            .default_runtime
+            .as_deref()
+            .unwrap_or(DEFAULT_RUNTIME)
+    }
+
+    /// The workspace root: the one given, else the config's, else the XDG one.
+    pub fn workspace_root(&self, explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+        explicit
+            .map(Path::to_path_buf)
+            .or_else(|| self.sessions.workspace_root.clone())
+            .or_else(|| user_data_dir().map(|dir| dir.join("workspaces")))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no workspace root: set HOME or XDG_DATA_HOME, sessions.workspace_root in the config, or --workspace-root"
+                )
+            })
     }
 
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<std::ffi::OsString>) {

@@ -6,4 +6,5 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod sessions;
 pub mod toml_file;

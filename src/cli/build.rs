@@ -32,19 +32,12 @@ pub async fn build(
         let started = Instant::now();
         eprintln!("==> {} ({})", runtime.name, images::image_ref(runtime));
         let mut cached = false;
+        let mut progress = build_progress();
         let mut on_event = |event: BuildEvent| {
-            let mut stderr = std::io::stderr().lock();
-            let _ = match event {
-                BuildEvent::Cached { .. } => {
-                    cached = true;
-                    Ok(())
-                }
-                BuildEvent::Pull { image, status } => {
-                    writeln!(stderr, "    pull {image}: {status}")
-                }
-                BuildEvent::Log(line) => writeln!(stderr, "    {line}"),
-                BuildEvent::Built { .. } => Ok(()),
-            };
+            if matches!(event, BuildEvent::Cached { .. }) {
+                cached = true;
+            }
+            progress(event);
         };
         match engine.build_runtime(runtime, &options, &mut on_event).await {
             Ok(tag) => {
@@ -81,4 +74,16 @@ pub async fn prune(context: &Context) -> anyhow::Result<i32> {
     }
     println!("{} image(s) removed", removed.len());
     Ok(0)
+}
+
+/// Prints build progress to stderr, so stdout stays the command's own.
+pub(super) fn build_progress() -> impl FnMut(BuildEvent) + Send {
+    |event| {
+        let mut stderr = std::io::stderr().lock();
+        let _ = match event {
+            BuildEvent::Pull { image, status } => writeln!(stderr, "    pull {image}: {status}"),
+            BuildEvent::Log(line) => writeln!(stderr, "    {line}"),
+            BuildEvent::Cached { .. } | BuildEvent::Built { .. } => Ok(()),
+        };
+    }
 }

@@ -1,8 +1,13 @@
 //! The engine layer: everything that talks to Docker. It knows nothing of the
 //! dashboard or the CLI; they drive it and receive its events.
 
+pub mod exec;
+pub mod files;
 pub mod images;
+pub mod policy;
 pub mod runtimes;
+pub mod sandbox;
+pub mod stats;
 
 use anyhow::Context as _;
 use bollard::Docker;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use super::policy::PolicyOverrides;
 use crate::toml_file::{Locator, TomlFileError};
 
 /// The built-in runtimes, as shipped in the repo's runtimes.toml.
@@ -89,7 +90,7 @@ pub enum Origin {
 }
 
 /// A validated runtime.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Runtime {
     pub name: String,
     pub description: String,
@@ -103,6 +104,8 @@ pub struct Runtime {
     pub run: String,
     pub file: String,
     pub starter: String,
+    /// Sandbox policy for this runtime, over the config file's.
+    pub sandbox: PolicyOverrides,
     pub origin: Origin,
 }
 
@@ -146,6 +149,7 @@ struct RawRuntime {
     run: Option<Spanned<String>>,
     file: Option<Spanned<String>>,
     starter: Option<String>,
+    sandbox: Option<Spanned<PolicyOverrides>>,
 }
 
 /// The runtimes in force: built-ins, then the user's file on top, by name.
@@ -343,6 +347,18 @@ pub fn parse_runtimes(
             None => raw.language.default_run().to_string(),
         };
 
+        let sandbox = match raw.sandbox {
+            Some(spanned) => {
+                let span = spanned.span();
+                let sandbox = spanned.into_inner();
+                sandbox
+                    .validate()
+                    .map_err(|msg| at(span, format!("sandbox: {msg}")))?;
+                sandbox
+            }
+            None => PolicyOverrides::default(),
+        };
+
         runtimes.push(Runtime {
             name,
             description: raw.description,
@@ -358,6 +374,7 @@ pub fn parse_runtimes(
             starter: raw
                 .starter
                 .unwrap_or_else(|| raw.language.default_starter().to_string()),
+            sandbox,
             origin: origin.clone(),
         });
     }

@@ -1,0 +1,70 @@
+use std::io::Write as _;
+
+use anyhow::{Context as _, bail};
+
+use crate::engine::files::EntryKind;
+use crate::engine::sandbox::UserId;
+
+use super::{Context, FilesOp};
+
+pub async fn files(context: &Context, user: &UserId, op: FilesOp) -> anyhow::Result<i32> {
+    let sessions = context.sessions().await?;
+    let sandbox = sessions.get(user).await?;
+    match op {
+        FilesOp::Ls { path, json } => {
+            let entries = sandbox.list_dir(&path).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else {
+                for entry in entries {
+                    let kind = match entry.kind {
+                        EntryKind::Dir => "dir",
+                        EntryKind::File => "file",
+                        EntryKind::Symlink => "link",
+                        EntryKind::Other => "other",
+                    };
+                    println!("{kind:<5} {:>10}  {}", entry.size, entry.name);
+                }
+            }
+        }
+        FilesOp::Cat {
+            path,
+            output,
+            max_size,
+        } => {
+            let data = sandbox.read_file(&path, max_size).await?;
+            match output {
+                Some(local) => std::fs::write(&local, &data.bytes)
+                    .with_context(|| format!("cannot write {}", local.display()))?,
+                None if data.binary => bail!(
+                    "`{path}` is a binary file ({} bytes); use --output FILE to save it",
+                    data.bytes.len()
+                ),
+                None => {
+                    let mut stdout = std::io::stdout().lock();
+                    stdout.write_all(&data.bytes)?;
+                    stdout.flush()?;
+                }
+            }
+        }
+        FilesOp::Put { local, path } => {
+            let contents = std::fs::read(&local)
+                .with_context(|| format!("cannot read {}", local.display()))?;
+            let path = match path {
+                Some(path) => path,
+                None => local
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{} has no usable file name", local.display())
+                    })?,
+            };
+            sandbox.write_file(&path, contents).await?;
+        }
+        FilesOp::Rm { path } => sandbox.delete(&path).await?,
+        FilesOp::Mv { from, to } => sandbox.rename(&from, &to).await?,
+        FilesOp::Mkdir { path } => sandbox.make_dir(&path).await?,
+    }
+    Ok(0)
+}

@@ -1,0 +1,653 @@
+//! Running commands in a sandbox: live stdout/stderr events, wall-clock
+//! timeouts and cancellation that kill the command's whole process tree, and
+//! per-stream output caps enforced while streaming.
+//!
+//! Everything goes through [`ExecTransport`], so a faster transport can
+//! replace the engine's exec without touching callers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
+use tokio::io::AsyncWriteExt as _;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Engine, is_not_found};
+
+/// Output kept per stream unless a request says otherwise.
+pub const DEFAULT_OUTPUT_CAP: usize = 1 << 20;
+/// Exit status reported for a timed-out command, as coreutils' `timeout` does.
+pub const TIMEOUT_EXIT_CODE: i64 = 124;
+/// Exit status of a process killed by SIGKILL (the memory limit's killer).
+pub const SIGKILL_EXIT_CODE: i64 = 137;
+
+/// Every exec carries this variable with a unique value; the killer finds
+/// the command's processes by it, wherever they moved in the process tree.
+pub const EXEC_TAG_VAR: &str = "SANDPIT_EXEC_TAG";
+const KILLER_MARK_VAR: &str = "SANDPIT_KILLER";
+
+/// How long to wait for a killed command to report its end.
+const KILL_SETTLE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecCommand {
+    /// Run as given, without a shell.
+    Argv(Vec<String>),
+    /// Run with `/bin/sh -c`.
+    Shell(String),
+}
+
+impl ExecCommand {
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            ExecCommand::Argv(argv) => argv.clone(),
+            ExecCommand::Shell(script) => vec!["/bin/sh".into(), "-c".into(), script.clone()],
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    pub command: ExecCommand,
+    /// Defaults to the sandbox's work dir.
+    pub work_dir: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub stdin: Option<Vec<u8>>,
+    pub timeout: Option<Duration>,
+    /// Bytes kept per stream; past it the command is stopped and the result
+    /// marked truncated.
+    pub output_cap: usize,
+}
+
+impl ExecRequest {
+    pub fn new(command: ExecCommand) -> Self {
+        Self {
+            command,
+            work_dir: None,
+            env: Vec::new(),
+            stdin: None,
+            timeout: None,
+            output_cap: DEFAULT_OUTPUT_CAP,
+        }
+    }
+
+    pub fn shell(script: impl Into<String>) -> Self {
+        Self::new(ExecCommand::Shell(script.into()))
+    }
+
+    pub fn argv<S: Into<String>>(argv: impl IntoIterator<Item = S>) -> Self {
+        Self::new(ExecCommand::Argv(
+            argv.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    pub fn stdin(mut self, stdin: Vec<u8>) -> Self {
+        self.stdin = Some(stdin);
+        self
+    }
+
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn output_cap(mut self, cap: usize) -> Self {
+        self.output_cap = cap;
+        self
+    }
+
+    pub fn work_dir(mut self, dir: impl Into<String>) -> Self {
+        self.work_dir = Some(dir.into());
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A piece of output, as it arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecEvent {
+    pub stream: Stream,
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExecResult {
+    /// The command's exit status; `None` when it could not be read back.
+    pub exit_code: Option<i64>,
+    #[serde(serialize_with = "serialize_duration_ms", rename = "duration_ms")]
+    pub duration: Duration,
+    pub timed_out: bool,
+    pub truncated: bool,
+    pub oom_killed: bool,
+    pub cancelled: bool,
+    /// The process tree could not be killed from inside (e.g. the pids limit
+    /// was exhausted), so the sandbox was restarted to stop it.
+    pub sandbox_restarted: bool,
+    /// Output kept, up to the cap, per stream.
+    #[serde(skip)]
+    pub stdout: Vec<u8>,
+    #[serde(skip)]
+    pub stderr: Vec<u8>,
+}
+
+fn serialize_duration_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+impl ExecResult {
+    /// The status a CLI should exit with: 124 on timeout, 137 when killed by
+    /// the memory limit, else the command's own.
+    pub fn status_code(&self) -> i64 {
+        if self.timed_out {
+            TIMEOUT_EXIT_CODE
+        } else if self.oom_killed {
+            SIGKILL_EXIT_CODE
+        } else {
+            self.exit_code.unwrap_or(1)
+        }
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Where an exec runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecTarget {
+    pub container: String,
+    /// `uid:gid`
+    pub user: String,
+    pub work_dir: String,
+}
+
+/// The seam between callers and how commands reach a sandbox.
+pub trait ExecTransport: Send + Sync {
+    fn run<'a>(
+        &'a self,
+        target: &'a ExecTarget,
+        request: ExecRequest,
+        events: Option<mpsc::Sender<ExecEvent>>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, anyhow::Result<ExecResult>>;
+}
+
+/// Exec through the Docker engine API.
+#[derive(Clone)]
+pub struct EngineExec {
+    engine: Engine,
+}
+
+impl EngineExec {
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+}
+
+impl ExecTransport for EngineExec {
+    fn run<'a>(
+        &'a self,
+        target: &'a ExecTarget,
+        request: ExecRequest,
+        events: Option<mpsc::Sender<ExecEvent>>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, anyhow::Result<ExecResult>> {
+        Box::pin(run_engine_exec(
+            &self.engine,
+            target,
+            request,
+            events,
+            cancel,
+        ))
+    }
+}
+
+fn new_exec_tag() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{:x}-{:x}-{:x}",
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Why sandpit stopped a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    Timeout,
+    Cancel,
+    Cap,
+}
+
+/// Keeps up to `cap` bytes of one stream and counts the rest.
+struct CappedBuffer {
+    kept: Vec<u8>,
+    cap: usize,
+}
+
+impl CappedBuffer {
+    fn new(cap: usize) -> Self {
+        Self {
+            kept: Vec::new(),
+            cap,
+        }
+    }
+
+    /// Appends what fits; returns the part kept and whether anything overflowed.
+    fn push<'d>(&mut self, data: &'d [u8]) -> (&'d [u8], bool) {
+        let room = self.cap.saturating_sub(self.kept.len());
+        let kept = &data[..data.len().min(room)];
+        self.kept.extend_from_slice(kept);
+        (kept, data.len() > room)
+    }
+}
+
+async fn run_engine_exec(
+    engine: &Engine,
+    target: &ExecTarget,
+    request: ExecRequest,
+    events: Option<mpsc::Sender<ExecEvent>>,
+    cancel: CancellationToken,
+) -> anyhow::Result<ExecResult> {
+    let docker = engine.docker();
+    let started = Instant::now();
+    let tag = new_exec_tag();
+    let mut env: Vec<String> = request
+        .env
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    env.push(format!("{EXEC_TAG_VAR}={tag}"));
+    let work_dir = request.work_dir.clone().unwrap_or(target.work_dir.clone());
+    let created = docker
+        .create_exec(
+            &target.container,
+            CreateExecOptions {
+                attach_stdin: Some(request.stdin.is_some()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                tty: Some(false),
+                env: Some(env),
+                cmd: Some(request.command.argv()),
+                user: Some(target.user.clone()),
+                working_dir: Some(work_dir),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|err| exec_error(err, &target.container))?;
+    let started_exec = docker
+        .start_exec(&created.id, Some(StartExecOptions::default()))
+        .await
+        .map_err(|err| exec_error(err, &target.container))?;
+    let StartExecResults::Attached {
+        mut output,
+        mut input,
+    } = started_exec
+    else {
+        anyhow::bail!("the engine started the exec detached; expected an attached stream");
+    };
+
+    let stdin_task = request.stdin.map(|data| {
+        tokio::spawn(async move {
+            // A command that exits without reading its stdin closes the pipe;
+            // that is its business, not an error.
+            let _ = input.write_all(&data).await;
+            let _ = input.shutdown().await;
+        })
+    });
+
+    let mut stdout = CappedBuffer::new(request.output_cap);
+    let mut stderr = CappedBuffer::new(request.output_cap);
+    let deadline = request
+        .timeout
+        .map(|timeout| tokio::time::Instant::now() + timeout);
+    let mut stop: Option<StopReason> = None;
+    loop {
+        let next = tokio::select! {
+            next = output.next() => next,
+            _ = sleep_until_opt(deadline) => { stop = Some(StopReason::Timeout); break; }
+            _ = cancel.cancelled() => { stop = Some(StopReason::Cancel); break; }
+        };
+        let Some(chunk) = next else { break };
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(err) => {
+                tracing::warn!("exec output stream of {} broke: {err}", target.container);
+                break;
+            }
+        };
+        let (stream, buffer, data) = match chunk {
+            bollard::container::LogOutput::StdOut { message } => {
+                (Stream::Stdout, &mut stdout, message)
+            }
+            bollard::container::LogOutput::StdErr { message } => {
+                (Stream::Stderr, &mut stderr, message)
+            }
+            _ => continue,
+        };
+        let (kept, overflowed) = buffer.push(&data);
+        if !kept.is_empty()
+            && let Some(events) = &events
+        {
+            // A receiver that went away only stops the live view; the result
+            // still carries the output.
+            let _ = events
+                .send(ExecEvent {
+                    stream,
+                    data: kept.to_vec(),
+                })
+                .await;
+        }
+        if overflowed {
+            stop = Some(StopReason::Cap);
+            break;
+        }
+    }
+
+    let mut sandbox_restarted = false;
+    if stop.is_some() {
+        // Keep reading (and dropping) output while killing: a command blocked
+        // on a full pipe must not stall the engine's exec machinery.
+        let drain = tokio::time::timeout(KILL_SETTLE, async {
+            while output.next().await.is_some() {}
+        });
+        let (killed, _) = tokio::join!(kill_tree(engine, target, &tag), drain);
+        sandbox_restarted = killed?;
+    }
+    if let Some(task) = stdin_task {
+        task.abort();
+    }
+    drop(output);
+
+    let exit_code = wait_exec_exit(engine, &created.id).await;
+    Ok(ExecResult {
+        exit_code,
+        duration: started.elapsed(),
+        timed_out: stop == Some(StopReason::Timeout),
+        truncated: stop == Some(StopReason::Cap),
+        cancelled: stop == Some(StopReason::Cancel),
+        oom_killed: false,
+        sandbox_restarted,
+        stdout: stdout.kept,
+        stderr: stderr.kept,
+    })
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn exec_error(err: bollard::errors::Error, container: &str) -> anyhow::Error {
+    if is_not_found(&err) {
+        anyhow::anyhow!("sandbox container {container} is gone (removed outside sandpit?)")
+    } else if let bollard::errors::Error::DockerResponseServerError {
+        status_code: 409,
+        message,
+    } = &err
+    {
+        anyhow::anyhow!("sandbox container {container} is not running: {message}")
+    } else {
+        anyhow::Error::new(err).context(format!("cannot run a command in {container}"))
+    }
+}
+
+/// The exit code once the engine reports the exec finished.
+async fn wait_exec_exit(engine: &Engine, exec_id: &str) -> Option<i64> {
+    let deadline = Instant::now() + KILL_SETTLE;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match engine.docker().inspect_exec(exec_id).await {
+            Ok(info) if info.running != Some(true) => return info.exit_code,
+            Ok(_) if Instant::now() < deadline => {}
+            Ok(_) => return None,
+            Err(err) => {
+                tracing::warn!("cannot inspect exec {exec_id}: {err}");
+                return None;
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Kills every process of an exec from inside the sandbox, in rounds until
+/// none is left: those carrying its tag (however deep, whatever their
+/// process group), untagged children of those (they scrubbed their
+/// environment), and untagged orphans of init other than the sandbox's main
+/// process (children that hid by double-forking). Processes of other execs,
+/// including ones not started by sandpit, are left alone. Only bash builtins
+/// are used, so it still works while the pids limit is full.
+const KILLER_BASH: &str = r#"
+tag="SANDPIT_EXEC_TAG=$1"
+for ((round = 0; round < 100; round++)); do
+  unset mark parent started
+  declare -A mark=() parent=() started=()
+  for dir in /proc/[0-9]*; do
+    pid=${dir#/proc/}
+    [[ $pid == 1 || $pid == "$$" ]] && continue
+    readable="" ours="" other="" killer=""
+    while IFS= read -r -d '' entry; do
+      readable=1
+      if [[ $entry == "$tag" ]]; then ours=1
+      elif [[ $entry == SANDPIT_EXEC_TAG=* ]]; then other=1
+      elif [[ $entry == SANDPIT_KILLER=1 ]]; then killer=1
+      fi
+    done 2>/dev/null < "$dir/environ"
+    [[ -n $readable ]] || continue
+    read -r stat 2>/dev/null < "$dir/stat" || continue
+    fields=(${stat##*) })
+    if [[ -n $ours ]]; then mark[$pid]=ours
+    elif [[ -n $other || -n $killer ]]; then mark[$pid]=other
+    else mark[$pid]=none
+    fi
+    parent[$pid]=${fields[1]}
+    started[$pid]=${fields[19]}
+  done
+  main_pid="" main_start=""
+  for pid in "${!parent[@]}"; do
+    [[ ${parent[$pid]} == 1 ]] || continue
+    if [[ -z $main_start || ${started[$pid]} -lt $main_start ]]; then
+      main_start=${started[$pid]}; main_pid=$pid
+    fi
+  done
+  victims=()
+  for pid in "${!mark[@]}"; do
+    case ${mark[$pid]} in
+      ours) victims+=("$pid") ;;
+      none)
+        ppid=${parent[$pid]}
+        if [[ $ppid == 1 && $pid != "$main_pid" ]] || [[ ${mark[$ppid]:-} == ours ]]; then
+          victims+=("$pid")
+        fi ;;
+    esac
+  done
+  ((${#victims[@]})) || exit 0
+  kill -KILL "${victims[@]}" 2>/dev/null
+done
+exit 1
+"#;
+
+/// For images without bash: tagged processes only.
+const KILLER_SH: &str = r#"
+tag="SANDPIT_EXEC_TAG=$1"
+round=0
+while [ $round -lt 100 ]; do
+  found=""
+  for dir in /proc/[0-9]*; do
+    pid=${dir#/proc/}
+    [ "$pid" = 1 ] || [ "$pid" = $$ ] && continue
+    if tr '\0' '\n' < "$dir/environ" 2>/dev/null | grep -qx "$tag"; then
+      kill -9 "$pid" 2>/dev/null; found=1
+    fi
+  done
+  [ -z "$found" ] && exit 0
+  round=$((round + 1))
+done
+exit 1
+"#;
+
+/// Kills an exec's process tree. Returns true when that was impossible from
+/// inside and the sandbox had to be restarted instead.
+async fn kill_tree(engine: &Engine, target: &ExecTarget, tag: &str) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match run_killer(engine, target, tag).await {
+            Ok(0) => return Ok(false),
+            Ok(code) => tracing::debug!("killer for {tag} exited {code}; trying again"),
+            Err(err) => tracing::debug!("killer for {tag} could not run: {err:#}"),
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+    // A process flood that fills the pids limit leaves no room to start the
+    // killer; only restarting the container stops it.
+    tracing::warn!(
+        "cannot kill the processes of an exec in {} from inside; restarting the sandbox",
+        target.container
+    );
+    engine
+        .docker()
+        .restart_container(
+            &target.container,
+            Some(
+                bollard::query_parameters::RestartContainerOptionsBuilder::new()
+                    .t(1)
+                    .build(),
+            ),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot restart {} to stop a runaway command",
+                target.container
+            )
+        })?;
+    Ok(true)
+}
+
+async fn run_killer(engine: &Engine, target: &ExecTarget, tag: &str) -> anyhow::Result<i64> {
+    match run_killer_with(engine, target, tag, "bash", KILLER_BASH).await? {
+        // No bash in this image.
+        126 | 127 => run_killer_with(engine, target, tag, "sh", KILLER_SH).await,
+        code => Ok(code),
+    }
+}
+
+async fn run_killer_with(
+    engine: &Engine,
+    target: &ExecTarget,
+    tag: &str,
+    shell: &str,
+    script: &str,
+) -> anyhow::Result<i64> {
+    let docker = engine.docker();
+    let created = docker
+        .create_exec(
+            &target.container,
+            CreateExecOptions {
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                env: Some(vec![format!("{KILLER_MARK_VAR}=1")]),
+                cmd: Some(vec![
+                    shell.to_string(),
+                    "-c".to_string(),
+                    script.to_string(),
+                    "sandpit-killer".to_string(),
+                    tag.to_string(),
+                ]),
+                user: Some(target.user.clone()),
+                working_dir: Some("/".to_string()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    if let StartExecResults::Attached { mut output, .. } =
+        docker.start_exec(&created.id, None).await?
+    {
+        while output.next().await.is_some() {}
+    }
+    wait_exec_exit(engine, &created.id)
+        .await
+        .ok_or_else(|| anyhow::anyhow!("the killer did not report an exit code"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_buffer_keeps_up_to_the_cap() {
+        let mut buffer = CappedBuffer::new(5);
+        assert_eq!(buffer.push(b"abc"), (&b"abc"[..], false));
+        assert_eq!(buffer.push(b"de"), (&b"de"[..], false));
+        assert_eq!(buffer.push(b"f"), (&b""[..], true));
+        assert_eq!(buffer.kept, b"abcde");
+        let mut buffer = CappedBuffer::new(2);
+        assert_eq!(buffer.push(b"xyz"), (&b"xy"[..], true));
+    }
+
+    #[test]
+    fn status_codes() {
+        let timed_out = ExecResult {
+            timed_out: true,
+            exit_code: Some(137),
+            ..Default::default()
+        };
+        assert_eq!(timed_out.status_code(), 124);
+        let oom = ExecResult {
+            oom_killed: true,
+            exit_code: Some(137),
+            ..Default::default()
+        };
+        assert_eq!(oom.status_code(), 137);
+        let plain = ExecResult {
+            exit_code: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(plain.status_code(), 3);
+    }
+
+    #[test]
+    fn shell_commands_use_sh() {
+        assert_eq!(
+            ExecCommand::Shell("echo hi".into()).argv(),
+            ["/bin/sh", "-c", "echo hi"]
+        );
+    }
+
+    #[test]
+    fn tags_are_unique() {
+        assert_ne!(new_exec_tag(), new_exec_tag());
+    }
+}
