@@ -162,3 +162,71 @@ pub async fn build_and_run(
     );
     output
 }
+
+/// The python-minimal image, built once per test binary.
+pub async fn python_image(engine: &Engine) -> String {
+    static TAG: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    TAG.get_or_init(|| async { build(engine, &builtin("python-minimal")).await.0 })
+        .await
+        .clone()
+}
+
+/// A user id unique to this test run.
+pub fn test_user(tag: &str) -> sandpit::engine::sandbox::UserId {
+    sandpit::engine::sandbox::UserId::parse(&format!("t-{tag}-{}", std::process::id()))
+        .expect("valid test user id")
+}
+
+/// A fresh python-minimal sandbox with the given policy overrides. The
+/// returned folder holds its workspace (at `ws/`).
+pub async fn sandbox_with(
+    tag: &str,
+    overrides: sandpit::engine::policy::PolicyOverrides,
+) -> (sandpit::engine::sandbox::Sandbox, tempfile::TempDir) {
+    let engine = engine().await;
+    let image = python_image(&engine).await;
+    let user = test_user(tag);
+    if let Some(old) = engine.find_sandbox(&user).await.unwrap() {
+        old.remove(false).await.unwrap();
+    }
+    let root = tempfile::tempdir().unwrap();
+    let spec = sandpit::engine::sandbox::SandboxSpec {
+        user,
+        runtime: builtin("python-minimal"),
+        image,
+        workspace: root.path().join("ws"),
+        policy: sandpit::engine::policy::SandboxPolicy::resolve([&overrides]).unwrap(),
+    };
+    let sandbox = engine.create_sandbox(&spec).await.expect("create sandbox");
+    (sandbox, root)
+}
+
+pub async fn sandbox(tag: &str) -> (sandpit::engine::sandbox::Sandbox, tempfile::TempDir) {
+    sandbox_with(tag, Default::default()).await
+}
+
+/// Runs a shell command in the sandbox and returns its result.
+pub async fn sh(
+    sandbox: &sandpit::engine::sandbox::Sandbox,
+    script: &str,
+) -> sandpit::engine::exec::ExecResult {
+    sandbox
+        .exec_collect(sandpit::engine::exec::ExecRequest::shell(script))
+        .await
+        .unwrap_or_else(|err| panic!("exec `{script}` failed: {err:#}"))
+}
+
+/// Command lines of every process in the sandbox but the one looking.
+pub async fn process_list(sandbox: &sandpit::engine::sandbox::Sandbox) -> Vec<String> {
+    let result = sh(
+        sandbox,
+        r#"for d in /proc/[0-9]*; do [ "${d#/proc/}" = $$ ] && continue; c=$(tr '\0' ' ' < $d/cmdline 2>/dev/null) && echo "${d#/proc/} $c"; done"#,
+    )
+    .await;
+    result
+        .stdout_text()
+        .lines()
+        .filter(|line| !line.contains("/proc/[0-9]*"))
+        .map(str::to_string)
+        .collect()
+}
