@@ -7,12 +7,21 @@ use std::process::{Command, Output};
 
 struct Cli {
     workspace_root: tempfile::TempDir,
+    user: String,
+}
+
+impl Drop for Cli {
+    fn drop(&mut self) {
+        common::remove_container_now(&format!("sandpit-{}", self.user));
+    }
 }
 
 impl Cli {
-    fn new() -> Self {
+    /// A CLI with its own workspace root, for one test user.
+    fn new(tag: &str) -> Self {
         Self {
             workspace_root: tempfile::tempdir().unwrap(),
+            user: common::test_user(tag).to_string(),
         }
     }
 
@@ -39,8 +48,8 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn exec_exit_statuses_follow_the_command() {
-    let cli = Cli::new();
-    let user = common::test_user("cli-exec");
+    let cli = Cli::new("cli-exec");
+    let user = cli.user.clone();
     let user = user.as_str();
     let ok = cli.run(&[
         "exec",
@@ -130,8 +139,8 @@ fn exec_exit_statuses_follow_the_command() {
 
 #[test]
 fn exec_reports_the_memory_limit_with_137() {
-    let cli = Cli::new();
-    let user = common::test_user("cli-oom");
+    let cli = Cli::new("cli-oom");
+    let user = cli.user.clone();
     let user = user.as_str();
     let created = cli.run(&["new", user, "--memory", "96m"]);
     assert!(created.status.success(), "{}", text(&created.stderr));
@@ -159,8 +168,8 @@ fn exec_reports_the_memory_limit_with_137() {
 
 #[test]
 fn run_copies_a_file_and_runs_it_with_the_runtime_template() {
-    let cli = Cli::new();
-    let user = common::test_user("cli-run");
+    let cli = Cli::new("cli-run");
+    let user = cli.user.clone();
     let user = user.as_str();
     let local = tempfile::tempdir().unwrap();
     let script = local.path().join("hello.py");
@@ -257,7 +266,7 @@ fn run_copies_a_file_and_runs_it_with_the_runtime_template() {
 
 #[test]
 fn bad_user_ids_are_refused_before_anything_happens() {
-    let cli = Cli::new();
+    let cli = Cli::new("cli-bad");
     for bad in ["../x", "/", "", "a b", ".hidden", "-x"] {
         let output = cli.run(&["exec", &format!("--user={bad}"), "--", "true"]);
         assert_eq!(
@@ -291,8 +300,8 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 #[test]
 fn an_output_flood_keeps_sandpit_memory_bounded() {
-    let cli = Cli::new();
-    let user = common::test_user("cli-flood");
+    let cli = Cli::new("cli-flood");
+    let user = cli.user.clone();
     let user = user.as_str();
     assert!(cli.run(&["new", user]).status.success());
     // 8 MiB kept per stream of a 2 GB flood.

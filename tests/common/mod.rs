@@ -177,19 +177,51 @@ pub fn test_user(tag: &str) -> sandpit::engine::sandbox::UserId {
         .expect("valid test user id")
 }
 
+/// Removes a test's container even when the test fails, and holds the
+/// temporary folder of its workspace.
+pub struct TestRoot {
+    dir: tempfile::TempDir,
+    container: String,
+}
+
+impl TestRoot {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for TestRoot {
+    fn drop(&mut self) {
+        remove_container_now(&self.container);
+    }
+}
+
+/// Force-removes a container with the docker CLI: usable from Drop, where
+/// nothing async can run.
+pub fn remove_container_now(name: &str) {
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
 /// A fresh python-minimal sandbox with the given policy overrides. The
-/// returned folder holds its workspace (at `ws/`).
+/// returned root holds its workspace (at `ws/`).
 pub async fn sandbox_with(
     tag: &str,
     overrides: sandpit::engine::policy::PolicyOverrides,
-) -> (sandpit::engine::sandbox::Sandbox, tempfile::TempDir) {
+) -> (sandpit::engine::sandbox::Sandbox, TestRoot) {
     let engine = engine().await;
     let image = python_image(&engine).await;
     let user = test_user(tag);
     if let Some(old) = engine.find_sandbox(&user).await.unwrap() {
         old.remove(false).await.unwrap();
     }
-    let root = tempfile::tempdir().unwrap();
+    let root = TestRoot {
+        dir: tempfile::tempdir().unwrap(),
+        container: user.container_name(),
+    };
     let spec = sandpit::engine::sandbox::SandboxSpec {
         user,
         runtime: builtin("python-minimal"),
@@ -201,7 +233,7 @@ pub async fn sandbox_with(
     (sandbox, root)
 }
 
-pub async fn sandbox(tag: &str) -> (sandpit::engine::sandbox::Sandbox, tempfile::TempDir) {
+pub async fn sandbox(tag: &str) -> (sandpit::engine::sandbox::Sandbox, TestRoot) {
     sandbox_with(tag, Default::default()).await
 }
 
