@@ -34,6 +34,53 @@ pub struct SessionsConfig {
     pub workspace_root: Option<PathBuf>,
     /// The runtime used when none is named [default: python-minimal].
     pub default_runtime: Option<String>,
+    /// Creating a session past this many is refused.
+    pub max_sessions: Option<usize>,
+    /// A session unused this long is stopped: `30m`, `90s`, `2h`, or
+    /// seconds; 0 means never [default: 30m].
+    pub idle_timeout: Option<DurationSetting>,
+}
+
+/// A duration written as `90s`, `30m`, `2h` or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationSetting(pub std::time::Duration);
+
+impl DurationSetting {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (digits, unit) = match text.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+            Some((index, _)) => text.split_at(index),
+            None => (text, "s"),
+        };
+        let scale = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            _ => return Err(format!("`{text}` is not a duration such as 90s, 30m or 2h")),
+        };
+        let value: u64 = digits
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{text}` is not a duration such as 90s, 30m or 2h"))?;
+        Ok(Self(std::time::Duration::from_secs(
+            value.saturating_mul(scale),
+        )))
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Seconds(seconds) => Ok(Self(std::time::Duration::from_secs(seconds))),
+            Raw::Text(text) => Self::parse(&text).map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -151,6 +198,22 @@ mod tests {
         assert_eq!(config.build.ca_file.as_deref(), Some(Path::new("/a.pem")));
         config.apply_env(|key| (key == CA_FILE_ENV).then(|| "/b.pem".into()));
         assert_eq!(config.build.ca_file.as_deref(), Some(Path::new("/b.pem")));
+    }
+
+    #[test]
+    fn durations() {
+        let secs = |text: &str| DurationSetting::parse(text).map(|d| d.0.as_secs());
+        assert_eq!(secs("90s"), Ok(90));
+        assert_eq!(secs("30m"), Ok(1800));
+        assert_eq!(secs("2h"), Ok(7200));
+        assert_eq!(secs("45"), Ok(45));
+        assert_eq!(secs("0"), Ok(0));
+        assert!(secs("soon").is_err());
+        assert!(secs("5d").is_err());
+        let config =
+            Config::parse("[sessions]\nidle_timeout = 0\nmax_sessions = 3\n", "c.toml").unwrap();
+        assert_eq!(config.sessions.idle_timeout.unwrap().0.as_secs(), 0);
+        assert_eq!(config.sessions.max_sessions, Some(3));
     }
 
     #[test]

@@ -344,3 +344,38 @@ fn an_output_flood_keeps_sandpit_memory_bounded() {
     );
     cli.run(&["rm", user, "--purge"]);
 }
+
+#[test]
+fn sessions_and_check_isolation_from_the_cli() {
+    let cli = Cli::new("cli-sess-a");
+    let a = cli.user.clone();
+    let b = common::test_user("cli-sess-b").to_string();
+    let _cleanup = common::Cleanup(vec![format!("sandpit-{b}")]);
+    let check = cli.run(&["check-isolation", &a, &b]);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}{}",
+        text(&check.stdout),
+        text(&check.stderr)
+    );
+    let table = text(&check.stdout);
+    assert_eq!(table.matches("  blocked  ").count(), 6, "{table}");
+    assert!(table.contains("every probe blocked"));
+
+    let listed = cli.run(&["sessions", "--json"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["user"] == a.as_str())
+        .expect("listed");
+    assert_eq!(row["runtime"], "python-minimal");
+    assert_eq!(row["state"], "running");
+    assert!(row["last_used"].as_i64().unwrap() >= row["created"].as_i64().unwrap());
+    assert!(row["stats"]["memory_limit"].as_u64().unwrap() > 0);
+    let plain = text(&cli.run(&["sessions"]).stdout);
+    assert!(plain.contains(&a) && plain.contains("CPU %"), "{plain}");
+}

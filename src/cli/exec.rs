@@ -112,10 +112,24 @@ async fn stream_exec(sandbox: &Sandbox, request: ExecRequest) -> anyhow::Result<
     let (events, mut received) = mpsc::channel::<ExecEvent>(64);
     let cancel = CancellationToken::new();
     let on_interrupt = cancel.clone();
+    // Ctrl-C, a terminal hang-up or a polite kill all end the command in
+    // the sandbox too: a plain `docker exec` would leave it running.
     let interrupt = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut terminate), Ok(mut hangup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
             on_interrupt.cancel();
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+            _ = hangup.recv() => {}
         }
+        on_interrupt.cancel();
     });
     let printer = tokio::spawn(async move {
         while let Some(event) = received.recv().await {
@@ -151,7 +165,7 @@ async fn stream_exec(sandbox: &Sandbox, request: ExecRequest) -> anyhow::Result<
         eprintln!("sandpit: the sandbox was restarted to stop the command's processes");
     }
     if result.cancelled {
-        eprintln!("sandpit: cancelled; every process of the command was killed");
+        eprintln!("sandpit: interrupted; every process of the command was killed");
         return Ok(CANCELLED_EXIT_CODE);
     }
     Ok(i32::try_from(result.status_code()).unwrap_or(1))

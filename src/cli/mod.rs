@@ -6,6 +6,7 @@ mod exec;
 mod files;
 mod runtimes;
 mod sandbox;
+mod sessions;
 
 use std::path::PathBuf;
 
@@ -151,6 +152,20 @@ pub enum Command {
         #[arg(long)]
         purge: bool,
     },
+    /// List every session: user, runtime, state, container, created, last used, CPU %, memory
+    Sessions {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Probe from USER's sandbox against OTHER's: each probe blocked or LEAKED
+    CheckIsolation {
+        user: UserId,
+        other: UserId,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop sessions idle for longer than sessions.idle_timeout (for cron)
+    Reap,
     /// Show a sandbox's state and the security settings in force
     Inspect {
         user: UserId,
@@ -268,11 +283,16 @@ impl Context {
     /// Connects to the engine and sets up sessions as configured.
     pub async fn sessions(&self) -> anyhow::Result<SessionManager> {
         let engine = connect().await?;
+        let sessions = &self.config.sessions;
         let config = SessionConfig {
             workspace_root: self.config.workspace_root(self.workspace_root.as_deref())?,
             default_runtime: self.config.default_runtime().to_string(),
             policy: self.config.sandbox.clone(),
             build: self.build_options(),
+            max_sessions: sessions.max_sessions,
+            idle_timeout: sessions
+                .idle_timeout
+                .map_or(crate::sessions::DEFAULT_IDLE_TIMEOUT, |d| d.0),
         };
         Ok(SessionManager::new(engine, self.runtimes.clone(), config))
     }
@@ -334,6 +354,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::Restart { user }) => sandbox::lifecycle(&context, &user, "restart").await,
         Some(Command::Rm { user, purge }) => sandbox::remove(&context, &user, purge).await,
         Some(Command::Inspect { user, json }) => sandbox::inspect(&context, &user, json).await,
+        Some(Command::Sessions { json }) => sessions::list(&context, json).await,
+        Some(Command::CheckIsolation { user, other, json }) => {
+            sessions::check_isolation(&context, &user, &other, json).await
+        }
+        Some(Command::Reap) => sessions::reap(&context).await,
     }
 }
 

@@ -37,9 +37,9 @@ pub async fn lifecycle(context: &Context, user: &UserId, action: &str) -> anyhow
 }
 
 pub async fn remove(context: &Context, user: &UserId, purge: bool) -> anyhow::Result<i32> {
-    let sandbox = context.sessions().await?.get(user).await?;
-    let workspace = sandbox.inspect().await?.info.workspace;
-    sandbox.remove(purge).await?;
+    let sessions = context.sessions().await?;
+    let workspace = sessions.get(user).await?.inspect().await?.info.workspace;
+    sessions.destroy(user, purge).await?;
     if purge {
         println!("{user}: removed, workspace {workspace} deleted");
     } else {

@@ -1,6 +1,7 @@
 //! The engine layer: everything that talks to Docker. It knows nothing of the
 //! dashboard or the CLI; they drive it and receive its events.
 
+pub mod events;
 pub mod exec;
 pub mod files;
 pub mod images;

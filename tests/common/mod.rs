@@ -262,3 +262,29 @@ pub async fn process_list(sandbox: &sandpit::engine::sandbox::Sandbox) -> Vec<St
         .map(str::to_string)
         .collect()
 }
+
+/// A session manager over a temporary workspace root.
+pub async fn manager(
+    root: &Path,
+    tweak: impl FnOnce(&mut sandpit::sessions::SessionConfig),
+) -> sandpit::sessions::SessionManager {
+    let mut config = sandpit::sessions::SessionConfig::new(root.to_path_buf());
+    config.build = build_options();
+    tweak(&mut config);
+    sandpit::sessions::SessionManager::new(
+        engine().await,
+        RuntimeSet::builtin().expect("built-in runtimes"),
+        config,
+    )
+}
+
+/// Removes the named users' containers when dropped, even if a test fails.
+pub struct Cleanup(pub Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for container in &self.0 {
+            remove_container_now(container);
+        }
+    }
+}

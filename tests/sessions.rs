@@ -1,0 +1,333 @@
+//! Sessions against the real engine: isolation between users, one container
+//! per user under concurrency, reattaching, idle reaping, events, and the
+//! isolation check.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt as _;
+use sandpit::engine::exec::ExecRequest;
+use sandpit::engine::policy::PolicyOverrides;
+use sandpit::engine::sandbox::UserId;
+use sandpit::sessions::SessionManager;
+use sandpit::sessions::isolation::{self, PROBES};
+
+async fn session(manager: &SessionManager, user: &UserId) -> sandpit::engine::sandbox::Sandbox {
+    manager
+        .get_or_create(user, None, &PolicyOverrides::default(), &mut |_| {})
+        .await
+        .unwrap_or_else(|err| panic!("session for {user}: {err:#}"))
+}
+
+#[tokio::test]
+async fn two_users_cannot_see_each_others_files() {
+    let root = tempfile::tempdir().unwrap();
+    let (alice, bob) = (common::test_user("iso-alice"), common::test_user("iso-bob"));
+    let _cleanup = common::Cleanup(vec![alice.container_name(), bob.container_name()]);
+    let manager = common::manager(root.path(), |_| {}).await;
+    let alice_box = session(&manager, &alice).await;
+    let bob_box = session(&manager, &bob).await;
+    alice_box
+        .write_file("secret.txt", b"alice's secret".to_vec())
+        .await
+        .unwrap();
+    let made_inside = common::sh(&alice_box, "echo inside > made-inside.txt").await;
+    assert_eq!(made_inside.exit_code, Some(0));
+
+    // On the host: separate folders.
+    assert!(root.path().join(alice.as_str()).join("secret.txt").exists());
+    assert!(
+        root.path()
+            .join(alice.as_str())
+            .join("made-inside.txt")
+            .exists()
+    );
+    assert!(!root.path().join(bob.as_str()).join("secret.txt").exists());
+
+    // Through the file operations.
+    let names: Vec<String> = bob_box
+        .list_dir(".")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+    for path in [
+        format!("../{alice}/secret.txt"),
+        format!("{}/secret.txt", root.path().join(alice.as_str()).display()),
+    ] {
+        assert!(bob_box.read_file(&path, 4096).await.is_err(), "{path}");
+    }
+    // From inside bob's sandbox.
+    let look = common::sh(
+        &bob_box,
+        &format!(
+            "cat /workspace/../{alice}/secret.txt {}/secret.txt 2>/dev/null; find / \\( -path /proc -o -path /sys \\) -prune -o -name secret.txt -print 2>/dev/null",
+            root.path().join(alice.as_str()).display()
+        ),
+    )
+    .await;
+    assert_eq!(look.stdout_text(), "", "bob saw alice's files");
+}
+
+#[tokio::test]
+async fn concurrent_get_or_create_gives_one_container() {
+    let root = tempfile::tempdir().unwrap();
+    let user = common::test_user("concurrent");
+    let _cleanup = common::Cleanup(vec![user.container_name()]);
+    // Two managers stand for two sandpit processes.
+    let managers = [
+        std::sync::Arc::new(common::manager(root.path(), |_| {}).await),
+        std::sync::Arc::new(common::manager(root.path(), |_| {}).await),
+    ];
+    let calls: Vec<_> = (0..6)
+        .map(|i| {
+            let manager = managers[i % 2].clone();
+            let user = user.clone();
+            tokio::spawn(async move {
+                session(&manager, &user)
+                    .await
+                    .inspect()
+                    .await
+                    .unwrap()
+                    .info
+                    .container_id
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for call in calls {
+        ids.push(call.await.unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let engine = common::engine().await;
+    let count = engine
+        .list_sandboxes()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|s| s.user == user.as_str())
+        .count();
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn a_fresh_manager_reattaches_and_workspaces_survive_removal() {
+    let root = tempfile::tempdir().unwrap();
+    let user = common::test_user("reattach");
+    let _cleanup = common::Cleanup(vec![user.container_name()]);
+    let first = common::manager(root.path(), |_| {}).await;
+    let sandbox = session(&first, &user).await;
+    let id = sandbox.inspect().await.unwrap().info.container_id;
+    sandbox
+        .write_file("notes.txt", b"still here".to_vec())
+        .await
+        .unwrap();
+    drop(sandbox);
+    drop(first);
+
+    let second = common::manager(root.path(), |_| {}).await;
+    let listed = second.list().await.unwrap();
+    let found = listed
+        .iter()
+        .find(|s| s.sandbox.user == user.as_str())
+        .expect("listed by a new manager");
+    assert_eq!(found.sandbox.container_id, id);
+    assert!(found.last_used >= found.sandbox.created);
+    let again = session(&second, &user).await;
+    assert_eq!(
+        again.inspect().await.unwrap().info.container_id,
+        id,
+        "same container"
+    );
+    assert_eq!(
+        again.read_file("notes.txt", 100).await.unwrap().bytes,
+        b"still here"
+    );
+
+    // Removal without purge keeps the workspace; the user comes back to it.
+    second.destroy(&user, false).await.unwrap();
+    assert!(
+        common::engine()
+            .await
+            .find_sandbox(&user)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let back = session(&second, &user).await;
+    assert_ne!(
+        back.inspect().await.unwrap().info.container_id,
+        id,
+        "a new container"
+    );
+    assert_eq!(
+        back.read_file("notes.txt", 100).await.unwrap().bytes,
+        b"still here"
+    );
+    second.destroy(&user, true).await.unwrap();
+    assert!(!root.path().join(user.as_str()).exists(), "purged");
+}
+
+#[tokio::test]
+async fn the_idle_reaper_stops_a_session_and_it_comes_back() {
+    let root = tempfile::tempdir().unwrap();
+    let user = common::test_user("idle");
+    let _cleanup = common::Cleanup(vec![user.container_name()]);
+    let manager = common::manager(root.path(), |config| {
+        config.idle_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let sandbox = session(&manager, &user).await;
+    sandbox
+        .write_file("work.py", b"print(1)".to_vec())
+        .await
+        .unwrap();
+    let now = SystemTime::now();
+    assert!(
+        !manager.reap_idle(now).await.unwrap().contains(&user),
+        "just used"
+    );
+    let later = now + Duration::from_secs(3600);
+    assert!(manager.reap_idle(later).await.unwrap().contains(&user));
+    assert_eq!(sandbox.inspect().await.unwrap().info.state, "exited");
+    let back = session(&manager, &user).await;
+    assert_eq!(back.inspect().await.unwrap().info.state, "running");
+    assert_eq!(
+        back.read_file("work.py", 100).await.unwrap().bytes,
+        b"print(1)"
+    );
+
+    // A timeout of zero never reaps.
+    let never = common::manager(root.path(), |config| config.idle_timeout = Duration::ZERO).await;
+    assert!(never.reap_idle(later).await.unwrap().is_empty());
+    manager.destroy(&user, true).await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_user_ids_create_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    for bad in ["../x", "/", "", "a b", "a\u{1}b", ".x", "-x", "a/b"] {
+        assert!(UserId::parse(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+    // An unknown runtime is refused before anything is made too.
+    let manager = common::manager(root.path(), |_| {}).await;
+    let user = common::test_user("unknown-runtime");
+    let err = manager
+        .get_or_create(
+            &user,
+            Some("no-such-runtime"),
+            &PolicyOverrides::default(),
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unknown runtime `no-such-runtime`"),
+        "{err}"
+    );
+    assert!(
+        common::engine()
+            .await
+            .find_sandbox(&user)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!root.path().join(user.as_str()).exists());
+}
+
+#[tokio::test]
+async fn events_report_sessions_coming_and_going() {
+    let root = tempfile::tempdir().unwrap();
+    let user = common::test_user("events");
+    let _cleanup = common::Cleanup(vec![user.container_name()]);
+    let manager = common::manager(root.path(), |_| {}).await;
+    let mut events = Box::pin(manager.watch());
+    // The watch is live once the engine has answered the subscription; a
+    // session created now is seen.
+    let sandbox = session(&manager, &user).await;
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !seen.contains(&"start".to_string()) {
+        let event = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .expect("a start event within 30s")
+            .unwrap()
+            .unwrap();
+        if event.user == user.as_str() {
+            seen.push(event.action);
+        }
+    }
+    assert!(seen.contains(&"create".to_string()), "{seen:?}");
+    drop(sandbox);
+    manager.destroy(&user, true).await.unwrap();
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .expect("a destroy event within 30s")
+            .unwrap()
+            .unwrap();
+        if event.user == user.as_str() && event.action == "destroy" {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn isolation_check_blocks_everything_and_names_a_loosened_probe() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b, open) = (
+        common::test_user("check-a"),
+        common::test_user("check-b"),
+        common::test_user("check-open"),
+    );
+    let _cleanup = common::Cleanup(vec![
+        a.container_name(),
+        b.container_name(),
+        open.container_name(),
+    ]);
+    let manager = common::manager(root.path(), |_| {}).await;
+    let from = session(&manager, &a).await;
+    let target = session(&manager, &b).await;
+    let workspace = manager.workspace_of(&b).display().to_string();
+    let results = isolation::check_isolation(&from, &target, &workspace)
+        .await
+        .unwrap_or_else(|err| panic!("{err:#}"));
+    assert_eq!(results.len(), PROBES.len());
+    for result in &results {
+        assert!(result.blocked, "{} leaked: {}", result.probe, result.detail);
+        assert!(!result.detail.contains("did not start"), "{result:?}");
+    }
+    // The canary and the marker are cleaned up.
+    assert!(target.list_dir(".").await.unwrap().is_empty());
+    let left = common::process_list(&target).await;
+    assert!(left.iter().all(|p| !p.contains("sleep 600")), "{left:?}");
+
+    // Deliberately give one sandbox a network: only that probe leaks.
+    let loosened = manager
+        .get_or_create(
+            &open,
+            None,
+            &PolicyOverrides {
+                network: Some("bridge".to_string()),
+                ..Default::default()
+            },
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    let results = isolation::check_isolation(&loosened, &target, &workspace)
+        .await
+        .unwrap();
+    for result in &results {
+        let should_leak = result.probe == "reach the network";
+        assert_eq!(!result.blocked, should_leak, "{result:?}");
+    }
+    let _ = loosened.exec_collect(ExecRequest::shell("true")).await;
+}
