@@ -89,7 +89,7 @@ async fn security_defaults_are_visible_from_inside() {
 
 #[tokio::test]
 async fn policy_can_be_loosened_per_sandbox() {
-    let (sandbox, root) = common::sandbox_with(
+    let (sandbox, _root) = common::sandbox_with(
         "loose",
         PolicyOverrides {
             read_only: Some(false),
@@ -112,7 +112,6 @@ async fn policy_can_be_loosened_per_sandbox() {
     let policy = sandbox.inspect().await.unwrap().policy;
     assert!(!policy.read_only);
     assert_eq!(policy.cpus, 0.5);
-    drop(root);
     sandbox.remove(true).await.unwrap();
 }
 
