@@ -160,6 +160,11 @@ pub fn user_data_dir() -> Option<PathBuf> {
     xdg_dir("XDG_DATA_HOME", ".local/share").map(|dir| dir.join("sandpit"))
 }
 
+/// `$XDG_STATE_HOME/sandpit`, falling back to `~/.local/state/sandpit`: logs.
+pub fn user_state_dir() -> Option<PathBuf> {
+    xdg_dir("XDG_STATE_HOME", ".local/state").map(|dir| dir.join("sandpit"))
+}
+
 fn xdg_dir(var: &str, home_fallback: &str) -> Option<PathBuf> {
     // The XDG spec says relative values are invalid and must be ignored.
     std::env::var_os(var)

@@ -8,3 +8,5 @@ pub mod config;
 pub mod engine;
 pub mod sessions;
 pub mod toml_file;
+pub mod tui;
+pub mod units;

@@ -5,14 +5,7 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = sandpit::cli::Cli::parse();
-    // The CLI's own output is its interface; diagnostics go to stderr only
-    // when asked for with RUST_LOG.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_logging(cli.command.is_none());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -30,4 +23,36 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The CLI's output is its interface, so diagnostics go to stderr only when
+/// asked for with RUST_LOG. The dashboard owns the screen: its log goes to a
+/// file, never to the terminal.
+fn init_logging(dashboard: bool) {
+    let default_level = if dashboard { "info" } else { "warn" };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    if dashboard {
+        let file = sandpit::config::user_state_dir().and_then(|dir| {
+            std::fs::create_dir_all(&dir).ok()?;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("sandpit.log"))
+                .ok()
+        });
+        if let Some(file) = file {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .try_init();
+        }
+        // Without a log file, nothing is logged rather than drawn over the UI.
+        return;
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -8,6 +8,8 @@ mod runtimes;
 mod sandbox;
 mod sessions;
 
+pub use crate::units::human_bytes;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +41,10 @@ pub struct Cli {
     /// Where users' workspace folders live [default: $XDG_DATA_HOME/sandpit/workspaces]
     #[arg(long, global = true, value_name = "DIR")]
     pub workspace_root: Option<PathBuf>,
+
+    /// The dashboard's theme: dark, light, high-contrast, or one of yours
+    #[arg(long, value_name = "NAME")]
+    pub theme: Option<String>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -283,6 +289,14 @@ impl Context {
     /// Connects to the engine and sets up sessions as configured.
     pub async fn sessions(&self) -> anyhow::Result<SessionManager> {
         let engine = connect().await?;
+        Ok(SessionManager::new(
+            engine,
+            self.runtimes.clone(),
+            self.session_config()?,
+        ))
+    }
+
+    pub fn session_config(&self) -> anyhow::Result<SessionConfig> {
         let sessions = &self.config.sessions;
         let config = SessionConfig {
             workspace_root: self.config.workspace_root(self.workspace_root.as_deref())?,
@@ -294,7 +308,7 @@ impl Context {
                 .idle_timeout
                 .map_or(crate::sessions::DEFAULT_IDLE_TIMEOUT, |d| d.0),
         };
-        Ok(SessionManager::new(engine, self.runtimes.clone(), config))
+        Ok(config)
     }
 }
 
@@ -303,8 +317,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let context = Context::load(&cli)?;
     match cli.command {
         None => {
-            // The dashboard is not built yet; show what it would start from.
-            runtimes::list(&context, false).await
+            crate::tui::run(crate::tui::DashboardOptions {
+                sessions: context.session_config()?,
+                runtimes: context.runtimes.clone(),
+                theme: cli.theme.clone(),
+            })
+            .await
         }
         Some(Command::Runtimes { json }) => runtimes::list(&context, json).await,
         Some(Command::Build { names, all, force }) => {

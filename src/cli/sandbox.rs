@@ -6,6 +6,7 @@ use crate::engine::stats::StatsSample;
 
 use super::Context;
 use super::build::build_progress;
+use crate::units::human_bytes;
 
 pub async fn new(
     context: &Context,
@@ -150,19 +151,4 @@ fn print_sample(sample: &StatsSample, json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

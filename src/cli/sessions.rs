@@ -12,7 +12,7 @@ use crate::sessions::isolation;
 
 use super::Context;
 use super::build::build_progress;
-use super::sandbox::human_bytes;
+use crate::units::human_bytes;
 
 #[derive(serde::Serialize)]
 struct SessionRow {

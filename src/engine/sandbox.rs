@@ -111,6 +111,8 @@ pub struct SandboxInfo {
     pub runtime: String,
     pub container_id: String,
     pub state: String,
+    /// The engine's words for the state, e.g. "Up 5 minutes".
+    pub status: String,
     pub image: String,
     pub workspace: String,
     /// Unix seconds.
@@ -297,6 +299,7 @@ impl Engine {
                         .state
                         .map(|state| state.to_string())
                         .unwrap_or_default(),
+                    status: container.status.unwrap_or_default(),
                     image: container.image.unwrap_or_default(),
                     workspace: label(sandbox_labels::WORKSPACE),
                     created: label(sandbox_labels::CREATED).parse().unwrap_or_default(),
@@ -456,6 +459,7 @@ impl Sandbox {
                 runtime: label(labels::RUNTIME),
                 container_id: inspect.id.unwrap_or_default(),
                 state: state.status.map(|s| s.to_string()).unwrap_or_default(),
+                status: String::new(),
                 image: config.image.clone().unwrap_or_default(),
                 workspace: label(sandbox_labels::WORKSPACE),
                 created: label(sandbox_labels::CREATED).parse().unwrap_or_default(),

@@ -1,0 +1,616 @@
+//! The dashboard's state and how it changes: key and mouse events become
+//! actions, engine updates replace snapshots, and anything that needs the
+//! engine goes out as a [`Request`] in the outbox.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::layout::{Position, Rect};
+
+use super::collector::{Request, Update};
+use super::keymap::{Action, KeyMap};
+use super::popups::{NewSessionForm, Popup};
+use super::theme::{Theme, ThemeSet};
+use super::ui::layout::Areas;
+use crate::engine::images::ImageState;
+use crate::engine::runtimes::{Language, RuntimeSet};
+use crate::engine::stats::{StatsHistory, StatsSample};
+use crate::sessions::Session;
+use crate::sessions::isolation::ProbeResult;
+
+/// Samples kept per session for the charts: two minutes at one a second.
+pub const HISTORY_LEN: usize = 120;
+const BUILD_LOG_LINES: usize = 500;
+const NOTICE_TTL: Duration = Duration::from_secs(6);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Sessions,
+    Runtimes,
+    Stats,
+}
+
+impl Pane {
+    const ORDER: [Pane; 3] = [Pane::Sessions, Pane::Runtimes, Pane::Stats];
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineStatus {
+    Connecting,
+    Up { version: String },
+    Down { error: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct RuntimeRow {
+    pub name: String,
+    pub language: Language,
+    pub state: Option<ImageState>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildView {
+    pub runtime: String,
+    pub lines: VecDeque<String>,
+    pub finished: Option<Result<String, String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IsolationView {
+    pub from: String,
+    pub target: String,
+    pub result: Option<Result<Vec<ProbeResult>, String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub text: String,
+    pub error: bool,
+    pub at: Instant,
+}
+
+pub struct App {
+    pub themes: ThemeSet,
+    pub theme_index: usize,
+    pub keymap: KeyMap,
+    pub engine: EngineStatus,
+    pub sessions: Vec<Session>,
+    pub stats: HashMap<String, StatsHistory>,
+    pub runtimes: Vec<RuntimeRow>,
+    pub focus: Pane,
+    /// Index into the visible (filtered) sessions.
+    pub selected_session: usize,
+    pub selected_runtime: usize,
+    pub filter: String,
+    pub filtering: bool,
+    pub popup: Option<Popup>,
+    pub build: Option<BuildView>,
+    pub isolation: Option<IsolationView>,
+    pub notice: Option<Notice>,
+    /// Requests for the engine worker, drained by the event loop.
+    pub outbox: Vec<Request>,
+    /// Something changed since the last frame.
+    pub dirty: bool,
+    pub should_quit: bool,
+    /// The size of the last frame, for mouse hit-testing.
+    pub area: Rect,
+}
+
+impl App {
+    pub fn new(
+        themes: ThemeSet,
+        theme_index: usize,
+        keymap: KeyMap,
+        runtimes: &RuntimeSet,
+    ) -> Self {
+        let notice = (!themes.problems.is_empty()).then(|| Notice {
+            text: themes.problems.join("; "),
+            error: true,
+            at: Instant::now(),
+        });
+        Self {
+            themes,
+            theme_index,
+            keymap,
+            engine: EngineStatus::Connecting,
+            sessions: Vec::new(),
+            stats: HashMap::new(),
+            runtimes: runtimes
+                .iter()
+                .map(|runtime| RuntimeRow {
+                    name: runtime.name.clone(),
+                    language: runtime.language,
+                    state: None,
+                })
+                .collect(),
+            focus: Pane::Sessions,
+            selected_session: 0,
+            selected_runtime: 0,
+            filter: String::new(),
+            filtering: false,
+            popup: None,
+            build: None,
+            isolation: None,
+            notice,
+            outbox: Vec::new(),
+            dirty: true,
+            should_quit: false,
+            area: Rect::default(),
+        }
+    }
+
+    pub fn theme(&self) -> &Theme {
+        // select() and cycling keep the index in range; fall back regardless.
+        self.themes
+            .themes
+            .get(self.theme_index)
+            .or_else(|| self.themes.themes.first())
+            .unwrap_or_else(|| unreachable!("the built-in themes always parse"))
+    }
+
+    /// Reports a problem (e.g. a bad keymap file) in the status line.
+    pub fn warn(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            error: true,
+            at: Instant::now(),
+        });
+        self.dirty = true;
+    }
+
+    fn inform(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            error: false,
+            at: Instant::now(),
+        });
+    }
+
+    /// Sessions matching the filter, in list order.
+    pub fn visible_sessions(&self) -> Vec<&Session> {
+        let filter = self.filter.to_lowercase();
+        self.sessions
+            .iter()
+            .filter(|s| {
+                filter.is_empty()
+                    || s.sandbox.user.to_lowercase().contains(&filter)
+                    || s.sandbox.runtime.to_lowercase().contains(&filter)
+            })
+            .collect()
+    }
+
+    pub fn selected(&self) -> Option<&Session> {
+        self.visible_sessions().get(self.selected_session).copied()
+    }
+
+    pub fn selected_user(&self) -> Option<String> {
+        self.selected().map(|s| s.sandbox.user.clone())
+    }
+
+    pub fn latest_stats(&self, user: &str) -> Option<&StatsSample> {
+        self.stats.get(user).and_then(StatsHistory::latest)
+    }
+
+    // --- engine updates -------------------------------------------------
+
+    pub fn apply(&mut self, update: Update) {
+        self.dirty = true;
+        match update {
+            Update::EngineUp { version } => self.engine = EngineStatus::Up { version },
+            Update::EngineDown { error } => self.engine = EngineStatus::Down { error },
+            Update::Sessions(sessions) => {
+                let selected = self.selected_user();
+                self.sessions = sessions;
+                self.stats
+                    .retain(|user, _| self.sessions.iter().any(|s| &s.sandbox.user == user));
+                // Keep the same session selected when it still exists.
+                let visible = self.visible_sessions();
+                let index = selected
+                    .and_then(|user| visible.iter().position(|s| s.sandbox.user == user))
+                    .unwrap_or(self.selected_session);
+                let len = visible.len();
+                self.selected_session = index.min(len.saturating_sub(1));
+            }
+            Update::Runtimes(rows) => {
+                for (name, state) in rows {
+                    if let Some(row) = self.runtimes.iter_mut().find(|r| r.name == name) {
+                        row.state = state;
+                    }
+                }
+            }
+            Update::Stats { user, sample } => {
+                self.stats
+                    .entry(user)
+                    .or_insert_with(|| StatsHistory::new(HISTORY_LEN))
+                    .push(sample);
+            }
+            Update::BuildLog { runtime, line } => {
+                let build = self.build.get_or_insert_with(|| BuildView {
+                    runtime: runtime.clone(),
+                    lines: VecDeque::new(),
+                    finished: None,
+                });
+                if build.runtime != runtime {
+                    *build = BuildView {
+                        runtime,
+                        lines: VecDeque::new(),
+                        finished: None,
+                    };
+                }
+                if build.lines.len() == BUILD_LOG_LINES {
+                    build.lines.pop_front();
+                }
+                build.lines.push_back(line);
+            }
+            Update::BuildFinished { runtime, result } => {
+                match &result {
+                    Ok(tag) => self.inform(format!("{runtime}: {tag} is ready")),
+                    Err(_) => self.warn(format!("{runtime}: build failed; see the build log (b)")),
+                }
+                let build = self.build.get_or_insert_with(|| BuildView {
+                    runtime: runtime.clone(),
+                    lines: VecDeque::new(),
+                    finished: None,
+                });
+                build.finished = Some(result);
+            }
+            Update::Isolation {
+                from,
+                target,
+                result,
+            } => {
+                self.isolation = Some(IsolationView {
+                    from,
+                    target,
+                    result: Some(result),
+                });
+            }
+            Update::Notice(text) => self.inform(text),
+            Update::Failure(text) => self.warn(text),
+        }
+    }
+
+    /// Once a second: expire notices and let ages and uptimes move.
+    pub fn tick(&mut self) {
+        if self
+            .notice
+            .as_ref()
+            .is_some_and(|notice| notice.at.elapsed() > NOTICE_TTL)
+        {
+            self.notice = None;
+        }
+        self.dirty = true;
+    }
+
+    // --- input ----------------------------------------------------------
+
+    pub fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::Key(key) if key.kind != KeyEventKind::Release => self.handle_key(key),
+            Event::Mouse(mouse) => self.handle_mouse(mouse),
+            Event::Resize(..) => self.dirty = true,
+            _ => {}
+        }
+    }
+
+    pub fn handle_key(&mut self, key: KeyEvent) {
+        self.dirty = true;
+        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+            self.should_quit = true;
+            return;
+        }
+        if let Some(popup) = self.popup.take() {
+            self.popup = self.handle_popup_key(popup, key);
+            return;
+        }
+        if self.filtering {
+            match key.code {
+                KeyCode::Esc => {
+                    self.filtering = false;
+                    self.filter.clear();
+                }
+                KeyCode::Enter => self.filtering = false,
+                KeyCode::Backspace => {
+                    self.filter.pop();
+                }
+                KeyCode::Char(c) => self.filter.push(c),
+                _ => {}
+            }
+            self.selected_session = 0;
+            return;
+        }
+        if key.code == KeyCode::Esc && !self.filter.is_empty() {
+            self.filter.clear();
+            return;
+        }
+        if let Some(action) = self.keymap.action_for(&key) {
+            self.perform(action);
+        }
+    }
+
+    pub fn perform(&mut self, action: Action) {
+        self.dirty = true;
+        match action {
+            Action::Quit => self.should_quit = true,
+            Action::Help => self.popup = Some(Popup::Help),
+            Action::NextPane | Action::PrevPane => {
+                let index = Pane::ORDER
+                    .iter()
+                    .position(|p| *p == self.focus)
+                    .unwrap_or(0);
+                let len = Pane::ORDER.len();
+                let next = if action == Action::NextPane {
+                    (index + 1) % len
+                } else {
+                    (index + len - 1) % len
+                };
+                self.focus = Pane::ORDER[next];
+            }
+            Action::Up => self.move_selection(-1),
+            Action::Down => self.move_selection(1),
+            Action::Filter => {
+                self.focus = Pane::Sessions;
+                self.filtering = true;
+            }
+            Action::CycleTheme => {
+                self.theme_index = (self.theme_index + 1) % self.themes.themes.len().max(1);
+                let name = self.theme().name.clone();
+                self.inform(format!("theme: {name}"));
+            }
+            Action::NewSession => {
+                if self.engine_ready() {
+                    let runtimes = self.runtimes.iter().map(|r| r.name.clone()).collect();
+                    self.popup = Some(Popup::NewSession(NewSessionForm::new(runtimes)));
+                }
+            }
+            Action::StartStop => {
+                if let Some(session) = self.selected().cloned()
+                    && self.engine_ready()
+                {
+                    let running = session.sandbox.is_running();
+                    let user = session.sandbox.user;
+                    if running {
+                        self.inform(format!("stopping `{user}`…"));
+                        self.outbox.push(Request::Stop(user));
+                    } else {
+                        self.inform(format!("starting `{user}`…"));
+                        self.outbox.push(Request::Start(user));
+                    }
+                }
+            }
+            Action::Restart => {
+                if let Some(user) = self.selected_user()
+                    && self.engine_ready()
+                {
+                    self.inform(format!("restarting `{user}`…"));
+                    self.outbox.push(Request::Restart(user));
+                }
+            }
+            Action::Delete => {
+                if let Some(user) = self.selected_user() {
+                    self.popup = Some(Popup::ConfirmDelete { user });
+                }
+            }
+            Action::Build => {
+                // The selected runtime, or the selected session's.
+                let runtime = match self.focus {
+                    Pane::Runtimes => self
+                        .runtimes
+                        .get(self.selected_runtime)
+                        .map(|r| r.name.clone()),
+                    _ => self
+                        .selected()
+                        .map(|s| s.sandbox.runtime.clone())
+                        .or_else(|| {
+                            self.runtimes
+                                .get(self.selected_runtime)
+                                .map(|r| r.name.clone())
+                        }),
+                };
+                if let Some(runtime) = runtime {
+                    let running = self
+                        .build
+                        .as_ref()
+                        .is_some_and(|b| b.runtime == runtime && b.finished.is_none());
+                    if !running && self.engine_ready() {
+                        self.build = Some(BuildView {
+                            runtime: runtime.clone(),
+                            lines: VecDeque::new(),
+                            finished: None,
+                        });
+                        self.outbox.push(Request::Build(runtime));
+                    }
+                    self.popup = Some(Popup::BuildLog { scroll_back: 0 });
+                }
+            }
+            Action::Isolation => {
+                let Some(from) = self.selected_user() else {
+                    self.warn("select a session to check isolation from");
+                    return;
+                };
+                let choices: Vec<String> = self
+                    .sessions
+                    .iter()
+                    .map(|s| s.sandbox.user.clone())
+                    .filter(|user| *user != from)
+                    .collect();
+                if choices.is_empty() {
+                    self.warn("an isolation check needs a second session");
+                } else {
+                    self.popup = Some(Popup::PickIsolationTarget {
+                        from,
+                        choices,
+                        selected: 0,
+                    });
+                }
+            }
+        }
+    }
+
+    fn engine_ready(&mut self) -> bool {
+        let ready = matches!(self.engine, EngineStatus::Up { .. });
+        if !ready {
+            self.warn("the Docker engine is not answering yet");
+        }
+        ready
+    }
+
+    fn move_selection(&mut self, delta: isize) {
+        let (index, len) = match self.focus {
+            Pane::Runtimes => (&mut self.selected_runtime, self.runtimes.len()),
+            _ => {
+                let len = self.visible_sessions().len();
+                (&mut self.selected_session, len)
+            }
+        };
+        if len == 0 {
+            *index = 0;
+            return;
+        }
+        let moved = (*index as isize + delta).clamp(0, len as isize - 1);
+        *index = moved as usize;
+    }
+
+    /// Handles a key while a popup is open; returns the popup to keep open.
+    fn handle_popup_key(&mut self, popup: Popup, key: KeyEvent) -> Option<Popup> {
+        match popup {
+            Popup::Help => match key.code {
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') | KeyCode::Char('?') => None,
+                _ => Some(Popup::Help),
+            },
+            Popup::ConfirmDelete { user } => match key.code {
+                KeyCode::Char('k') | KeyCode::Char('K') => {
+                    self.inform(format!("deleting `{user}`, keeping its workspace…"));
+                    self.outbox.push(Request::Delete { user, purge: false });
+                    None
+                }
+                KeyCode::Char('p') | KeyCode::Char('P') => {
+                    self.inform(format!("deleting `{user}` and its workspace…"));
+                    self.outbox.push(Request::Delete { user, purge: true });
+                    None
+                }
+                KeyCode::Esc | KeyCode::Char('n') => None,
+                _ => Some(Popup::ConfirmDelete { user }),
+            },
+            Popup::BuildLog { scroll_back } => match key.code {
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => None,
+                KeyCode::Up | KeyCode::Char('k') => Some(Popup::BuildLog {
+                    scroll_back: scroll_back + 1,
+                }),
+                KeyCode::Down | KeyCode::Char('j') => Some(Popup::BuildLog {
+                    scroll_back: scroll_back.saturating_sub(1),
+                }),
+                _ => Some(Popup::BuildLog { scroll_back }),
+            },
+            Popup::PickIsolationTarget {
+                from,
+                choices,
+                selected,
+            } => match key.code {
+                KeyCode::Esc => None,
+                KeyCode::Up | KeyCode::Char('k') => Some(Popup::PickIsolationTarget {
+                    from,
+                    selected: selected.saturating_sub(1),
+                    choices,
+                }),
+                KeyCode::Down | KeyCode::Char('j') => Some(Popup::PickIsolationTarget {
+                    from,
+                    selected: (selected + 1).min(choices.len().saturating_sub(1)),
+                    choices,
+                }),
+                KeyCode::Enter => {
+                    let target = choices.get(selected).cloned()?;
+                    if !self.engine_ready() {
+                        return None;
+                    }
+                    self.isolation = Some(IsolationView {
+                        from: from.clone(),
+                        target: target.clone(),
+                        result: None,
+                    });
+                    self.outbox.push(Request::CheckIsolation { from, target });
+                    Some(Popup::Isolation)
+                }
+                _ => Some(Popup::PickIsolationTarget {
+                    from,
+                    choices,
+                    selected,
+                }),
+            },
+            Popup::Isolation => match key.code {
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => None,
+                _ => Some(Popup::Isolation),
+            },
+            Popup::NewSession(mut form) => match key.code {
+                KeyCode::Esc => None,
+                KeyCode::Enter => match form.validate() {
+                    Ok((user, runtime, overrides)) => {
+                        self.inform(format!("creating `{user}` with {runtime}…"));
+                        self.outbox.push(Request::Create {
+                            user,
+                            runtime,
+                            overrides,
+                        });
+                        None
+                    }
+                    Err(_) => {
+                        form.show_errors = true;
+                        Some(Popup::NewSession(form))
+                    }
+                },
+                _ => {
+                    form.handle_key(key);
+                    Some(Popup::NewSession(form))
+                }
+            },
+        }
+    }
+
+    pub fn handle_mouse(&mut self, mouse: MouseEvent) {
+        if self.popup.is_some() {
+            return;
+        }
+        let areas = Areas::compute(self.area);
+        let position = Position::new(mouse.column, mouse.row);
+        let pane = [
+            (Pane::Sessions, areas.sessions),
+            (Pane::Runtimes, areas.runtimes),
+            (Pane::Stats, areas.stats),
+        ]
+        .into_iter()
+        .find(|(_, area)| area.is_some_and(|area| area.contains(position)));
+        let Some((pane, Some(area))) = pane else {
+            return;
+        };
+        self.dirty = true;
+        match mouse.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                self.focus = pane;
+                // Rows start below the border and the header line.
+                let row = mouse.row.saturating_sub(area.y + 2) as usize;
+                let first_row = area.y + 2;
+                if mouse.row >= first_row {
+                    match pane {
+                        Pane::Sessions if row < self.visible_sessions().len() => {
+                            self.selected_session = row;
+                        }
+                        Pane::Runtimes if row < self.runtimes.len() => self.selected_runtime = row,
+                        _ => {}
+                    }
+                }
+            }
+            MouseEventKind::ScrollDown => {
+                self.focus = pane;
+                self.move_selection(1);
+            }
+            MouseEventKind::ScrollUp => {
+                self.focus = pane;
+                self.move_selection(-1);
+            }
+            _ => {}
+        }
+    }
+}

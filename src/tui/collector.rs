@@ -1,0 +1,418 @@
+//! The dashboard's engine worker. It owns every engine call and talks to the
+//! UI only through messages: it sends whole snapshots and samples as
+//! [`Update`]s and carries out [`Request`]s, so the UI never waits on Docker.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt as _;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::engine::Engine;
+use crate::engine::images::{BuildEvent, ImageState};
+use crate::engine::policy::PolicyOverrides;
+use crate::engine::runtimes::RuntimeSet;
+use crate::engine::sandbox::UserId;
+use crate::engine::stats::StatsSample;
+use crate::sessions::isolation::{self, ProbeResult};
+use crate::sessions::{Session, SessionConfig, SessionManager};
+
+/// How often the engine is asked whether it is still there.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
+const REAP_INTERVAL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub enum Update {
+    EngineUp {
+        version: String,
+    },
+    EngineDown {
+        error: String,
+    },
+    Sessions(Vec<Session>),
+    Runtimes(Vec<(String, Option<ImageState>)>),
+    Stats {
+        user: String,
+        sample: StatsSample,
+    },
+    BuildLog {
+        runtime: String,
+        line: String,
+    },
+    BuildFinished {
+        runtime: String,
+        result: Result<String, String>,
+    },
+    Isolation {
+        from: String,
+        target: String,
+        result: Result<Vec<ProbeResult>, String>,
+    },
+    Notice(String),
+    Failure(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Create {
+        user: UserId,
+        runtime: String,
+        overrides: PolicyOverrides,
+    },
+    Start(String),
+    Stop(String),
+    Restart(String),
+    Delete {
+        user: String,
+        purge: bool,
+    },
+    Build(String),
+    CheckIsolation {
+        from: String,
+        target: String,
+    },
+}
+
+pub fn spawn(
+    config: SessionConfig,
+    runtimes: RuntimeSet,
+    updates: mpsc::UnboundedSender<Update>,
+    requests: mpsc::UnboundedReceiver<Request>,
+) -> JoinHandle<()> {
+    tokio::spawn(run(config, runtimes, updates, requests))
+}
+
+async fn run(
+    config: SessionConfig,
+    runtimes: RuntimeSet,
+    updates: mpsc::UnboundedSender<Update>,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+) {
+    loop {
+        let engine = match Engine::connect().await {
+            Ok(engine) => engine,
+            Err(err) => {
+                let _ = updates.send(Update::EngineDown {
+                    error: format!("{err:#}"),
+                });
+                // Requests made while the engine is away are answered, not queued.
+                let deadline = tokio::time::Instant::now() + RECONNECT_INTERVAL;
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(deadline) => break,
+                        request = requests.recv() => match request {
+                            None => return,
+                            Some(_) => {
+                                let _ = updates.send(Update::Failure(
+                                    "the Docker engine is not answering; try again when it is back".to_string(),
+                                ));
+                            }
+                        },
+                    }
+                }
+                continue;
+            }
+        };
+        let version = engine
+            .info()
+            .await
+            .map(|info| info.engine_version)
+            .unwrap_or_default();
+        let _ = updates.send(Update::EngineUp { version });
+        let manager = Arc::new(SessionManager::new(
+            engine.clone(),
+            runtimes.clone(),
+            config.clone(),
+        ));
+        let connected = Connected {
+            engine,
+            manager,
+            updates: updates.clone(),
+            stats_tasks: HashMap::new(),
+        };
+        if connected.serve(&mut requests).await == Serve::Quit {
+            return;
+        }
+        tokio::time::sleep(RECONNECT_INTERVAL).await;
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Serve {
+    Quit,
+    Lost,
+}
+
+struct Connected {
+    engine: Engine,
+    manager: Arc<SessionManager>,
+    updates: mpsc::UnboundedSender<Update>,
+    /// One stats stream per running sandbox: user → (container id, task).
+    stats_tasks: HashMap<String, (String, JoinHandle<()>)>,
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        for (_, (_, task)) in self.stats_tasks.drain() {
+            task.abort();
+        }
+    }
+}
+
+impl Connected {
+    async fn serve(mut self, requests: &mut mpsc::UnboundedReceiver<Request>) -> Serve {
+        // Subscribe before listing, so nothing between the two is missed.
+        let mut events = Box::pin(self.manager.watch());
+        self.send_runtimes().await;
+        if self.refresh_sessions().await.is_err() {
+            return Serve::Lost;
+        }
+        let mut health = tokio::time::interval(HEALTH_INTERVAL);
+        let mut reap = tokio::time::interval(REAP_INTERVAL);
+        loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(Ok(_)) => {
+                        if self.refresh_sessions().await.is_err() {
+                            return Serve::Lost;
+                        }
+                    }
+                    Some(Err(err)) => {
+                        self.lost(format!("{err:#}"));
+                        return Serve::Lost;
+                    }
+                    None => {
+                        self.lost("the engine closed its event stream".to_string());
+                        return Serve::Lost;
+                    }
+                },
+                request = requests.recv() => match request {
+                    None => return Serve::Quit,
+                    Some(request) => self.handle(request),
+                },
+                _ = health.tick() => {
+                    if let Err(err) = self.engine.docker().ping().await {
+                        self.lost(format!("the engine stopped answering: {err}"));
+                        return Serve::Lost;
+                    }
+                }
+                _ = reap.tick() => {
+                    if let Err(err) = self.manager.reap_idle(SystemTime::now()).await {
+                        tracing::warn!("idle reaping failed: {err:#}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn lost(&self, error: String) {
+        let _ = self.updates.send(Update::EngineDown { error });
+    }
+
+    async fn send_runtimes(&self) {
+        let mut rows = Vec::new();
+        for runtime in self.manager.runtimes().iter() {
+            let state = self.engine.image_state(runtime).await.ok();
+            rows.push((runtime.name.clone(), state));
+        }
+        let _ = self.updates.send(Update::Runtimes(rows));
+    }
+
+    async fn refresh_sessions(&mut self) -> anyhow::Result<()> {
+        let sessions = match self.manager.list().await {
+            Ok(sessions) => sessions,
+            Err(err) => {
+                self.lost(format!("{err:#}"));
+                return Err(err);
+            }
+        };
+        self.sync_stats(&sessions);
+        let _ = self.updates.send(Update::Sessions(sessions));
+        Ok(())
+    }
+
+    /// Starts a stats stream for each running sandbox and ends the others.
+    fn sync_stats(&mut self, sessions: &[Session]) {
+        let running: HashMap<&str, &str> = sessions
+            .iter()
+            .filter(|s| s.sandbox.is_running())
+            .map(|s| (s.sandbox.user.as_str(), s.sandbox.container_id.as_str()))
+            .collect();
+        self.stats_tasks.retain(|user, (container, task)| {
+            let keep =
+                running.get(user.as_str()) == Some(&container.as_str()) && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for (user, container) in running {
+            if self.stats_tasks.contains_key(user) {
+                continue;
+            }
+            let stream = self.engine.stats_stream(container);
+            let updates = self.updates.clone();
+            let user_name = user.to_string();
+            let task = tokio::spawn(async move {
+                let mut stream = Box::pin(stream);
+                while let Some(Ok(sample)) = stream.next().await {
+                    let update = Update::Stats {
+                        user: user_name.clone(),
+                        sample,
+                    };
+                    if updates.send(update).is_err() {
+                        break;
+                    }
+                }
+            });
+            self.stats_tasks
+                .insert(user.to_string(), (container.to_string(), task));
+        }
+    }
+
+    /// Carries out a request in its own task; the engine's events bring the
+    /// session list up to date afterwards.
+    fn handle(&self, request: Request) {
+        let manager = self.manager.clone();
+        let updates = self.updates.clone();
+        tokio::spawn(async move {
+            let outcome = carry_out(&manager, &updates, request).await;
+            let update = match outcome {
+                Ok(Some(notice)) => Update::Notice(notice),
+                Ok(None) => return,
+                Err(err) => Update::Failure(format!("{err:#}")),
+            };
+            let _ = updates.send(update);
+        });
+    }
+}
+
+async fn carry_out(
+    manager: &SessionManager,
+    updates: &mpsc::UnboundedSender<Update>,
+    request: Request,
+) -> anyhow::Result<Option<String>> {
+    let user_id = |name: &str| UserId::parse(name).map_err(anyhow::Error::msg);
+    match request {
+        Request::Create {
+            user,
+            runtime,
+            overrides,
+        } => {
+            let built = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let mut forward = build_forwarder(updates.clone(), runtime.clone());
+            let saw_build = built.clone();
+            let mut on_build = move |event: BuildEvent| {
+                // A session on an image that exists needs no build log.
+                if !matches!(event, BuildEvent::Cached { .. }) {
+                    saw_build.store(true, std::sync::atomic::Ordering::Relaxed);
+                    forward(event);
+                }
+            };
+            let outcome = manager
+                .get_or_create(&user, Some(&runtime), &overrides, &mut on_build)
+                .await;
+            if built.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = updates.send(Update::BuildFinished {
+                    runtime: runtime.clone(),
+                    result: outcome
+                        .as_ref()
+                        .map(|_| runtime.clone())
+                        .map_err(|err| format!("{err:#}")),
+                });
+            }
+            outcome?;
+            Ok(Some(format!("session `{user}` is running")))
+        }
+        Request::Start(user) => {
+            manager.get(&user_id(&user)?).await?.start().await?;
+            Ok(Some(format!("started `{user}`")))
+        }
+        Request::Stop(user) => {
+            manager.stop(&user_id(&user)?).await?;
+            Ok(Some(format!("stopped `{user}`; its workspace is kept")))
+        }
+        Request::Restart(user) => {
+            manager.get(&user_id(&user)?).await?.restart().await?;
+            Ok(Some(format!("restarted `{user}`")))
+        }
+        Request::Delete { user, purge } => {
+            manager.destroy(&user_id(&user)?, purge).await?;
+            Ok(Some(if purge {
+                format!("deleted `{user}` and its workspace")
+            } else {
+                format!("deleted `{user}`; its workspace is kept")
+            }))
+        }
+        Request::Build(runtime_name) => {
+            let runtime = manager.runtimes().require(&runtime_name)?.clone();
+            let mut on_build = build_forwarder(updates.clone(), runtime_name.clone());
+            let result = manager
+                .engine()
+                .build_runtime(&runtime, &manager.config().build, &mut on_build)
+                .await
+                .map_err(|err| format!("{err:#}"));
+            let _ = updates.send(Update::BuildFinished {
+                runtime: runtime_name,
+                result,
+            });
+            let mut rows = Vec::new();
+            for runtime in manager.runtimes().iter() {
+                rows.push((
+                    runtime.name.clone(),
+                    manager.engine().image_state(runtime).await.ok(),
+                ));
+            }
+            let _ = updates.send(Update::Runtimes(rows));
+            Ok(None)
+        }
+        Request::CheckIsolation { from, target } => {
+            let from_box = manager.get(&user_id(&from)?).await;
+            let target_box = manager.get(&user_id(&target)?).await;
+            let result = match (from_box, target_box) {
+                (Ok(from_box), Ok(target_box)) => {
+                    for (name, sandbox) in [(&from, &from_box), (&target, &target_box)] {
+                        if !sandbox.inspect().await?.info.is_running() {
+                            anyhow::bail!("session `{name}` is not running; start it first");
+                        }
+                    }
+                    let workspace = manager
+                        .workspace_of(target_box.user())
+                        .display()
+                        .to_string();
+                    isolation::check_isolation(&from_box, &target_box, &workspace)
+                        .await
+                        .map_err(|err| format!("{err:#}"))
+                }
+                (Err(err), _) | (_, Err(err)) => Err(format!("{err:#}")),
+            };
+            let _ = updates.send(Update::Isolation {
+                from,
+                target,
+                result,
+            });
+            Ok(None)
+        }
+    }
+}
+
+fn build_forwarder(
+    updates: mpsc::UnboundedSender<Update>,
+    runtime: String,
+) -> impl FnMut(BuildEvent) + Send {
+    move |event| {
+        let line = match event {
+            BuildEvent::Cached { tag } => format!("image {tag} is up to date"),
+            BuildEvent::Pull { image, status } => format!("pull {image}: {status}"),
+            BuildEvent::Log(line) => line,
+            BuildEvent::Built { tag } => format!("built {tag}"),
+        };
+        let _ = updates.send(Update::BuildLog {
+            runtime: runtime.clone(),
+            line,
+        });
+    }
+}

@@ -1,0 +1,115 @@
+//! The dashboard: sessions, runtimes and live stats, with actions to create,
+//! stop, restart, delete, build and check isolation.
+//!
+//! - `terminal`: entering and always restoring the terminal
+//! - `app`: state and input handling; `popups`: popup state
+//! - `collector`: the engine worker, talking to the app through messages
+//! - `ui`: drawing, one file per block and per popup
+//! - `keymap`, `theme`: user-configurable keys and colours
+
+pub mod app;
+pub mod collector;
+pub mod keymap;
+pub mod popups;
+pub mod terminal;
+pub mod theme;
+pub mod ui;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use crossterm::event::EventStream;
+use futures_util::StreamExt as _;
+use tokio::sync::mpsc;
+
+use crate::engine::runtimes::RuntimeSet;
+use crate::sessions::SessionConfig;
+use app::App;
+use keymap::KeyMap;
+use theme::ThemeSet;
+
+/// Frames are drawn at most this often, and only when something changed.
+const RENDER_INTERVAL: Duration = Duration::from_millis(33);
+const TICK_INTERVAL: Duration = Duration::from_secs(1);
+
+pub struct DashboardOptions {
+    pub sessions: SessionConfig,
+    pub runtimes: RuntimeSet,
+    pub theme: Option<String>,
+}
+
+/// Loads themes and the keymap from the user's config folder. Problems are
+/// returned as messages; the dashboard starts with defaults regardless.
+pub fn load_look(theme: Option<&str>) -> (ThemeSet, usize, KeyMap, Vec<String>) {
+    let config_dir = crate::config::user_config_dir();
+    let mut themes = ThemeSet::load(config_dir.as_ref().map(|dir| dir.join("themes")).as_deref());
+    let theme_index = themes.select(theme);
+    let mut problems = Vec::new();
+    let keymap_path = config_dir.map(|dir| dir.join("keymap.toml"));
+    let keymap = match keymap_path.filter(|path| path.is_file()) {
+        None => KeyMap::default(),
+        Some(path) => match std::fs::read_to_string(&path)
+            .map_err(|err| format!("cannot read {}: {err}", path.display()))
+            .and_then(|text| KeyMap::with_overrides(&text, &path.display().to_string()))
+        {
+            Ok(keymap) => keymap,
+            Err(problem) => {
+                problems.push(format!("{problem} — using the default keys"));
+                KeyMap::default()
+            }
+        },
+    };
+    (themes, theme_index, keymap, problems)
+}
+
+pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
+    let (themes, theme_index, keymap, problems) = load_look(options.theme.as_deref());
+    for problem in themes.problems.iter().chain(&problems) {
+        tracing::warn!("{problem}");
+    }
+    let mut app = App::new(themes, theme_index, keymap, &options.runtimes);
+    if !problems.is_empty() {
+        app.warn(problems.join("; "));
+    }
+
+    let (update_tx, mut updates) = mpsc::unbounded_channel();
+    let (request_tx, request_rx) = mpsc::unbounded_channel();
+    let collector = collector::spawn(options.sessions, options.runtimes, update_tx, request_rx);
+
+    let mut guard = terminal::TerminalGuard::enter().context("cannot set up the terminal")?;
+    let mut events = EventStream::new();
+    let mut render = tokio::time::interval(RENDER_INTERVAL);
+    let mut tick = tokio::time::interval(TICK_INTERVAL);
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+
+    while !app.should_quit {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(event)) => app.handle_event(event),
+                Some(Err(err)) => {
+                    tracing::error!("terminal input failed: {err}");
+                    break;
+                }
+                None => break,
+            },
+            Some(update) = updates.recv() => app.apply(update),
+            _ = tick.tick() => app.tick(),
+            _ = render.tick() => {
+                if app.dirty {
+                    guard.terminal.draw(|frame| ui::draw(frame, &mut app)).context("cannot draw")?;
+                    app.dirty = false;
+                }
+            }
+            _ = terminate.recv() => app.should_quit = true,
+            _ = hangup.recv() => app.should_quit = true,
+        }
+        for request in app.outbox.drain(..) {
+            let _ = request_tx.send(request);
+        }
+    }
+    drop(guard);
+    collector.abort();
+    Ok(0)
+}

@@ -1,0 +1,244 @@
+//! Popup state. Each popup is drawn by its own file in `ui/popups/`.
+
+use crossterm::event::{KeyCode, KeyEvent};
+
+use crate::engine::policy::{ByteSize, PolicyOverrides};
+use crate::engine::sandbox::UserId;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Popup {
+    Help,
+    NewSession(NewSessionForm),
+    ConfirmDelete {
+        user: String,
+    },
+    /// Lines scrolled back from the end of the build log.
+    BuildLog {
+        scroll_back: usize,
+    },
+    PickIsolationTarget {
+        from: String,
+        choices: Vec<String>,
+        selected: usize,
+    },
+    Isolation,
+}
+
+pub const NETWORKS: [&str; 2] = ["none", "bridge"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    User,
+    Runtime,
+    Memory,
+    Cpus,
+    Network,
+}
+
+impl Field {
+    pub const ORDER: [Field; 5] = [
+        Field::User,
+        Field::Runtime,
+        Field::Memory,
+        Field::Cpus,
+        Field::Network,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Field::User => "user id",
+            Field::Runtime => "runtime",
+            Field::Memory => "memory",
+            Field::Cpus => "cpus",
+            Field::Network => "network",
+        }
+    }
+}
+
+/// The new-session dialog: validated as it is typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSessionForm {
+    pub user: String,
+    pub runtimes: Vec<String>,
+    pub runtime: usize,
+    /// Empty means the configured default.
+    pub memory: String,
+    pub cpus: String,
+    pub network: usize,
+    pub field: Field,
+    /// Set after a refused Enter, so untouched fields show their errors too.
+    pub show_errors: bool,
+}
+
+impl NewSessionForm {
+    pub fn new(runtimes: Vec<String>) -> Self {
+        Self {
+            user: String::new(),
+            runtimes,
+            runtime: 0,
+            memory: String::new(),
+            cpus: String::new(),
+            network: 0,
+            field: Field::User,
+            show_errors: false,
+        }
+    }
+
+    pub fn handle_key(&mut self, key: KeyEvent) {
+        let index = Field::ORDER
+            .iter()
+            .position(|f| *f == self.field)
+            .unwrap_or(0);
+        let len = Field::ORDER.len();
+        match key.code {
+            KeyCode::Tab | KeyCode::Down => self.field = Field::ORDER[(index + 1) % len],
+            KeyCode::BackTab | KeyCode::Up => self.field = Field::ORDER[(index + len - 1) % len],
+            KeyCode::Left | KeyCode::Right => {
+                let forward = key.code == KeyCode::Right;
+                match self.field {
+                    Field::Runtime => {
+                        self.runtime = cycle(self.runtime, self.runtimes.len(), forward)
+                    }
+                    Field::Network => self.network = cycle(self.network, NETWORKS.len(), forward),
+                    _ => {}
+                }
+            }
+            KeyCode::Backspace => {
+                if let Some(text) = self.text_mut() {
+                    text.pop();
+                }
+            }
+            KeyCode::Char(c) => {
+                if let Some(text) = self.text_mut() {
+                    text.push(c);
+                } else if c == ' ' {
+                    match self.field {
+                        Field::Runtime => {
+                            self.runtime = cycle(self.runtime, self.runtimes.len(), true)
+                        }
+                        Field::Network => self.network = cycle(self.network, NETWORKS.len(), true),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn text_mut(&mut self) -> Option<&mut String> {
+        match self.field {
+            Field::User => Some(&mut self.user),
+            Field::Memory => Some(&mut self.memory),
+            Field::Cpus => Some(&mut self.cpus),
+            Field::Runtime | Field::Network => None,
+        }
+    }
+
+    /// The error of one field as it stands, if any.
+    pub fn error(&self, field: Field) -> Option<String> {
+        match field {
+            Field::User => UserId::parse(&self.user).err(),
+            Field::Runtime => self
+                .runtimes
+                .get(self.runtime)
+                .is_none()
+                .then(|| "no runtime to choose".to_string()),
+            Field::Memory => (!self.memory.trim().is_empty())
+                .then(|| ByteSize::parse(&self.memory).err())
+                .flatten(),
+            Field::Cpus => {
+                let text = self.cpus.trim();
+                (!text.is_empty())
+                    .then(|| match text.parse::<f64>() {
+                        Ok(cpus) if cpus > 0.0 && cpus.is_finite() => None,
+                        _ => Some(format!("cpus `{text}` must be a number above 0, e.g. 0.5")),
+                    })
+                    .flatten()
+            }
+            Field::Network => None,
+        }
+    }
+
+    /// What to create, or the first field in error.
+    pub fn validate(&self) -> Result<(UserId, String, PolicyOverrides), Field> {
+        if let Some(field) = Field::ORDER.into_iter().find(|f| self.error(*f).is_some()) {
+            return Err(field);
+        }
+        let user = UserId::parse(&self.user).map_err(|_| Field::User)?;
+        let runtime = self
+            .runtimes
+            .get(self.runtime)
+            .cloned()
+            .ok_or(Field::Runtime)?;
+        let overrides = PolicyOverrides {
+            memory: (!self.memory.trim().is_empty())
+                .then(|| ByteSize::parse(&self.memory).ok())
+                .flatten(),
+            cpus: self.cpus.trim().parse().ok(),
+            network: (self.network != 0).then(|| NETWORKS[self.network].to_string()),
+            ..Default::default()
+        };
+        overrides.validate().map_err(|_| Field::Memory)?;
+        Ok((user, runtime, overrides))
+    }
+}
+
+fn cycle(index: usize, len: usize, forward: bool) -> usize {
+    if len == 0 {
+        0
+    } else if forward {
+        (index + 1) % len
+    } else {
+        (index + len - 1) % len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crossterm::event::KeyModifiers;
+
+    use super::*;
+
+    fn press(form: &mut NewSessionForm, code: KeyCode) {
+        form.handle_key(KeyEvent::new(code, KeyModifiers::NONE));
+    }
+
+    fn type_text(form: &mut NewSessionForm, text: &str) {
+        for c in text.chars() {
+            press(form, KeyCode::Char(c));
+        }
+    }
+
+    #[test]
+    fn validates_as_typed() {
+        let mut form = NewSessionForm::new(vec!["python-minimal".into(), "node-minimal".into()]);
+        assert!(form.error(Field::User).is_some(), "empty user id");
+        type_text(&mut form, "../x");
+        assert!(form.error(Field::User).unwrap().contains("`.`"));
+        for _ in 0..4 {
+            press(&mut form, KeyCode::Backspace);
+        }
+        type_text(&mut form, "alice");
+        assert_eq!(form.error(Field::User), None);
+        press(&mut form, KeyCode::Tab);
+        press(&mut form, KeyCode::Right);
+        press(&mut form, KeyCode::Tab);
+        type_text(&mut form, "lots");
+        assert!(form.error(Field::Memory).is_some());
+        assert_eq!(form.validate().unwrap_err(), Field::Memory);
+        for _ in 0..4 {
+            press(&mut form, KeyCode::Backspace);
+        }
+        type_text(&mut form, "512m");
+        press(&mut form, KeyCode::Tab);
+        type_text(&mut form, "0.5");
+        press(&mut form, KeyCode::Tab);
+        press(&mut form, KeyCode::Char(' '));
+        let (user, runtime, overrides) = form.validate().unwrap();
+        assert_eq!(user.as_str(), "alice");
+        assert_eq!(runtime, "node-minimal");
+        assert_eq!(overrides.memory, Some(ByteSize(512 << 20)));
+        assert_eq!(overrides.cpus, Some(0.5));
+        assert_eq!(overrides.network.as_deref(), Some("bridge"));
+    }
+}

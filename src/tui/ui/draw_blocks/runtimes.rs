@@ -1,0 +1,55 @@
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::Span;
+use ratatui::widgets::{Cell, Row, Table, TableState};
+
+use super::pane_block;
+use crate::engine::images::ImageState;
+use crate::tui::app::{App, Pane};
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = app.theme();
+    let focused = app.focus == Pane::Runtimes;
+    let header = Row::new(["NAME", "LANGUAGE", "IMAGE"]).style(theme.muted());
+    let building = app
+        .build
+        .as_ref()
+        .filter(|b| b.finished.is_none())
+        .map(|b| b.runtime.as_str());
+    let rows = app.runtimes.iter().map(|runtime| {
+        let (label, color) = if building == Some(runtime.name.as_str()) {
+            ("building…", theme.accent)
+        } else {
+            match runtime.state {
+                Some(ImageState::Built) => ("built", theme.ok),
+                Some(ImageState::Stale) => ("stale", theme.warning),
+                Some(ImageState::Missing) => ("missing", theme.error),
+                None => ("unknown", theme.muted),
+            }
+        };
+        Row::new([
+            Cell::from(runtime.name.clone()),
+            Cell::from(runtime.language.as_str()),
+            Cell::from(Span::styled(label, theme.text().fg(color))),
+        ])
+        .style(theme.text())
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Fill(3),
+            Constraint::Length(9),
+            Constraint::Length(10),
+        ],
+    )
+    .header(header)
+    .row_highlight_style(if focused {
+        theme.selected()
+    } else {
+        theme.text()
+    })
+    .block(pane_block(" Runtimes ", focused, theme));
+    let mut state = TableState::default()
+        .with_selected((!app.runtimes.is_empty()).then_some(app.selected_runtime));
+    frame.render_stateful_widget(table, area, &mut state);
+}

@@ -1,0 +1,84 @@
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Row, Table, TableState};
+
+use super::{human_bytes, pane_block};
+use crate::tui::app::{App, Pane};
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = app.theme();
+    let focused = app.focus == Pane::Sessions;
+    let visible = app.visible_sessions();
+    let mut title = vec![Span::raw(format!(" Sessions ({}) ", visible.len()))];
+    if app.filtering || !app.filter.is_empty() {
+        let cursor = if app.filtering { "▏" } else { "" };
+        title.push(Span::styled(
+            format!("filter: {}{cursor} ", app.filter),
+            theme.accent(),
+        ));
+    }
+    let header =
+        Row::new(["USER", "RUNTIME", "STATE", "CPU %", "MEMORY", "UPTIME"]).style(theme.muted());
+    let rows = visible.iter().map(|session| {
+        let sandbox = &session.sandbox;
+        let stats = app
+            .latest_stats(&sandbox.user)
+            .filter(|_| sandbox.is_running());
+        let state_style = match sandbox.state.as_str() {
+            "running" => theme.text().fg(theme.ok),
+            "exited" | "dead" => theme.text().fg(theme.error),
+            _ => theme.text().fg(theme.warning),
+        };
+        let uptime = if sandbox.is_running() {
+            sandbox
+                .status
+                .strip_prefix("Up ")
+                .unwrap_or(&sandbox.status)
+                .to_string()
+        } else {
+            "-".to_string()
+        };
+        Row::new([
+            Cell::from(sandbox.user.clone()),
+            Cell::from(sandbox.runtime.clone()),
+            Cell::from(Span::styled(sandbox.state.clone(), state_style)),
+            Cell::from(stats.map_or("-".to_string(), |s| format!("{:.1}", s.cpu_percent))),
+            Cell::from(stats.map_or("-".to_string(), |s| human_bytes(s.memory_used))),
+            Cell::from(uptime),
+        ])
+        .style(theme.text())
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Fill(2),
+            Constraint::Length(19),
+            Constraint::Length(8),
+            Constraint::Length(7),
+            Constraint::Length(10),
+            Constraint::Fill(2),
+        ],
+    )
+    .header(header)
+    .row_highlight_style(theme.selected())
+    .block(pane_block(Line::from(title), focused, theme));
+    let mut state =
+        TableState::default().with_selected((!visible.is_empty()).then_some(app.selected_session));
+    frame.render_stateful_widget(table, area, &mut state);
+    if visible.is_empty() && area.height > 3 {
+        let hint = if app.sessions.is_empty() {
+            format!(
+                "no sessions yet — press {} to create one",
+                app.keymap.label(crate::tui::keymap::Action::NewSession)
+            )
+        } else {
+            "no session matches the filter".to_string()
+        };
+        let inner = Rect::new(area.x + 2, area.y + 2, area.width.saturating_sub(4), 1);
+        frame.render_widget(
+            ratatui::widgets::Paragraph::new(hint).style(theme.muted()),
+            inner,
+        );
+    }
+}

@@ -1,0 +1,90 @@
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Sparkline};
+
+use super::{human_bytes, pane_block};
+use crate::tui::app::{App, Pane};
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = app.theme();
+    let focused = app.focus == Pane::Stats;
+    let user = app.selected_user();
+    let title = match &user {
+        Some(user) => format!(" Stats — {user} "),
+        None => " Stats ".to_string(),
+    };
+    let block = pane_block(title, focused, theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let history = user.as_deref().and_then(|user| app.stats.get(user));
+    let Some(history) = history.filter(|h| !h.is_empty()) else {
+        let running = app.selected().is_some_and(|s| s.sandbox.is_running());
+        let text = if running {
+            "waiting for samples… (a running session streams one a second)"
+        } else if user.is_some() {
+            "the session is not running; press s to start it"
+        } else {
+            "select a session to see its CPU and memory"
+        };
+        frame.render_widget(Paragraph::new(text).style(theme.muted()), inner);
+        return;
+    };
+    let Some(latest) = history.latest() else {
+        return;
+    };
+    let [cpu_label, cpu_chart, memory_label, memory_chart] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+        Constraint::Fill(1),
+    ])
+    .areas(inner);
+    // Sparklines draw the newest samples at the right: take what fits.
+    let width = usize::from(inner.width);
+    let skip = history.len().saturating_sub(width);
+    let cpu: Vec<u64> = history
+        .iter()
+        .skip(skip)
+        .map(|s| (s.cpu_percent * 10.0).round() as u64)
+        .collect();
+    let memory: Vec<u64> = history.iter().skip(skip).map(|s| s.memory_used).collect();
+    frame.render_widget(
+        Paragraph::new(Line::from(format!(
+            "CPU {:.1}%   pids {}",
+            latest.cpu_percent, latest.pids
+        )))
+        .style(theme.text().fg(theme.cpu)),
+        cpu_label,
+    );
+    let cpu_max = history
+        .iter()
+        .map(|s| (s.cpu_percent * 10.0).round() as u64)
+        .max()
+        .unwrap_or(0)
+        .max(1000);
+    frame.render_widget(
+        Sparkline::default()
+            .data(&cpu)
+            .max(cpu_max)
+            .style(theme.text().fg(theme.cpu)),
+        cpu_chart,
+    );
+    frame.render_widget(
+        Paragraph::new(format!(
+            "memory {} / {} ({:.1}%)",
+            human_bytes(latest.memory_used),
+            human_bytes(latest.memory_limit),
+            latest.memory_percent()
+        ))
+        .style(theme.text().fg(theme.memory)),
+        memory_label,
+    );
+    frame.render_widget(
+        Sparkline::default()
+            .data(&memory)
+            .max(latest.memory_limit.max(1))
+            .style(theme.text().fg(theme.memory)),
+        memory_chart,
+    );
+}

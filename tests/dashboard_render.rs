@@ -1,0 +1,223 @@
+//! Snapshots of each pane and dialog, drawn with ratatui's TestBackend.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use sandpit::engine::images::ImageState;
+use sandpit::engine::runtimes::RuntimeSet;
+use sandpit::engine::sandbox::SandboxInfo;
+use sandpit::engine::stats::StatsSample;
+use sandpit::sessions::Session;
+use sandpit::sessions::isolation::{PROBES, ProbeResult};
+use sandpit::tui::app::App;
+use sandpit::tui::collector::Update;
+use sandpit::tui::keymap::KeyMap;
+use sandpit::tui::theme::ThemeSet;
+use sandpit::tui::ui;
+
+fn session(user: &str, runtime: &str, running: bool) -> Session {
+    Session {
+        sandbox: SandboxInfo {
+            user: user.to_string(),
+            runtime: runtime.to_string(),
+            container_id: format!("{:0<64}", user.len()),
+            state: if running { "running" } else { "exited" }.to_string(),
+            status: if running {
+                "Up 12 minutes".to_string()
+            } else {
+                "Exited (0) 3 minutes ago".to_string()
+            },
+            image: format!("sandpit/{runtime}:0123456789ab"),
+            workspace: format!("/srv/workspaces/{user}"),
+            created: 1_700_000_000,
+        },
+        last_used: 1_700_000_100,
+    }
+}
+
+/// An app as it looks with two sessions, one streaming stats.
+pub fn demo_app() -> App {
+    let mut app = App::new(
+        ThemeSet::builtin(),
+        0,
+        KeyMap::default(),
+        &RuntimeSet::builtin().unwrap(),
+    );
+    app.apply(Update::EngineUp {
+        version: "20.10.24".to_string(),
+    });
+    app.apply(Update::Sessions(vec![
+        session("alice", "python-datascience", true),
+        session("bob", "node-minimal", false),
+    ]));
+    app.apply(Update::Runtimes(vec![
+        ("python-minimal".to_string(), Some(ImageState::Built)),
+        ("python-datascience".to_string(), Some(ImageState::Built)),
+        ("python-web".to_string(), Some(ImageState::Stale)),
+        ("node-minimal".to_string(), Some(ImageState::Missing)),
+    ]));
+    for i in 0..40u64 {
+        app.apply(Update::Stats {
+            user: "alice".to_string(),
+            sample: StatsSample {
+                cpu_percent: (i % 10) as f64 * 10.0,
+                memory_used: (100 + i * 5) << 20,
+                memory_limit: 1 << 30,
+                pids: 3,
+            },
+        });
+    }
+    app
+}
+
+fn render(app: &mut App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| ui::draw(frame, app)).unwrap();
+    let buffer = terminal.backend().buffer();
+    (0..height)
+        .map(|y| {
+            (0..width)
+                .map(|x| buffer[(x, y)].symbol())
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn key(app: &mut App, code: KeyCode) {
+    app.handle_key(KeyEvent::new(code, KeyModifiers::NONE));
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        key(app, KeyCode::Char(c));
+    }
+}
+
+#[test]
+fn dashboard_full_layout() {
+    insta::assert_snapshot!(render(&mut demo_app(), 120, 32));
+}
+
+#[test]
+fn runtimes_pane_focused() {
+    let mut app = demo_app();
+    key(&mut app, KeyCode::Tab);
+    key(&mut app, KeyCode::Down);
+    insta::assert_snapshot!(render(&mut app, 120, 32));
+}
+
+#[test]
+fn small_terminal_gets_the_sessions_list() {
+    insta::assert_snapshot!(render(&mut demo_app(), 70, 12));
+}
+
+#[test]
+fn tiny_terminal_gets_a_notice() {
+    insta::assert_snapshot!(render(&mut demo_app(), 24, 4));
+}
+
+#[test]
+fn engine_down_banner() {
+    let mut app = demo_app();
+    app.apply(Update::EngineDown {
+        error: "the Docker engine at unix:///var/run/docker.sock does not answer".to_string(),
+    });
+    insta::assert_snapshot!(render(&mut app, 120, 32));
+}
+
+#[test]
+fn filter_in_progress() {
+    let mut app = demo_app();
+    key(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "bo");
+    insta::assert_snapshot!(render(&mut app, 120, 32));
+}
+
+#[test]
+fn new_session_dialog_validates() {
+    let mut app = demo_app();
+    key(&mut app, KeyCode::Char('n'));
+    type_text(&mut app, "../x");
+    key(&mut app, KeyCode::Tab);
+    key(&mut app, KeyCode::Tab);
+    type_text(&mut app, "lots");
+    insta::assert_snapshot!(render(&mut app, 120, 32));
+}
+
+#[test]
+fn delete_confirmation() {
+    let mut app = demo_app();
+    key(&mut app, KeyCode::Char('d'));
+    insta::assert_snapshot!(render(&mut app, 120, 32));
+}
+
+#[test]
+fn build_log() {
+    let mut app = demo_app();
+    key(&mut app, KeyCode::Char('b'));
+    for line in [
+        "Step 1/4 : FROM debian:trixie-slim",
+        "Step 2/4 : RUN sh /tmp/sandpit-build/apt.sh",
+        "Setting up python3 (3.13.5-1) ...",
+    ] {
+        app.apply(Update::BuildLog {
+            runtime: "python-datascience".to_string(),
+            line: line.to_string(),
+        });
+    }
+    insta::assert_snapshot!(render(&mut app, 120, 32));
+}
+
+#[test]
+fn isolation_table() {
+    let mut app = demo_app();
+    app.apply(Update::Sessions(vec![
+        session("alice", "python-datascience", true),
+        session("bob", "node-minimal", true),
+    ]));
+    key(&mut app, KeyCode::Char('i'));
+    let picker = render(&mut app, 120, 32);
+    key(&mut app, KeyCode::Enter);
+    app.apply(Update::Isolation {
+        from: "alice".to_string(),
+        target: "bob".to_string(),
+        result: Ok(PROBES
+            .iter()
+            .map(|probe| ProbeResult {
+                probe: probe.to_string(),
+                blocked: *probe != "reach the network",
+                detail: if *probe == "reach the network" {
+                    "interface eth0".to_string()
+                } else {
+                    "nothing got through".to_string()
+                },
+            })
+            .collect()),
+    });
+    insta::assert_snapshot!("isolation_picker", picker);
+    insta::assert_snapshot!("isolation_result", render(&mut app, 120, 32));
+}
+
+#[test]
+fn help_overlay() {
+    let mut app = demo_app();
+    key(&mut app, KeyCode::Char('?'));
+    insta::assert_snapshot!(render(&mut app, 120, 32));
+}
+
+#[test]
+fn every_size_renders_without_panicking() {
+    let mut app = demo_app();
+    for width in [0, 1, 10, 29, 30, 60, 99, 100, 200] {
+        for height in [0, 1, 5, 6, 12, 29, 30, 60] {
+            render(&mut app, width, height);
+        }
+    }
+    key(&mut app, KeyCode::Char('n'));
+    for (width, height) in [(10, 5), (40, 8), (200, 60)] {
+        render(&mut app, width, height);
+    }
+}
