@@ -46,7 +46,7 @@ impl Areas {
             };
         }
         let [left, right] =
-            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+            Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
                 .areas(body);
         let [sessions, runtimes] =
             Layout::vertical([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(left);

@@ -52,10 +52,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let table = Table::new(
         rows,
         [
-            Constraint::Fill(2),
-            Constraint::Length(19),
-            Constraint::Length(8),
+            Constraint::Fill(3),
+            Constraint::Length(18),
             Constraint::Length(7),
+            Constraint::Length(6),
             Constraint::Length(10),
             Constraint::Fill(2),
         ],

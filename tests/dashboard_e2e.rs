@@ -1,0 +1,129 @@
+//! The real binary in tmux against the real engine: create a session with
+//! keystrokes and see it listed with live CPU and memory.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn tmux(args: &[&str]) -> String {
+    let output = Command::new("tmux")
+        .args(args)
+        .output()
+        .expect("tmux is needed for this test (.ci/run installs it)");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Waits until the screen satisfies `done`, returning it; panics with the
+/// last screen at the deadline.
+fn wait_for_screen(
+    session: &str,
+    deadline: Duration,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let until = Instant::now() + deadline;
+    loop {
+        let screen = tmux(&["capture-pane", "-p", "-t", session]);
+        if done(&screen) {
+            return screen;
+        }
+        assert!(
+            Instant::now() < until,
+            "timed out waiting for {what}; screen:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+struct TmuxSession(String);
+
+impl Drop for TmuxSession {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn create_a_session_from_the_dashboard_and_see_it_live() {
+    let user = common::test_user("e2e");
+    let _cleanup = common::Cleanup(vec![user.container_name()]);
+    let home = tempfile::tempdir().unwrap();
+    let name = format!("sandpit-e2e-{}", std::process::id());
+    let ca = common::build_options()
+        .ca_file
+        .map(|path| format!("SANDPIT_BUILD_CA_FILE={}", path.display()))
+        .unwrap_or_default();
+    let command = format!(
+        "env XDG_CONFIG_HOME={home}/config XDG_STATE_HOME={home}/state {ca} {bin} --workspace-root {home}/ws",
+        home = home.path().display(),
+        bin = env!("CARGO_BIN_EXE_sandpit"),
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "120",
+        "-y",
+        "35",
+        &command,
+    ]);
+    let session = TmuxSession(name.clone());
+    tmux(&["set-option", "-t", &name, "remain-on-exit", "on"]);
+
+    // Connected: the title names the engine's version and counts sessions.
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the dashboard connected",
+        |screen| screen.contains("Sessions (") && screen.contains(" running · theme"),
+    );
+    tmux(&["send-keys", "-t", &name, "n"]);
+    wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the new-session dialog",
+        |screen| screen.contains("New session"),
+    );
+    tmux(&["send-keys", "-t", &name, "-l", user.as_str()]);
+    tmux(&["send-keys", "-t", &name, "Enter"]);
+
+    // Listed as running, with a CPU figure and a memory figure from live stats.
+    let screen = wait_for_screen(
+        &name,
+        Duration::from_secs(120),
+        "the session with live stats",
+        |screen| {
+            screen.lines().any(|line| {
+                line.contains(user.as_str())
+                    && line.contains("running")
+                    && line
+                        .split_whitespace()
+                        .any(|word| word.parse::<f64>().is_ok() && word.contains('.'))
+                    && line.contains("iB")
+            })
+        },
+    );
+    assert!(screen.contains("Stats"), "{screen}");
+
+    // q quits; the session keeps running and the terminal is given back.
+    tmux(&["send-keys", "-t", &name, "q"]);
+    wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the dashboard to exit",
+        |_| tmux(&["display-message", "-p", "-t", &name, "#{pane_dead}"]).trim() == "1",
+    );
+    let status = tmux(&["display-message", "-p", "-t", &name, "#{pane_dead_status}"]);
+    assert_eq!(status.trim(), "0");
+    let state = Command::new("docker")
+        .args(["inspect", "-f", "{{.State.Status}}", &user.container_name()])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "running");
+    drop(session);
+}
