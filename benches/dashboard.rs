@@ -19,7 +19,12 @@ use sandpit::tui::theme::ThemeSet;
 const FRAMES: usize = 300;
 
 fn app_with(sessions: usize) -> App {
-    let mut app = App::new(ThemeSet::builtin(), 0, KeyMap::default(), &RuntimeSet::builtin().unwrap());
+    let mut app = App::new(
+        ThemeSet::builtin(),
+        0,
+        KeyMap::default(),
+        &RuntimeSet::builtin().unwrap(),
+    );
     app.apply(Update::EngineUp {
         version: "20.10".to_string(),
     });
@@ -63,7 +68,9 @@ fn frame_times(app: &mut App, width: u16, height: u16) -> Vec<Duration> {
             // Move the selection so each frame draws a different session's charts.
             app.selected_session = i % app.visible_sessions().len().max(1);
             let started = Instant::now();
-            terminal.draw(|frame| sandpit::tui::ui::draw(frame, app)).unwrap();
+            terminal
+                .draw(|frame| sandpit::tui::ui::draw(frame, app))
+                .unwrap();
             started.elapsed()
         })
         .collect()
@@ -79,7 +86,10 @@ fn main() {
     for (width, height) in [(120, 35), (200, 60)] {
         let mut baseline = frame_times(&mut app_with(0), width, height);
         let mut busy = frame_times(&mut app_with(100), width, height);
-        let (b50, b95) = (percentile(&mut baseline, 0.5), percentile(&mut baseline, 0.95));
+        let (b50, b95) = (
+            percentile(&mut baseline, 0.5),
+            percentile(&mut baseline, 0.95),
+        );
         let (s50, s95) = (percentile(&mut busy, 0.5), percentile(&mut busy, 0.95));
         println!(
             "frame {width}x{height}: 100 sessions p50 {:.3} ms p95 {:.3} ms | no sessions p50 {:.3} ms p95 {:.3} ms | ratio p50 {:.2}",

@@ -110,13 +110,49 @@ fn create_a_session_from_the_dashboard_and_see_it_live() {
     );
     assert!(screen.contains("Stats"), "{screen}");
 
-    // q quits; the session keeps running and the terminal is given back.
+    // A session made by another sandpit process appears, and goes when removed.
+    let other = common::test_user("e2c");
+    let _other_cleanup = common::Cleanup(vec![other.container_name()]);
+    let cli = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_sandpit"))
+            .arg("--workspace-root")
+            .arg(home.path().join("ws"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    cli(&["new", other.as_str()]);
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the CLI's session to appear",
+        |screen| screen.contains(other.as_str()),
+    );
+    cli(&["rm", other.as_str()]);
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the CLI's session to go",
+        |screen| !screen.contains(other.as_str()),
+    );
+
+    // q quits cleanly; the session keeps running. tmux sees the pane's
+    // output end before it reaps the process, so wait for the exit status.
     tmux(&["send-keys", "-t", &name, "q"]);
     wait_for_screen(
         &name,
         Duration::from_secs(10),
-        "the dashboard to exit",
-        |_| tmux(&["display-message", "-p", "-t", &name, "#{pane_dead}"]).trim() == "1",
+        "the dashboard's exit status",
+        |_| {
+            !tmux(&["display-message", "-p", "-t", &name, "#{pane_dead_status}"])
+                .trim()
+                .is_empty()
+        },
     );
     let status = tmux(&["display-message", "-p", "-t", &name, "#{pane_dead_status}"]);
     assert_eq!(status.trim(), "0");
@@ -126,4 +162,67 @@ fn create_a_session_from_the_dashboard_and_see_it_live() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "running");
     drop(session);
+}
+
+/// Forwards a unix socket to the engine's, standing in for an engine that
+/// comes back after being away.
+fn start_engine_proxy(path: std::path::PathBuf) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::UnixListener::bind(&path).unwrap();
+            // Bounded: the test needs a handful of connections.
+            for _ in 0..10_000 {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    break;
+                };
+                tokio::spawn(async move {
+                    if let Ok(mut engine) =
+                        tokio::net::UnixStream::connect("/var/run/docker.sock").await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut engine).await;
+                    }
+                });
+            }
+        });
+    })
+}
+
+#[test]
+fn engine_down_shows_a_banner_and_the_dashboard_reconnects() {
+    let home = tempfile::tempdir().unwrap();
+    let socket = home.path().join("engine.sock");
+    let name = format!("sandpit-e2e-down-{}", std::process::id());
+    let command = format!(
+        "env DOCKER_HOST=unix://{socket} XDG_CONFIG_HOME={home}/config XDG_STATE_HOME={home}/state {bin} --workspace-root {home}/ws",
+        socket = socket.display(),
+        home = home.path().display(),
+        bin = env!("CARGO_BIN_EXE_sandpit"),
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "120",
+        "-y",
+        "35",
+        &command,
+    ]);
+    let _session = TmuxSession(name.clone());
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the engine-down banner",
+        |screen| screen.contains("Docker engine not answering"),
+    );
+    let _proxy = start_engine_proxy(socket);
+    wait_for_screen(&name, Duration::from_secs(30), "the reconnect", |screen| {
+        screen.contains(" running · theme") && !screen.contains("not answering")
+    });
+    tmux(&["send-keys", "-t", &name, "q"]);
 }
