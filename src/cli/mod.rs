@@ -233,6 +233,16 @@ pub struct PolicyArgs {
     /// Writable root filesystem (the default is read-only)
     #[arg(long)]
     writable_root: bool,
+    /// Mount a host folder: HOST:PATH, or HOST:PATH:ro for read-only (repeatable)
+    #[arg(long = "volume", value_name = "HOST:PATH[:ro]", value_parser = parse_volume_arg)]
+    volumes: Vec<(String, String)>,
+}
+
+fn parse_volume_arg(text: &str) -> Result<(String, String), String> {
+    let (host, path) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}` is not HOST:PATH or HOST:PATH:ro"))?;
+    Ok((host.to_string(), path.to_string()))
 }
 
 impl PolicyArgs {
@@ -243,6 +253,7 @@ impl PolicyArgs {
             network: self.network.clone(),
             pids_limit: self.pids_limit,
             read_only: self.writable_root.then_some(false),
+            volumes: (!self.volumes.is_empty()).then(|| self.volumes.iter().cloned().collect()),
             ..Default::default()
         }
     }

@@ -621,6 +621,23 @@ mod tests {
     }
 
     #[test]
+    fn runtime_sandbox_policy_parses_and_is_checked() {
+        let base = "[[runtime]]\nname = \"r\"\nlanguage = \"python\"\nbase_image = \"debian:trixie-slim\"\n";
+        let runtimes = parse(&format!(
+            "{base}[runtime.sandbox]\nmemory = \"2g\"\ncpus = 2\nnetwork = \"bridge\"\n"
+        ))
+        .unwrap();
+        assert_eq!(runtimes[0].sandbox.memory.map(|m| m.0), Some(2 << 30));
+        assert_eq!(runtimes[0].sandbox.cpus, Some(2.0));
+        assert_eq!(runtimes[0].sandbox.network.as_deref(), Some("bridge"));
+        let err = parse(&format!("{base}[runtime.sandbox]\nnetwork = \"host\"\n")).unwrap_err();
+        assert_eq!((err.line, err.column), (5, 1), "{err}");
+        assert!(err.message.contains("network `host`"), "{err}");
+        let err = parse(&format!("{base}[runtime.sandbox]\nmemroy = \"2g\"\n")).unwrap_err();
+        assert!(err.message.contains("memroy"), "{err}");
+    }
+
+    #[test]
     fn package_checks() {
         for ok in [
             "numpy",
