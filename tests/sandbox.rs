@@ -568,15 +568,21 @@ async fn stats_agree_with_docker_stats() {
     };
     let mut samples = Box::pin(sandbox.engine().stats_stream(sandbox.container_name()));
     // Wait until the load is in place.
+    // Wait for a steady load: two samples in a row with the memory held
+    // and the core busy, so both tools measure the same thing.
+    let loaded =
+        |s: &sandpit::engine::stats::StatsSample| s.memory_used > 190 << 20 && s.cpu_percent > 90.0;
+    let mut previous_loaded = false;
     let ours = loop {
         let sample = tokio::time::timeout(Duration::from_secs(10), samples.next())
             .await
             .expect("a sample within 10s")
             .unwrap()
             .unwrap();
-        if sample.memory_used > 190 << 20 && sample.cpu_percent > 80.0 {
+        if loaded(&sample) && previous_loaded {
             break sample;
         }
+        previous_loaded = loaded(&sample);
     };
     let output = std::process::Command::new("docker")
         .args([

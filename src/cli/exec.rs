@@ -7,8 +7,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::exec::{ExecEvent, ExecRequest, Stream};
-use crate::engine::images::shell_quote;
 use crate::engine::policy::PolicyOverrides;
+use crate::engine::runtimes::run_command;
 use crate::engine::sandbox::{Sandbox, UserId};
 
 use super::Context;
@@ -85,11 +85,6 @@ pub async fn run_file(
     let mut request = ExecRequest::shell(run_command(&runtime.run, &name));
     request.timeout = parse_timeout(timeout)?;
     stream_exec(&sandbox, request).await
-}
-
-/// The runtime's `run` template with `{file}` replaced by the quoted name.
-pub fn run_command(template: &str, file: &str) -> String {
-    template.replace("{file}", &shell_quote(file))
 }
 
 fn parse_timeout(seconds: Option<f64>) -> anyhow::Result<Option<Duration>> {

@@ -224,6 +224,11 @@ impl RuntimeSet {
     }
 }
 
+/// A runtime's `run` template with `{file}` replaced by the shell-quoted name.
+pub fn run_command(template: &str, file: &str) -> String {
+    template.replace("{file}", &super::images::shell_quote(file))
+}
+
 /// Parses and validates one runtimes file. `file_name` is used in errors.
 pub fn parse_runtimes(
     text: &str,

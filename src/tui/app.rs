@@ -15,7 +15,9 @@ use super::keymap::{Action, KeyMap};
 use super::popups::{NewSessionForm, Popup};
 use super::theme::{Theme, ThemeSet};
 use super::ui::layout::Areas;
+use super::work::{RunState, Work};
 use crate::engine::images::ImageState;
+use crate::engine::runtimes::run_command;
 use crate::engine::runtimes::{Language, RuntimeSet};
 use crate::engine::stats::{StatsHistory, StatsSample};
 use crate::sessions::Session;
@@ -31,10 +33,26 @@ pub enum Pane {
     Sessions,
     Runtimes,
     Stats,
+    Editor,
+    Output,
 }
 
 impl Pane {
-    const ORDER: [Pane; 3] = [Pane::Sessions, Pane::Runtimes, Pane::Stats];
+    const ORDER: [Pane; 5] = [
+        Pane::Sessions,
+        Pane::Runtimes,
+        Pane::Stats,
+        Pane::Editor,
+        Pane::Output,
+    ];
+}
+
+/// What a runtime gives a new editor buffer.
+#[derive(Debug, Clone)]
+struct RuntimeCode {
+    file: String,
+    starter: String,
+    run: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +115,9 @@ pub struct App {
     pub should_quit: bool,
     /// The size of the last frame, for mouse hit-testing.
     pub area: Rect,
+    /// Each session's editor buffer and run output, by user.
+    pub work: HashMap<String, Work>,
+    runtime_code: HashMap<String, RuntimeCode>,
 }
 
 impl App {
@@ -139,7 +160,136 @@ impl App {
             dirty: true,
             should_quit: false,
             area: Rect::default(),
+            work: HashMap::new(),
+            runtime_code: runtimes
+                .iter()
+                .map(|runtime| {
+                    let code = RuntimeCode {
+                        file: runtime.file.clone(),
+                        starter: runtime.starter.clone(),
+                        run: runtime.run.clone(),
+                    };
+                    (runtime.name.clone(), code)
+                })
+                .collect(),
         }
+    }
+
+    /// The selected session's work, made from its runtime's starter on first use.
+    pub fn selected_work_mut(&mut self) -> Option<(String, &mut Work)> {
+        let session = self.selected()?.clone();
+        let user = session.sandbox.user.clone();
+        let code = self
+            .runtime_code
+            .get(&session.sandbox.runtime)
+            .cloned()
+            .unwrap_or(RuntimeCode {
+                file: "main.sh".to_string(),
+                starter: String::new(),
+                run: "sh {file}".to_string(),
+            });
+        let work = self
+            .work
+            .entry(user.clone())
+            .or_insert_with(|| Work::new(&code.file, &code.starter, &code.run));
+        Some((user, work))
+    }
+
+    pub fn selected_work(&self) -> Option<&Work> {
+        self.selected().and_then(|s| self.work.get(&s.sandbox.user))
+    }
+
+    /// Saves the selected session's buffer and runs it with its runtime.
+    fn run_selected(&mut self) {
+        if !self.engine_ready() {
+            return;
+        }
+        let Some(running) = self.selected().map(|s| s.sandbox.is_running()) else {
+            self.warn("select a session to run code in");
+            return;
+        };
+        if !running {
+            self.warn("the session is not running; press s to start it");
+            return;
+        }
+        let Some((user, work)) = self.selected_work_mut() else {
+            return;
+        };
+        if work.is_running() {
+            return;
+        }
+        work.output.clear();
+        work.run = RunState::Running;
+        work.modified = false;
+        let request = Request::Run {
+            user,
+            file: work.file.clone(),
+            contents: work.contents(),
+            command: run_command(&work.run_template, &work.file),
+        };
+        self.outbox.push(request);
+    }
+
+    fn save_selected(&mut self) {
+        if !self.engine_ready() {
+            return;
+        }
+        if let Some((user, work)) = self.selected_work_mut() {
+            work.modified = false;
+            let request = Request::Save {
+                user,
+                file: work.file.clone(),
+                contents: work.contents(),
+            };
+            self.outbox.push(request);
+        }
+    }
+
+    /// Keys for the editor: run, save, cancel and undo/redo are the app's;
+    /// everything else edits.
+    fn handle_editor_key(&mut self, key: KeyEvent) {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Esc => self.focus = Pane::Sessions,
+            KeyCode::Char('s') if ctrl => self.save_selected(),
+            KeyCode::Char('z') if ctrl => {
+                if let Some((_, work)) = self.selected_work_mut() {
+                    work.modified |= work.editor.undo();
+                }
+            }
+            KeyCode::Char('y') if ctrl => {
+                if let Some((_, work)) = self.selected_work_mut() {
+                    work.modified |= work.editor.redo();
+                }
+            }
+            KeyCode::Char('v') if ctrl => {
+                if let Some((_, work)) = self.selected_work_mut() {
+                    work.modified |= work.editor.paste();
+                }
+            }
+            _ => {
+                if let Some((_, work)) = self.selected_work_mut() {
+                    work.modified |= work.editor.input(key);
+                }
+            }
+        }
+    }
+
+    fn handle_output_key(&mut self, key: KeyEvent) -> bool {
+        let Some((_, work)) = self.selected_work_mut() else {
+            return false;
+        };
+        let output = &mut work.output;
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => output.scroll_up(1),
+            KeyCode::Down | KeyCode::Char('j') => output.scroll_down(1),
+            KeyCode::PageUp => output.scroll_up(10),
+            KeyCode::PageDown => output.scroll_down(10),
+            KeyCode::Home | KeyCode::Char('g') => output.scroll_up(usize::MAX / 2),
+            KeyCode::End | KeyCode::Char('f') | KeyCode::Char('G') => output.follow(),
+            _ => return false,
+        }
+        true
     }
 
     pub fn theme(&self) -> &Theme {
@@ -268,6 +418,20 @@ impl App {
                     result: Some(result),
                 });
             }
+            Update::RunOutput { user, stream, data } => {
+                if let Some(work) = self.work.get_mut(&user) {
+                    work.output.push(stream, &data);
+                }
+            }
+            Update::RunFinished { user, result } => {
+                if let Some(work) = self.work.get_mut(&user) {
+                    work.output.flush();
+                    work.run = match &result {
+                        Ok(result) => RunState::finished(result),
+                        Err(error) => RunState::Failed(error.clone()),
+                    };
+                }
+            }
             Update::Notice(text) => self.inform(text),
             Update::Failure(text) => self.warn(text),
         }
@@ -298,12 +462,38 @@ impl App {
 
     pub fn handle_key(&mut self, key: KeyEvent) {
         self.dirty = true;
-        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
-            self.should_quit = true;
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if key.code == KeyCode::Char('c') && ctrl {
+            // Ctrl-C stops the selected session's run; with none, it quits
+            // (or copies, in the editor).
+            let running = self.selected_work().is_some_and(Work::is_running);
+            if running && let Some(user) = self.selected_user() {
+                self.inform(format!("cancelling the run in `{user}`…"));
+                self.outbox.push(Request::CancelRun(user));
+            } else if self.focus == Pane::Editor && self.popup.is_none() {
+                if let Some((_, work)) = self.selected_work_mut() {
+                    work.editor.copy();
+                }
+            } else {
+                self.should_quit = true;
+            }
             return;
         }
         if let Some(popup) = self.popup.take() {
             self.popup = self.handle_popup_key(popup, key);
+            return;
+        }
+        if !self.filtering
+            && (key.code == KeyCode::F(5) || (ctrl && key.code == KeyCode::Char('r')))
+        {
+            self.run_selected();
+            return;
+        }
+        if self.focus == Pane::Editor && !self.filtering {
+            self.handle_editor_key(key);
+            return;
+        }
+        if self.focus == Pane::Output && !self.filtering && self.handle_output_key(key) {
             return;
         }
         if self.filtering {
@@ -348,6 +538,10 @@ impl App {
                     (index + len - 1) % len
                 };
                 self.focus = Pane::ORDER[next];
+                if self.focus == Pane::Editor {
+                    // The buffer appears with the runtime's starter code.
+                    let _ = self.selected_work_mut();
+                }
             }
             Action::Up => self.move_selection(-1),
             Action::Down => self.move_selection(1),
@@ -579,6 +773,8 @@ impl App {
             (Pane::Sessions, areas.sessions),
             (Pane::Runtimes, areas.runtimes),
             (Pane::Stats, areas.stats),
+            (Pane::Editor, areas.editor),
+            (Pane::Output, areas.output),
         ]
         .into_iter()
         .find(|(_, area)| area.is_some_and(|area| area.contains(position)));
@@ -589,6 +785,9 @@ impl App {
         match mouse.kind {
             MouseEventKind::Down(MouseButton::Left) => {
                 self.focus = pane;
+                if pane == Pane::Editor {
+                    let _ = self.selected_work_mut();
+                }
                 // Rows start below the border and the header line.
                 let row = mouse.row.saturating_sub(area.y + 2) as usize;
                 let first_row = area.y + 2;
@@ -602,13 +801,20 @@ impl App {
                     }
                 }
             }
-            MouseEventKind::ScrollDown => {
+            MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
                 self.focus = pane;
-                self.move_selection(1);
-            }
-            MouseEventKind::ScrollUp => {
-                self.focus = pane;
-                self.move_selection(-1);
+                let down = mouse.kind == MouseEventKind::ScrollDown;
+                if pane == Pane::Output {
+                    if let Some((_, work)) = self.selected_work_mut() {
+                        if down {
+                            work.output.scroll_down(3);
+                        } else {
+                            work.output.scroll_up(3);
+                        }
+                    }
+                } else {
+                    self.move_selection(if down { 1 } else { -1 });
+                }
             }
             _ => {}
         }

@@ -10,7 +10,10 @@ use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::engine::Engine;
+use crate::engine::exec::{ExecEvent, ExecRequest, ExecResult, Stream};
 use crate::engine::images::{BuildEvent, ImageState};
 use crate::engine::policy::PolicyOverrides;
 use crate::engine::runtimes::RuntimeSet;
@@ -51,6 +54,15 @@ pub enum Update {
         target: String,
         result: Result<Vec<ProbeResult>, String>,
     },
+    RunOutput {
+        user: String,
+        stream: Stream,
+        data: Vec<u8>,
+    },
+    RunFinished {
+        user: String,
+        result: Result<ExecResult, String>,
+    },
     Notice(String),
     Failure(String),
 }
@@ -74,7 +86,27 @@ pub enum Request {
         from: String,
         target: String,
     },
+    /// Save the buffer to `file` in the workspace, then run `command`.
+    Run {
+        user: String,
+        file: String,
+        contents: String,
+        command: String,
+    },
+    CancelRun(String),
+    Save {
+        user: String,
+        file: String,
+        contents: String,
+    },
 }
+
+/// Output kept per stream of a dashboard run; the scrollback bounds what
+/// the dashboard holds, this bounds how long a flood runs.
+const RUN_OUTPUT_CAP: usize = 16 << 20;
+
+/// Cancel switches of the runs under way, by user.
+type Runs = Arc<std::sync::Mutex<HashMap<String, CancellationToken>>>;
 
 pub fn spawn(
     config: SessionConfig,
@@ -132,6 +164,7 @@ async fn run(
             manager,
             updates: updates.clone(),
             stats_tasks: HashMap::new(),
+            runs: Runs::default(),
         };
         if connected.serve(&mut requests).await == Serve::Quit {
             return;
@@ -152,6 +185,7 @@ struct Connected {
     updates: mpsc::UnboundedSender<Update>,
     /// One stats stream per running sandbox: user → (container id, task).
     stats_tasks: HashMap<String, (String, JoinHandle<()>)>,
+    runs: Runs,
 }
 
 impl Drop for Connected {
@@ -278,8 +312,9 @@ impl Connected {
     fn handle(&self, request: Request) {
         let manager = self.manager.clone();
         let updates = self.updates.clone();
+        let runs = self.runs.clone();
         tokio::spawn(async move {
-            let outcome = carry_out(&manager, &updates, request).await;
+            let outcome = carry_out(&manager, &updates, &runs, request).await;
             let update = match outcome {
                 Ok(Some(notice)) => Update::Notice(notice),
                 Ok(None) => return,
@@ -293,6 +328,7 @@ impl Connected {
 async fn carry_out(
     manager: &SessionManager,
     updates: &mpsc::UnboundedSender<Update>,
+    runs: &Runs,
     request: Request,
 ) -> anyhow::Result<Option<String>> {
     let user_id = |name: &str| UserId::parse(name).map_err(anyhow::Error::msg);
@@ -369,6 +405,38 @@ async fn carry_out(
             let _ = updates.send(Update::Runtimes(rows));
             Ok(None)
         }
+        Request::Run {
+            user,
+            file,
+            contents,
+            command,
+        } => {
+            let result = run_code(manager, updates, runs, &user, &file, contents, command)
+                .await
+                .map_err(|err| format!("{err:#}"));
+            let _ = updates.send(Update::RunFinished { user, result });
+            Ok(None)
+        }
+        Request::CancelRun(user) => {
+            if let Ok(runs) = runs.lock()
+                && let Some(cancel) = runs.get(&user)
+            {
+                cancel.cancel();
+            }
+            Ok(None)
+        }
+        Request::Save {
+            user,
+            file,
+            contents,
+        } => {
+            manager
+                .get(&user_id(&user)?)
+                .await?
+                .write_file(&file, contents.into_bytes())
+                .await?;
+            Ok(Some(format!("saved {file} in `{user}`'s workspace")))
+        }
         Request::CheckIsolation { from, target } => {
             let from_box = manager.get(&user_id(&from)?).await;
             let target_box = manager.get(&user_id(&target)?).await;
@@ -415,4 +483,50 @@ fn build_forwarder(
             line,
         });
     }
+}
+
+/// Saves the buffer and runs it, streaming its output to the dashboard.
+async fn run_code(
+    manager: &SessionManager,
+    updates: &mpsc::UnboundedSender<Update>,
+    runs: &Runs,
+    user: &str,
+    file: &str,
+    contents: String,
+    command: String,
+) -> anyhow::Result<ExecResult> {
+    let sandbox = manager
+        .get(&UserId::parse(user).map_err(anyhow::Error::msg)?)
+        .await?;
+    sandbox.write_file(file, contents.into_bytes()).await?;
+    let cancel = CancellationToken::new();
+    if let Ok(mut runs) = runs.lock() {
+        runs.insert(user.to_string(), cancel.clone());
+    }
+    let (events, mut received) = mpsc::channel::<ExecEvent>(64);
+    let forward_updates = updates.clone();
+    let forward_user = user.to_string();
+    let forwarder = tokio::spawn(async move {
+        while let Some(event) = received.recv().await {
+            let update = Update::RunOutput {
+                user: forward_user.clone(),
+                stream: event.stream,
+                data: event.data,
+            };
+            if forward_updates.send(update).is_err() {
+                break;
+            }
+        }
+    });
+    let request = ExecRequest::shell(command).output_cap(RUN_OUTPUT_CAP);
+    let result = sandbox.exec(request, Some(events), cancel).await;
+    let _ = forwarder.await;
+    if let Ok(mut runs) = runs.lock() {
+        runs.remove(user);
+    }
+    let mut result = result?;
+    // The dashboard shows the output as it streamed; the copy is not needed.
+    result.stdout = Vec::new();
+    result.stderr = Vec::new();
+    Ok(result)
 }

@@ -14,6 +14,7 @@ pub mod popups;
 pub mod terminal;
 pub mod theme;
 pub mod ui;
+pub mod work;
 
 use std::time::Duration;
 

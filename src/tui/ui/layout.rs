@@ -17,6 +17,8 @@ pub struct Areas {
     pub runtimes: Option<Rect>,
     pub stats: Option<Rect>,
     pub workspace: Option<Rect>,
+    pub editor: Option<Rect>,
+    pub output: Option<Rect>,
     pub status: Option<Rect>,
     /// Set when the terminal is too small for anything but a notice.
     pub too_small: Option<Rect>,
@@ -45,19 +47,28 @@ impl Areas {
                 ..Self::default()
             };
         }
-        let [left, right] =
-            Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
-                .areas(body);
-        let [sessions, runtimes] =
-            Layout::vertical([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(left);
-        let [stats, workspace] =
-            Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(right);
+        // Two rows: the sessions with their live stats on top; below, the
+        // runtimes and workspace beside the editor and its output.
+        let [top, bottom] =
+            Layout::vertical([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(body);
+        let [sessions, stats] =
+            Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(top);
+        let [side, editor, output] = Layout::horizontal([
+            Constraint::Percentage(25),
+            Constraint::Percentage(40),
+            Constraint::Percentage(35),
+        ])
+        .areas(bottom);
+        let [runtimes, workspace] =
+            Layout::vertical([Constraint::Length(8), Constraint::Min(3)]).areas(side);
         Self {
             title: Some(title),
             sessions: Some(sessions),
             runtimes: Some(runtimes),
             stats: Some(stats),
             workspace: Some(workspace),
+            editor: Some(editor),
+            output: Some(output),
             status: Some(status),
             too_small: None,
         }

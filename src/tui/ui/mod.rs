@@ -48,6 +48,12 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     if let Some(area) = areas.workspace {
         draw_blocks::workspace::draw(frame, area, app);
     }
+    if let Some(area) = areas.editor {
+        draw_blocks::editor::draw(frame, area, app);
+    }
+    if let Some(area) = areas.output {
+        draw_blocks::output::draw(frame, area, app);
+    }
     if let Some(area) = areas.status {
         draw_blocks::status_bar::draw(frame, area, app);
     }

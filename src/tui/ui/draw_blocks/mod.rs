@@ -1,3 +1,5 @@
+pub mod editor;
+pub mod output;
 pub mod runtimes;
 pub mod sessions;
 pub mod stats;

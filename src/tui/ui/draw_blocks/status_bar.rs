@@ -33,6 +33,29 @@ fn hinted(pane: Pane) -> &'static [Action] {
             Action::Help,
             Action::Quit,
         ],
+        Pane::Editor | Pane::Output => &[],
+    }
+}
+
+/// The editor and output panes take typed keys, so their keys are fixed.
+fn fixed_hints(pane: Pane) -> &'static [(&'static str, &'static str)] {
+    match pane {
+        Pane::Editor => &[
+            ("f5/ctrl-r", "run"),
+            ("ctrl-s", "save"),
+            ("ctrl-z/ctrl-y", "undo/redo"),
+            ("shift-arrows", "select"),
+            ("ctrl-c/ctrl-x/ctrl-v", "copy/cut/paste"),
+            ("esc", "leave"),
+        ],
+        Pane::Output => &[
+            ("↑/↓ pgup/pgdn", "scroll"),
+            ("end", "follow"),
+            ("f5", "run"),
+            ("ctrl-c", "cancel run"),
+            ("tab", "next pane"),
+        ],
+        _ => &[],
     }
 }
 
@@ -68,6 +91,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         ))
     } else {
         let mut spans = vec![Span::raw(" ")];
+        for (index, (keys, what)) in fixed_hints(app.focus).iter().enumerate() {
+            if index > 0 {
+                spans.push(Span::styled(" · ", theme.muted()));
+            }
+            spans.push(Span::styled(*keys, theme.accent()));
+            spans.push(Span::styled(format!(" {what}"), theme.muted()));
+        }
         for (index, action) in hinted(app.focus).iter().enumerate() {
             if index > 0 {
                 spans.push(Span::styled(" · ", theme.muted()));
