@@ -288,18 +288,46 @@ fn mouse_clicks_focus_and_select_and_the_wheel_scrolls() {
     terminal
         .draw(|frame| sandpit::tui::ui::draw(frame, &mut app))
         .unwrap();
-    // Sessions pane: title line at row 1, header at row 2, rows from 3.
-    click(&mut app, MouseEventKind::Down(MouseButton::Left), 10, 5);
+    let areas = sandpit::tui::ui::layout::Areas::compute(ratatui::layout::Rect::new(0, 0, 120, 32));
+    let (sessions, runtimes) = (areas.sessions.unwrap(), areas.runtimes.unwrap());
+    // Rows start under a pane's border and header: the third session row.
+    click(
+        &mut app,
+        MouseEventKind::Down(MouseButton::Left),
+        sessions.x + 3,
+        sessions.y + 4,
+    );
     assert_eq!(app.selected_user().as_deref(), Some("carol"));
-    click(&mut app, MouseEventKind::ScrollUp, 10, 5);
+    click(
+        &mut app,
+        MouseEventKind::ScrollUp,
+        sessions.x + 3,
+        sessions.y + 4,
+    );
     assert_eq!(app.selected_user().as_deref(), Some("bob"));
-    // The runtimes pane is in the lower left: border at row 20, header at
-    // 21, its first row at 22.
-    click(&mut app, MouseEventKind::Down(MouseButton::Left), 10, 23);
+    click(
+        &mut app,
+        MouseEventKind::Down(MouseButton::Left),
+        runtimes.x + 3,
+        runtimes.y + 3,
+    );
     assert_eq!(app.focus, Pane::Runtimes);
     assert_eq!(app.selected_runtime, 1);
-    click(&mut app, MouseEventKind::ScrollDown, 10, 23);
+    click(
+        &mut app,
+        MouseEventKind::ScrollDown,
+        runtimes.x + 3,
+        runtimes.y + 3,
+    );
     assert_eq!(app.selected_runtime, 2);
+    let editor = areas.editor.unwrap();
+    click(
+        &mut app,
+        MouseEventKind::Down(MouseButton::Left),
+        editor.x + 3,
+        editor.y + 3,
+    );
+    assert_eq!(app.focus, Pane::Editor);
 }
 
 #[test]
@@ -310,4 +338,104 @@ fn a_user_keymap_changes_the_keys() {
     assert!(!app.should_quit);
     press(&mut app, KeyCode::Char('x'));
     assert!(app.should_quit);
+}
+
+fn focus_editor(app: &mut App) {
+    while app.focus != Pane::Editor {
+        press(app, KeyCode::Tab);
+    }
+}
+
+#[test]
+fn type_code_run_it_and_see_the_output() {
+    let mut app = app();
+    focus_editor(&mut app);
+    // The buffer starts with the runtime's starter code; replace it.
+    let starter = app.selected_work().unwrap().contents();
+    assert!(starter.contains("print"), "{starter}");
+    app.selected_work_mut().unwrap().1.editor.select_all();
+    press(&mut app, KeyCode::Delete);
+    type_text(&mut app, "print('hi')");
+    assert!(app.selected_work().unwrap().modified);
+    press(&mut app, KeyCode::F(5));
+    let Some(Request::Run {
+        user,
+        file,
+        contents,
+        command,
+    }) = app.outbox.pop()
+    else {
+        panic!("no run request");
+    };
+    assert_eq!((user.as_str(), file.as_str()), ("alice", "main.py"));
+    assert_eq!(contents, "print('hi')\n");
+    assert_eq!(command, "python3 'main.py'");
+
+    // While it runs, ctrl-c cancels it rather than quitting.
+    app.handle_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert_eq!(
+        app.outbox.pop(),
+        Some(Request::CancelRun("alice".to_string()))
+    );
+    assert!(!app.should_quit);
+
+    app.apply(Update::RunOutput {
+        user: "alice".to_string(),
+        stream: sandpit::engine::exec::Stream::Stdout,
+        data: b"hi\n".to_vec(),
+    });
+    app.apply(Update::RunFinished {
+        user: "alice".to_string(),
+        result: Ok(sandpit::engine::exec::ExecResult {
+            exit_code: Some(0),
+            ..Default::default()
+        }),
+    });
+    let work = app.selected_work().unwrap();
+    assert_eq!(work.output.lines.back().unwrap().1, "hi");
+    assert!(!work.is_running());
+}
+
+#[test]
+fn each_session_keeps_its_own_buffer() {
+    let mut app = app();
+    focus_editor(&mut app);
+    type_text(&mut app, "# alice's");
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.focus, Pane::Sessions);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    focus_editor(&mut app);
+    type_text(&mut app, "# carol's");
+    let carol = app.selected_work().unwrap().contents();
+    assert!(
+        carol.contains("# carol's") && !carol.contains("alice"),
+        "{carol}"
+    );
+    let alice = app.work.get("alice").unwrap().contents();
+    assert!(
+        alice.contains("# alice's") && !alice.contains("carol"),
+        "{alice}"
+    );
+    // Undo and redo work on the buffer.
+    app.handle_key(KeyEvent::new(KeyCode::Char('z'), KeyModifiers::CONTROL));
+    assert!(
+        !app.selected_work()
+            .unwrap()
+            .contents()
+            .contains("# carol's")
+    );
+    app.handle_key(KeyEvent::new(KeyCode::Char('y'), KeyModifiers::CONTROL));
+    assert!(
+        app.selected_work()
+            .unwrap()
+            .contents()
+            .contains("# carol's")
+    );
+    // Runs need a running session: bob is stopped.
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Up);
+    press(&mut app, KeyCode::F(5));
+    assert!(app.outbox.is_empty());
+    assert!(app.notice.as_ref().unwrap().text.contains("not running"));
 }

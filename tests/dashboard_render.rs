@@ -221,3 +221,31 @@ fn every_size_renders_without_panicking() {
         render(&mut app, width, height);
     }
 }
+
+#[test]
+fn editor_and_output_after_a_run() {
+    let mut app = demo_app();
+    while app.focus != sandpit::tui::app::Pane::Editor {
+        key(&mut app, KeyCode::Tab);
+    }
+    key(&mut app, KeyCode::F(5));
+    app.apply(Update::RunOutput {
+        user: "alice".to_string(),
+        stream: sandpit::engine::exec::Stream::Stdout,
+        data: b"hello from Python 3.13.5\n".to_vec(),
+    });
+    app.apply(Update::RunOutput {
+        user: "alice".to_string(),
+        stream: sandpit::engine::exec::Stream::Stderr,
+        data: b"a warning\n".to_vec(),
+    });
+    app.apply(Update::RunFinished {
+        user: "alice".to_string(),
+        result: Ok(sandpit::engine::exec::ExecResult {
+            exit_code: Some(0),
+            duration: std::time::Duration::from_millis(120),
+            ..Default::default()
+        }),
+    });
+    insta::assert_snapshot!(render(&mut app, 120, 32));
+}

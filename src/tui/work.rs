@@ -149,6 +149,9 @@ impl Work {
     pub fn new(file: &str, starter: &str, run_template: &str) -> Self {
         let mut editor = TextArea::from(starter.lines().map(str::to_string).collect::<Vec<_>>());
         editor.set_max_histories(200);
+        editor.set_line_number_style(
+            ratatui::style::Style::new().add_modifier(ratatui::style::Modifier::DIM),
+        );
         Self {
             editor,
             file: file.to_string(),

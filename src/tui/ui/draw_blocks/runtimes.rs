@@ -10,7 +10,14 @@ use crate::tui::app::{App, Pane};
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let theme = app.theme();
     let focused = app.focus == Pane::Runtimes;
-    let header = Row::new(["NAME", "LANGUAGE", "IMAGE"]).style(theme.muted());
+    // The language column goes first when the pane is narrow.
+    let wide = area.width >= 44;
+    let header = if wide {
+        Row::new(["NAME", "LANGUAGE", "IMAGE"])
+    } else {
+        Row::new(["NAME", "IMAGE"])
+    }
+    .style(theme.muted());
     let building = app
         .build
         .as_ref()
@@ -27,28 +34,32 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 None => ("unknown", theme.muted),
             }
         };
-        Row::new([
-            Cell::from(runtime.name.clone()),
-            Cell::from(runtime.language.as_str()),
-            Cell::from(Span::styled(label, theme.text().fg(color))),
-        ])
+        let name = Cell::from(runtime.name.clone());
+        let state = Cell::from(Span::styled(label, theme.text().fg(color)));
+        if wide {
+            Row::new(vec![name, Cell::from(runtime.language.as_str()), state])
+        } else {
+            Row::new(vec![name, state])
+        }
         .style(theme.text())
     });
-    let table = Table::new(
-        rows,
-        [
+    let widths = if wide {
+        vec![
             Constraint::Fill(3),
             Constraint::Length(9),
             Constraint::Length(10),
-        ],
-    )
-    .header(header)
-    .row_highlight_style(if focused {
-        theme.selected()
+        ]
     } else {
-        theme.text()
-    })
-    .block(pane_block(" Runtimes ", focused, theme));
+        vec![Constraint::Fill(3), Constraint::Length(9)]
+    };
+    let table = Table::new(rows, widths)
+        .header(header)
+        .row_highlight_style(if focused {
+            theme.selected()
+        } else {
+            theme.text()
+        })
+        .block(pane_block(" Runtimes ", focused, theme));
     let mut state = TableState::default()
         .with_selected((!app.runtimes.is_empty()).then_some(app.selected_runtime));
     frame.render_stateful_widget(table, area, &mut state);
