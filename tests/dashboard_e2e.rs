@@ -226,3 +226,112 @@ fn engine_down_shows_a_banner_and_the_dashboard_reconnects() {
     });
     tmux(&["send-keys", "-t", &name, "q"]);
 }
+
+fn peak_rss_mib(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches(" kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
+#[test]
+fn type_a_program_run_it_and_survive_a_flood() {
+    let user = common::test_user("run");
+    let _cleanup = common::Cleanup(vec![user.container_name()]);
+    let home = tempfile::tempdir().unwrap();
+    let workspace_root = home.path().join("ws");
+    let created = Command::new(env!("CARGO_BIN_EXE_sandpit"))
+        .arg("--workspace-root")
+        .arg(&workspace_root)
+        .args(["new", user.as_str()])
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+
+    let name = format!("sandpit-e2e-run-{}", std::process::id());
+    let command = format!(
+        "env XDG_CONFIG_HOME={home}/config XDG_STATE_HOME={home}/state {bin} --workspace-root {ws}",
+        home = home.path().display(),
+        ws = workspace_root.display(),
+        bin = env!("CARGO_BIN_EXE_sandpit"),
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "140",
+        "-y",
+        "40",
+        &command,
+    ]);
+    let _session = TmuxSession(name.clone());
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the session listed",
+        |screen| screen.contains(user.as_str()) && screen.contains(" running · theme"),
+    );
+    // Filter down to the session, then go to the editor.
+    tmux(&["send-keys", "-t", &name, "/"]);
+    tmux(&["send-keys", "-t", &name, "-l", user.as_str()]);
+    tmux(&["send-keys", "-t", &name, "Enter", "Tab", "Tab", "Tab"]);
+    wait_for_screen(&name, Duration::from_secs(10), "the editor", |screen| {
+        screen.contains(&format!("Editor — {user}: main.py"))
+    });
+    tmux(&["send-keys", "-t", &name, "-l", "print('sum is', 2 + 40)"]);
+    tmux(&["send-keys", "-t", &name, "Enter", "F5"]);
+    wait_for_screen(
+        &name,
+        Duration::from_secs(60),
+        "the program's output",
+        |screen| screen.contains("sum is 42") && screen.contains("exit 0 in"),
+    );
+    // The buffer was saved to the workspace on the host before it ran.
+    let saved =
+        std::fs::read_to_string(workspace_root.join(user.as_str()).join("main.py")).unwrap();
+    assert!(saved.starts_with("print('sum is', 2 + 40)\n"), "{saved}");
+
+    // 100 MB of output: the run is cut at the cap, the dashboard keeps
+    // answering keys and its memory stays bounded by the scrollback.
+    tmux(&[
+        "send-keys",
+        "-t",
+        &name,
+        "-l",
+        "import sys; [sys.stdout.write('x' * 99 + '\\n') for _ in range(1000000)]",
+    ]);
+    tmux(&["send-keys", "-t", &name, "Enter", "F5"]);
+    wait_for_screen(
+        &name,
+        Duration::from_secs(120),
+        "the flood to be cut",
+        |screen| screen.contains("output truncated"),
+    );
+    tmux(&["send-keys", "-t", &name, "Escape"]);
+    tmux(&["send-keys", "-t", &name, "Tab"]);
+    wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the dashboard to answer a key",
+        |screen| screen.contains("new · ") || screen.contains("build"),
+    );
+    let pid = tmux(&["display-message", "-p", "-t", &name, "#{pane_pid}"]);
+    let peak = peak_rss_mib(pid.trim());
+    assert!(peak > 0, "no dashboard process found");
+    assert!(peak < 200, "the dashboard grew to {peak} MiB");
+}
