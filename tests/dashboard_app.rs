@@ -435,7 +435,181 @@ fn each_session_keeps_its_own_buffer() {
     // Runs need a running session: bob is stopped.
     press(&mut app, KeyCode::Esc);
     press(&mut app, KeyCode::Up);
+    app.outbox.clear();
     press(&mut app, KeyCode::F(5));
-    assert!(app.outbox.is_empty());
+    assert!(app.outbox.is_empty(), "{:?}", app.outbox);
     assert!(app.notice.as_ref().unwrap().text.contains("not running"));
+}
+
+#[test]
+fn files_pane_lists_opens_creates_renames_and_deletes() {
+    use sandpit::engine::files::{DirEntry, EntryKind, FileData};
+    use sandpit::tui::collector::FileOp;
+    let entry = |name: &str, kind, size| DirEntry {
+        name: name.to_string(),
+        kind,
+        size,
+        mtime: 0.0,
+    };
+    let mut app = app();
+    while app.focus != Pane::Files {
+        press(&mut app, KeyCode::Tab);
+    }
+    // Focusing the pane asks for the workspace listing.
+    assert!(app.outbox.contains(&Request::ListDir {
+        user: "alice".to_string(),
+        path: String::new()
+    }));
+    app.outbox.clear();
+    app.apply(Update::DirListing {
+        user: "alice".to_string(),
+        path: String::new(),
+        result: Ok(vec![
+            entry("src", EntryKind::Dir, 0),
+            entry("data.bin", EntryKind::File, 5 << 20),
+            entry("main.py", EntryKind::File, 10),
+        ]),
+    });
+    // Expanding a folder asks for its listing.
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.outbox.pop(),
+        Some(Request::ListDir {
+            user: "alice".to_string(),
+            path: "src".to_string()
+        })
+    );
+    // A large file is not opened.
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Enter);
+    assert!(app.outbox.is_empty());
+    assert!(app.notice.as_ref().unwrap().text.contains("too large"));
+    // A text file opens into the editor.
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.outbox.pop(),
+        Some(Request::OpenFile {
+            user: "alice".to_string(),
+            path: "main.py".to_string()
+        })
+    );
+    app.apply(Update::FileOpened {
+        user: "alice".to_string(),
+        path: "main.py".to_string(),
+        result: Ok(FileData {
+            bytes: b"print('opened')\n".to_vec(),
+            binary: false,
+        }),
+    });
+    assert_eq!(app.focus, Pane::Editor);
+    let work = app.selected_work().unwrap();
+    assert_eq!(work.file, "main.py");
+    assert_eq!(work.contents(), "print('opened')\n");
+    // A binary file is reported, not opened.
+    app.apply(Update::FileOpened {
+        user: "alice".to_string(),
+        path: "x.bin".to_string(),
+        result: Ok(FileData {
+            bytes: vec![0, 1, 2],
+            binary: true,
+        }),
+    });
+    assert_eq!(app.selected_work().unwrap().file, "main.py");
+    assert!(app.notice.as_ref().unwrap().text.contains("binary"));
+    // ctrl-s saves the buffer to its own file.
+    app.handle_key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    assert_eq!(
+        app.outbox.pop(),
+        Some(Request::Save {
+            user: "alice".to_string(),
+            file: "main.py".to_string(),
+            contents: "print('opened')\n".to_string()
+        })
+    );
+
+    // New file in the selected folder, rename, delete after a confirmation.
+    press(&mut app, KeyCode::Esc);
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Tab);
+    }
+    assert_eq!(app.focus, Pane::Files);
+    app.outbox.clear();
+    press(&mut app, KeyCode::Up);
+    press(&mut app, KeyCode::Up);
+    press(&mut app, KeyCode::Char('a'));
+    type_text(&mut app, "new.py");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.outbox.pop(),
+        Some(Request::FileOp {
+            user: "alice".to_string(),
+            op: FileOp::NewFile("src/new.py".to_string())
+        })
+    );
+    press(&mut app, KeyCode::Char('R'));
+    for _ in 0.."src".len() {
+        press(&mut app, KeyCode::Backspace);
+    }
+    type_text(&mut app, "lib");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.outbox.pop(),
+        Some(Request::FileOp {
+            user: "alice".to_string(),
+            op: FileOp::Rename {
+                from: "src".to_string(),
+                to: "lib".to_string()
+            }
+        })
+    );
+    press(&mut app, KeyCode::Char('D'));
+    press(&mut app, KeyCode::Esc);
+    assert!(app.outbox.is_empty(), "cancelled");
+    press(&mut app, KeyCode::Char('D'));
+    press(&mut app, KeyCode::Char('y'));
+    assert_eq!(
+        app.outbox.pop(),
+        Some(Request::FileOp {
+            user: "alice".to_string(),
+            op: FileOp::Delete("src".to_string())
+        })
+    );
+}
+
+#[test]
+fn output_scrolls_searches_and_saves() {
+    let mut app = app();
+    while app.focus != Pane::Editor {
+        press(&mut app, KeyCode::Tab);
+    }
+    press(&mut app, KeyCode::F(5));
+    for i in 0..100 {
+        app.apply(Update::RunOutput {
+            user: "alice".to_string(),
+            stream: sandpit::engine::exec::Stream::Stdout,
+            data: format!("line {i}\n").into_bytes(),
+        });
+    }
+    // Tab indents in the editor; esc leaves it for the sessions, and
+    // shift-tab goes round to the output.
+    press(&mut app, KeyCode::Esc);
+    app.handle_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+    assert_eq!(app.focus, Pane::Output);
+    press(&mut app, KeyCode::PageUp);
+    assert!(!app.selected_work().unwrap().output.following());
+    press(&mut app, KeyCode::End);
+    assert!(app.selected_work().unwrap().output.following());
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "line 42");
+    press(&mut app, KeyCode::Enter);
+    let output = &app.selected_work().unwrap().output;
+    assert_eq!(output.window(1).next().unwrap().1, "line 42");
+    app.outbox.clear();
+    app.handle_key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    let Some(Request::Save { file, contents, .. }) = app.outbox.pop() else {
+        panic!("no save");
+    };
+    assert_eq!(file, "output.log");
+    assert!(contents.starts_with("line 0\nline 1\n"));
 }

@@ -289,7 +289,16 @@ fn type_a_program_run_it_and_survive_a_flood() {
     // Filter down to the session, then go to the editor.
     tmux(&["send-keys", "-t", &name, "/"]);
     tmux(&["send-keys", "-t", &name, "-l", user.as_str()]);
-    tmux(&["send-keys", "-t", &name, "Enter", "Tab", "Tab", "Tab"]);
+    tmux(&[
+        "send-keys",
+        "-t",
+        &name,
+        "Enter",
+        "Tab",
+        "Tab",
+        "Tab",
+        "Tab",
+    ]);
     wait_for_screen(&name, Duration::from_secs(10), "the editor", |screen| {
         screen.contains(&format!("Editor — {user}: main.py"))
     });
@@ -330,6 +339,27 @@ fn type_a_program_run_it_and_survive_a_flood() {
         "the dashboard to answer a key",
         |screen| screen.contains("new · ") || screen.contains("build"),
     );
+    // A file made from the Files pane lands in the workspace on the host.
+    tmux(&["send-keys", "-t", &name, "Tab", "Tab"]);
+    wait_for_screen(&name, Duration::from_secs(10), "the files pane", |screen| {
+        screen.contains("main.py") && screen.contains("a new file")
+    });
+    tmux(&["send-keys", "-t", &name, "a"]);
+    tmux(&["send-keys", "-t", &name, "-l", "from-files.txt"]);
+    tmux(&["send-keys", "-t", &name, "Enter"]);
+    let made = workspace_root.join(user.as_str()).join("from-files.txt");
+    let until = Instant::now() + Duration::from_secs(30);
+    while !made.exists() {
+        assert!(Instant::now() < until, "{} was not created", made.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the new file listed",
+        |screen| screen.contains("from-files.txt"),
+    );
+
     let pid = tmux(&["display-message", "-p", "-t", &name, "#{pane_pid}"]);
     let peak = peak_rss_mib(pid.trim());
     assert!(peak > 0, "no dashboard process found");

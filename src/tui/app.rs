@@ -10,12 +10,15 @@ use crossterm::event::{
 };
 use ratatui::layout::{Position, Rect};
 
-use super::collector::{Request, Update};
+use super::collector::{FileOp, Request, Update};
+use super::files::MAX_EDITABLE_SIZE;
 use super::keymap::{Action, KeyMap};
+use super::popups::Prompt;
 use super::popups::{NewSessionForm, Popup};
 use super::theme::{Theme, ThemeSet};
 use super::ui::layout::Areas;
 use super::work::{RunState, Work};
+use crate::engine::files::EntryKind;
 use crate::engine::images::ImageState;
 use crate::engine::runtimes::run_command;
 use crate::engine::runtimes::{Language, RuntimeSet};
@@ -33,19 +36,27 @@ pub enum Pane {
     Sessions,
     Runtimes,
     Stats,
+    Files,
     Editor,
     Output,
 }
 
 impl Pane {
-    const ORDER: [Pane; 5] = [
+    const ORDER: [Pane; 6] = [
         Pane::Sessions,
         Pane::Runtimes,
         Pane::Stats,
+        Pane::Files,
         Pane::Editor,
         Pane::Output,
     ];
 }
+
+/// Where the Output pane's ctrl-s saves the output, in the workspace.
+pub const OUTPUT_FILE: &str = "output.log";
+
+/// Ticks between refreshes of the selected session's file tree.
+const FILES_REFRESH_TICKS: u64 = 2;
 
 /// What a runtime gives a new editor buffer.
 #[derive(Debug, Clone)]
@@ -118,6 +129,7 @@ pub struct App {
     /// Each session's editor buffer and run output, by user.
     pub work: HashMap<String, Work>,
     runtime_code: HashMap<String, RuntimeCode>,
+    ticks: u64,
 }
 
 impl App {
@@ -161,6 +173,7 @@ impl App {
             should_quit: false,
             area: Rect::default(),
             work: HashMap::new(),
+            ticks: 0,
             runtime_code: runtimes
                 .iter()
                 .map(|runtime| {
@@ -197,6 +210,21 @@ impl App {
 
     pub fn selected_work(&self) -> Option<&Work> {
         self.selected().and_then(|s| self.work.get(&s.sandbox.user))
+    }
+
+    /// The editor appears with the runtime's starter code; the file tree
+    /// with a fresh listing.
+    fn on_focus(&mut self) {
+        match self.focus {
+            Pane::Editor => {
+                let _ = self.selected_work_mut();
+            }
+            Pane::Files => {
+                let _ = self.selected_work_mut();
+                self.refresh_files();
+            }
+            _ => {}
+        }
     }
 
     /// Saves the selected session's buffer and runs it with its runtime.
@@ -252,6 +280,19 @@ impl App {
         match key.code {
             KeyCode::Esc => self.focus = Pane::Sessions,
             KeyCode::Char('s') if ctrl => self.save_selected(),
+            KeyCode::Char('f') if ctrl => {
+                self.popup = Some(Popup::Prompt {
+                    purpose: Prompt::SearchEditor,
+                    text: String::new(),
+                });
+            }
+            KeyCode::F(3) => {
+                if let Some((_, work)) = self.selected_work_mut()
+                    && !work.editor.search_forward(false)
+                {
+                    self.warn("no further match");
+                }
+            }
             KeyCode::Char('z') if ctrl => {
                 if let Some((_, work)) = self.selected_work_mut() {
                     work.modified |= work.editor.undo();
@@ -275,6 +316,125 @@ impl App {
         }
     }
 
+    fn handle_files_key(&mut self, key: KeyEvent) -> bool {
+        let Some((user, work)) = self.selected_work_mut() else {
+            return false;
+        };
+        let tree = &mut work.tree;
+        let row = tree.selected_row();
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => tree.move_selection(-1),
+            KeyCode::Down | KeyCode::Char('j') => tree.move_selection(1),
+            KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => {
+                let Some(row) = row else { return true };
+                if row.entry.kind == EntryKind::Dir {
+                    if row.expanded && key.code == KeyCode::Enter {
+                        tree.collapse(&row.path);
+                    } else if tree.expand(&row.path) {
+                        self.outbox.push(Request::ListDir {
+                            user,
+                            path: row.path,
+                        });
+                    }
+                } else if row.entry.size > MAX_EDITABLE_SIZE {
+                    let size = crate::units::human_bytes(row.entry.size);
+                    self.warn(format!(
+                        "{} is {size}, too large to open in the editor",
+                        row.path
+                    ));
+                } else if work.modified {
+                    let file = work.file.clone();
+                    self.warn(format!("save {file} first (ctrl-s in the editor)"));
+                } else {
+                    self.outbox.push(Request::OpenFile {
+                        user,
+                        path: row.path,
+                    });
+                }
+            }
+            KeyCode::Left | KeyCode::Char('h') => {
+                if let Some(row) = row {
+                    if row.expanded {
+                        tree.collapse(&row.path);
+                    } else if let Some((parent, _)) = row.path.rsplit_once('/') {
+                        let parent = parent.to_string();
+                        tree.collapse(&parent);
+                    }
+                }
+            }
+            KeyCode::Char('a') => {
+                self.popup = Some(Popup::Prompt {
+                    purpose: Prompt::NewFile {
+                        dir: tree.target_dir(),
+                    },
+                    text: String::new(),
+                });
+            }
+            KeyCode::Char('A') => {
+                self.popup = Some(Popup::Prompt {
+                    purpose: Prompt::NewDir {
+                        dir: tree.target_dir(),
+                    },
+                    text: String::new(),
+                });
+            }
+            KeyCode::Char('R') | KeyCode::F(2) => {
+                if let Some(row) = row {
+                    self.popup = Some(Popup::Prompt {
+                        purpose: Prompt::Rename {
+                            from: row.path.clone(),
+                        },
+                        text: row.path,
+                    });
+                }
+            }
+            KeyCode::Char('D') | KeyCode::Delete => {
+                if let Some(row) = row {
+                    self.popup = Some(Popup::ConfirmFileDelete { path: row.path });
+                }
+            }
+            KeyCode::Char('g') => self.refresh_files(),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Carries out a file-name or search prompt.
+    fn submit_prompt(&mut self, purpose: Prompt, text: String) {
+        let Some((user, work)) = self.selected_work_mut() else {
+            return;
+        };
+        let text = text.trim().to_string();
+        let op = match purpose {
+            Prompt::SearchEditor => {
+                match work.editor.set_search_pattern(&text) {
+                    Ok(()) => {
+                        if !work.editor.search_forward(true) {
+                            self.warn(format!("`{text}` is not in the buffer"));
+                        }
+                    }
+                    Err(err) => self.warn(format!("`{text}` is not a valid search: {err}")),
+                }
+                return;
+            }
+            Prompt::SearchOutput => {
+                work.output_search = text.clone();
+                if !work.output.find_back(&text) {
+                    self.warn(format!("`{text}` is not in the output above"));
+                }
+                return;
+            }
+            _ if text.is_empty() => {
+                self.warn("a name is needed");
+                return;
+            }
+            Prompt::NewFile { dir } => FileOp::NewFile(crate::tui::files::join(&dir, &text)),
+            Prompt::NewDir { dir } => FileOp::NewDir(crate::tui::files::join(&dir, &text)),
+            Prompt::Rename { from } => FileOp::Rename { from, to: text },
+        };
+        self.outbox.push(Request::FileOp { user, op });
+    }
+
     fn handle_output_key(&mut self, key: KeyEvent) -> bool {
         let Some((_, work)) = self.selected_work_mut() else {
             return false;
@@ -287,6 +447,26 @@ impl App {
             KeyCode::PageDown => output.scroll_down(10),
             KeyCode::Home | KeyCode::Char('g') => output.scroll_up(usize::MAX / 2),
             KeyCode::End | KeyCode::Char('f') | KeyCode::Char('G') => output.follow(),
+            KeyCode::Char('/') => {
+                self.popup = Some(Popup::Prompt {
+                    purpose: Prompt::SearchOutput,
+                    text: String::new(),
+                });
+            }
+            KeyCode::Char('n') => {
+                let needle = work.output_search.clone();
+                if !work.output.find_back(&needle) {
+                    self.warn(format!("no earlier `{needle}` in the output"));
+                }
+            }
+            KeyCode::Char('s') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                let contents = work.output.text();
+                self.outbox.push(Request::Save {
+                    user: self.selected_user().unwrap_or_default(),
+                    file: OUTPUT_FILE.to_string(),
+                    contents,
+                });
+            }
             _ => return false,
         }
         true
@@ -432,13 +612,76 @@ impl App {
                     };
                 }
             }
+            Update::DirListing { user, path, result } => {
+                if let Some(work) = self.work.get_mut(&user) {
+                    match result {
+                        Ok(entries) => work.tree.set_listing(path, entries),
+                        // A folder that went away folds up; a root error shows.
+                        Err(error) if path.is_empty() => work.tree.error = Some(error),
+                        Err(_) => work.tree.forget(&path),
+                    }
+                }
+            }
+            Update::FileOpened { user, path, result } => match result {
+                Ok(data) if data.binary => {
+                    self.warn(format!(
+                        "{path} is a binary file; it is not opened in the editor"
+                    ));
+                }
+                Ok(data) => {
+                    if let Some(work) = self.work.get_mut(&user) {
+                        work.open(&path, &String::from_utf8_lossy(&data.bytes));
+                    }
+                    self.focus = Pane::Editor;
+                    self.inform(format!("opened {path}; ctrl-s saves it"));
+                }
+                Err(error) => self.warn(error),
+            },
+            Update::FilesChanged { user, dirs } => {
+                let running = self
+                    .sessions
+                    .iter()
+                    .any(|s| s.sandbox.user == user && s.sandbox.is_running());
+                if running && self.work.contains_key(&user) {
+                    self.outbox
+                        .extend(dirs.into_iter().map(|path| Request::ListDir {
+                            user: user.clone(),
+                            path,
+                        }));
+                }
+            }
             Update::Notice(text) => self.inform(text),
             Update::Failure(text) => self.warn(text),
         }
     }
 
     /// Once a second: expire notices and let ages and uptimes move.
+    /// Asks for fresh listings of the selected session's visible folders.
+    fn refresh_files(&mut self) {
+        let running = self.selected().is_some_and(|s| s.sandbox.is_running());
+        let ready = matches!(self.engine, EngineStatus::Up { .. });
+        if !running || !ready {
+            return;
+        }
+        if let Some((user, work)) = self.selected_work_mut() {
+            let requests: Vec<Request> = work
+                .tree
+                .watched()
+                .into_iter()
+                .map(|path| Request::ListDir {
+                    user: user.clone(),
+                    path,
+                })
+                .collect();
+            self.outbox.extend(requests);
+        }
+    }
+
     pub fn tick(&mut self) {
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(FILES_REFRESH_TICKS) {
+            self.refresh_files();
+        }
         if self
             .notice
             .as_ref()
@@ -496,6 +739,9 @@ impl App {
         if self.focus == Pane::Output && !self.filtering && self.handle_output_key(key) {
             return;
         }
+        if self.focus == Pane::Files && !self.filtering && self.handle_files_key(key) {
+            return;
+        }
         if self.filtering {
             match key.code {
                 KeyCode::Esc => {
@@ -538,10 +784,7 @@ impl App {
                     (index + len - 1) % len
                 };
                 self.focus = Pane::ORDER[next];
-                if self.focus == Pane::Editor {
-                    // The buffer appears with the runtime's starter code.
-                    let _ = self.selected_work_mut();
-                }
+                self.on_focus();
             }
             Action::Up => self.move_selection(-1),
             Action::Down => self.move_selection(1),
@@ -734,6 +977,35 @@ impl App {
                     selected,
                 }),
             },
+            Popup::Prompt { purpose, mut text } => match key.code {
+                KeyCode::Esc => None,
+                KeyCode::Enter => {
+                    self.submit_prompt(purpose, text);
+                    None
+                }
+                KeyCode::Backspace => {
+                    text.pop();
+                    Some(Popup::Prompt { purpose, text })
+                }
+                KeyCode::Char(c) => {
+                    text.push(c);
+                    Some(Popup::Prompt { purpose, text })
+                }
+                _ => Some(Popup::Prompt { purpose, text }),
+            },
+            Popup::ConfirmFileDelete { path } => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    if let Some(user) = self.selected_user() {
+                        self.outbox.push(Request::FileOp {
+                            user,
+                            op: FileOp::Delete(path),
+                        });
+                    }
+                    None
+                }
+                KeyCode::Esc | KeyCode::Char('n') => None,
+                _ => Some(Popup::ConfirmFileDelete { path }),
+            },
             Popup::Isolation => match key.code {
                 KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => None,
                 _ => Some(Popup::Isolation),
@@ -785,9 +1057,7 @@ impl App {
         match mouse.kind {
             MouseEventKind::Down(MouseButton::Left) => {
                 self.focus = pane;
-                if pane == Pane::Editor {
-                    let _ = self.selected_work_mut();
-                }
+                self.on_focus();
                 // Rows start below the border and the header line.
                 let row = mouse.row.saturating_sub(area.y + 2) as usize;
                 let first_row = area.y + 2;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::Engine;
 use crate::engine::exec::{ExecEvent, ExecRequest, ExecResult, Stream};
+use crate::engine::files::{DirEntry, FileData};
 use crate::engine::images::{BuildEvent, ImageState};
 use crate::engine::policy::PolicyOverrides;
 use crate::engine::runtimes::RuntimeSet;
@@ -63,6 +64,21 @@ pub enum Update {
         user: String,
         result: Result<ExecResult, String>,
     },
+    DirListing {
+        user: String,
+        path: String,
+        result: Result<Vec<DirEntry>, String>,
+    },
+    FileOpened {
+        user: String,
+        path: String,
+        result: Result<FileData, String>,
+    },
+    /// A file operation finished: these folders' listings changed.
+    FilesChanged {
+        user: String,
+        dirs: Vec<String>,
+    },
     Notice(String),
     Failure(String),
 }
@@ -94,11 +110,48 @@ pub enum Request {
         command: String,
     },
     CancelRun(String),
+    ListDir {
+        user: String,
+        path: String,
+    },
+    OpenFile {
+        user: String,
+        path: String,
+    },
+    FileOp {
+        user: String,
+        op: FileOp,
+    },
     Save {
         user: String,
         file: String,
         contents: String,
     },
+}
+
+/// Changes to a workspace from the Files pane; paths relative to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOp {
+    NewFile(String),
+    NewDir(String),
+    Rename { from: String, to: String },
+    Delete(String),
+}
+
+impl FileOp {
+    /// The folders whose listings the operation changes.
+    fn dirs(&self) -> Vec<String> {
+        let parent = |path: &str| {
+            path.rsplit_once('/')
+                .map_or(String::new(), |(dir, _)| dir.to_string())
+        };
+        match self {
+            FileOp::NewFile(path) | FileOp::NewDir(path) | FileOp::Delete(path) => {
+                vec![parent(path)]
+            }
+            FileOp::Rename { from, to } => vec![parent(from), parent(to)],
+        }
+    }
 }
 
 /// Output kept per stream of a dashboard run; the scrollback bounds what
@@ -416,6 +469,50 @@ async fn carry_out(
                 .map_err(|err| format!("{err:#}"));
             let _ = updates.send(Update::RunFinished { user, result });
             Ok(None)
+        }
+        Request::ListDir { user, path } => {
+            let sandbox = manager.get(&user_id(&user)?).await?;
+            let result = sandbox
+                .list_dir(&path)
+                .await
+                .map_err(|err| format!("{err:#}"));
+            let _ = updates.send(Update::DirListing { user, path, result });
+            Ok(None)
+        }
+        Request::OpenFile { user, path } => {
+            let sandbox = manager.get(&user_id(&user)?).await?;
+            let result = sandbox
+                .read_file(&path, crate::tui::files::MAX_EDITABLE_SIZE)
+                .await
+                .map_err(|err| format!("{err:#}"));
+            let _ = updates.send(Update::FileOpened { user, path, result });
+            Ok(None)
+        }
+        Request::FileOp { user, op } => {
+            let sandbox = manager.get(&user_id(&user)?).await?;
+            let notice = match &op {
+                FileOp::NewFile(path) => {
+                    sandbox.write_file(path, Vec::new()).await?;
+                    format!("created {path}")
+                }
+                FileOp::NewDir(path) => {
+                    sandbox.make_dir(path).await?;
+                    format!("created folder {path}")
+                }
+                FileOp::Rename { from, to } => {
+                    sandbox.rename(from, to).await?;
+                    format!("renamed {from} to {to}")
+                }
+                FileOp::Delete(path) => {
+                    sandbox.delete(path).await?;
+                    format!("deleted {path}")
+                }
+            };
+            let _ = updates.send(Update::FilesChanged {
+                user,
+                dirs: op.dirs(),
+            });
+            Ok(Some(notice))
         }
         Request::CancelRun(user) => {
             if let Ok(runs) = runs.lock()

@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod collector;
+pub mod files;
 pub mod keymap;
 pub mod popups;
 pub mod terminal;

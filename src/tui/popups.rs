@@ -22,6 +22,37 @@ pub enum Popup {
         selected: usize,
     },
     Isolation,
+    /// A line of text for a file name or a search.
+    Prompt {
+        purpose: Prompt,
+        text: String,
+    },
+    ConfirmFileDelete {
+        path: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    NewFile { dir: String },
+    NewDir { dir: String },
+    Rename { from: String },
+    SearchEditor,
+    SearchOutput,
+}
+
+impl Prompt {
+    pub fn title(&self) -> String {
+        match self {
+            Prompt::NewFile { dir } if dir.is_empty() => "New file in the workspace".to_string(),
+            Prompt::NewFile { dir } => format!("New file in {dir}/"),
+            Prompt::NewDir { dir } if dir.is_empty() => "New folder in the workspace".to_string(),
+            Prompt::NewDir { dir } => format!("New folder in {dir}/"),
+            Prompt::Rename { from } => format!("Rename {from} to"),
+            Prompt::SearchEditor => "Search the editor (regex; f3 finds the next)".to_string(),
+            Prompt::SearchOutput => "Search the output (n finds the previous)".to_string(),
+        }
+    }
 }
 
 pub const NETWORKS: [&str; 2] = ["none", "bridge"];

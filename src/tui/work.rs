@@ -121,6 +121,36 @@ impl OutputLog {
         self.scroll_back = 0;
     }
 
+    /// Scrolls to the nearest line above the last one shown that contains
+    /// `needle`; false when there is none.
+    pub fn find_back(&mut self, needle: &str) -> bool {
+        if needle.is_empty() {
+            return false;
+        }
+        let last_shown = self.lines.len().saturating_sub(self.scroll_back);
+        let found = self
+            .lines
+            .range(..last_shown.saturating_sub(1))
+            .rposition(|(_, line)| line.contains(needle));
+        match found {
+            Some(index) => {
+                self.scroll_back = self.lines.len() - 1 - index;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Everything kept, as text, for saving.
+    pub fn text(&self) -> String {
+        let mut text = String::new();
+        for (_, line) in &self.lines {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text
+    }
+
     pub fn following(&self) -> bool {
         self.scroll_back == 0
     }
@@ -143,6 +173,9 @@ pub struct Work {
     pub modified: bool,
     pub output: OutputLog,
     pub run: RunState,
+    pub tree: crate::tui::files::FileTree,
+    /// The last output search, for finding the next match.
+    pub output_search: String,
 }
 
 impl Work {
@@ -159,6 +192,8 @@ impl Work {
             modified: false,
             output: OutputLog::default(),
             run: RunState::Idle,
+            tree: crate::tui::files::FileTree::default(),
+            output_search: String::new(),
         }
     }
 
@@ -171,6 +206,18 @@ impl Work {
 
     pub fn is_running(&self) -> bool {
         self.run == RunState::Running
+    }
+
+    /// Replaces the buffer with a file's text.
+    pub fn open(&mut self, path: &str, text: &str) {
+        let line_numbers = self.editor.line_number_style();
+        self.editor = TextArea::from(text.lines().map(str::to_string).collect::<Vec<_>>());
+        self.editor.set_max_histories(200);
+        if let Some(style) = line_numbers {
+            self.editor.set_line_number_style(style);
+        }
+        self.file = path.to_string();
+        self.modified = false;
     }
 }
 
@@ -229,6 +276,23 @@ mod tests {
         assert_eq!(still, ["38", "39"]);
         log.follow();
         assert_eq!(log.window(1).next().unwrap().1, "50");
+    }
+
+    #[test]
+    fn output_search_goes_back_match_by_match() {
+        let mut log = OutputLog::default();
+        for i in 0..20 {
+            log.push(
+                Stream::Stdout,
+                format!("{} {i}\n", if i % 5 == 0 { "mark" } else { "line" }).as_bytes(),
+            );
+        }
+        assert!(log.find_back("mark"));
+        assert_eq!(log.window(1).next().unwrap().1, "mark 15");
+        assert!(log.find_back("mark"));
+        assert_eq!(log.window(1).next().unwrap().1, "mark 10");
+        assert!(!log.find_back("absent"));
+        assert!(log.text().starts_with("mark 0\nline 1\n"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub struct Areas {
     pub sessions: Option<Rect>,
     pub runtimes: Option<Rect>,
     pub stats: Option<Rect>,
-    pub workspace: Option<Rect>,
+    pub files: Option<Rect>,
     pub editor: Option<Rect>,
     pub output: Option<Rect>,
     pub status: Option<Rect>,
@@ -59,14 +59,14 @@ impl Areas {
             Constraint::Percentage(35),
         ])
         .areas(bottom);
-        let [runtimes, workspace] =
+        let [runtimes, files] =
             Layout::vertical([Constraint::Length(8), Constraint::Min(3)]).areas(side);
         Self {
             title: Some(title),
             sessions: Some(sessions),
             runtimes: Some(runtimes),
             stats: Some(stats),
-            workspace: Some(workspace),
+            files: Some(files),
             editor: Some(editor),
             output: Some(output),
             status: Some(status),
@@ -95,7 +95,7 @@ mod tests {
     fn full_layout_from_100x30() {
         let areas = Areas::compute(Rect::new(0, 0, 100, 30));
         assert!(areas.sessions.is_some() && areas.runtimes.is_some());
-        assert!(areas.stats.is_some() && areas.workspace.is_some());
+        assert!(areas.stats.is_some() && areas.files.is_some());
     }
 
     #[test]

@@ -45,8 +45,8 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     if let Some(area) = areas.stats {
         draw_blocks::stats::draw(frame, area, app);
     }
-    if let Some(area) = areas.workspace {
-        draw_blocks::workspace::draw(frame, area, app);
+    if let Some(area) = areas.files {
+        draw_blocks::files::draw(frame, area, app);
     }
     if let Some(area) = areas.editor {
         draw_blocks::editor::draw(frame, area, app);

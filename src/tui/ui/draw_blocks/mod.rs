@@ -1,11 +1,11 @@
 pub mod editor;
+pub mod files;
 pub mod output;
 pub mod runtimes;
 pub mod sessions;
 pub mod stats;
 pub mod status_bar;
 pub mod title;
-pub mod workspace;
 
 use ratatui::widgets::{Block, BorderType, Borders};
 

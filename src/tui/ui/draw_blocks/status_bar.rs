@@ -33,7 +33,7 @@ fn hinted(pane: Pane) -> &'static [Action] {
             Action::Help,
             Action::Quit,
         ],
-        Pane::Editor | Pane::Output => &[],
+        Pane::Files | Pane::Editor | Pane::Output => &[],
     }
 }
 
@@ -43,6 +43,7 @@ fn fixed_hints(pane: Pane) -> &'static [(&'static str, &'static str)] {
         Pane::Editor => &[
             ("f5/ctrl-r", "run"),
             ("ctrl-s", "save"),
+            ("ctrl-f f3", "search"),
             ("ctrl-z/ctrl-y", "undo/redo"),
             ("shift-arrows", "select"),
             ("ctrl-c/ctrl-x/ctrl-v", "copy/cut/paste"),
@@ -51,8 +52,19 @@ fn fixed_hints(pane: Pane) -> &'static [(&'static str, &'static str)] {
         Pane::Output => &[
             ("↑/↓ pgup/pgdn", "scroll"),
             ("end", "follow"),
-            ("f5", "run"),
+            ("/ n", "search"),
+            ("ctrl-s", "save to output.log"),
             ("ctrl-c", "cancel run"),
+            ("tab", "next pane"),
+        ],
+        Pane::Files => &[
+            ("enter", "open/expand"),
+            ("h/l", "fold"),
+            ("a", "new file"),
+            ("A", "new folder"),
+            ("R", "rename"),
+            ("D", "delete"),
+            ("g", "refresh"),
             ("tab", "next pane"),
         ],
         _ => &[],

@@ -3,6 +3,7 @@ mod confirm_delete;
 mod help;
 mod isolation;
 mod new_session;
+mod prompt;
 
 use ratatui::Frame;
 use ratatui::widgets::{Block, BorderType, Borders, Clear};
@@ -25,6 +26,8 @@ pub fn draw(frame: &mut Frame, app: &App) {
             selected,
         } => isolation::draw_picker(frame, app, from, choices, *selected),
         Popup::Isolation => isolation::draw_result(frame, app),
+        Popup::Prompt { purpose, text } => prompt::draw(frame, app, &purpose.title(), text),
+        Popup::ConfirmFileDelete { path } => prompt::draw_confirm_delete(frame, app, path),
     }
 }
 
