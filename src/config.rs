@@ -132,7 +132,7 @@ impl Config {
 
     /// The workspace root: the one given, else the config's, else the XDG one.
     pub fn workspace_root(&self, explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
-        explicit
+        let root = explicit
             .map(Path::to_path_buf)
             .or_else(|| self.sessions.workspace_root.clone())
             .or_else(|| user_data_dir().map(|dir| dir.join("workspaces")))
@@ -140,7 +140,10 @@ impl Config {
                 anyhow::anyhow!(
                     "no workspace root: set HOME or XDG_DATA_HOME, sessions.workspace_root in the config, or --workspace-root"
                 )
-            })
+            })?;
+        // The engine binds host paths only when they are absolute.
+        std::path::absolute(&root)
+            .with_context(|| format!("cannot make the workspace root {} absolute", root.display()))
     }
 
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<std::ffi::OsString>) {

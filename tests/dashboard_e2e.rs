@@ -365,3 +365,48 @@ fn type_a_program_run_it_and_survive_a_flood() {
     assert!(peak > 0, "no dashboard process found");
     assert!(peak < 200, "the dashboard grew to {peak} MiB");
 }
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let home = tempfile::tempdir().unwrap();
+    let name = format!("sandpit-e2e-term-{}", std::process::id());
+    let command = format!(
+        "env XDG_CONFIG_HOME={home}/config XDG_STATE_HOME={home}/state {bin} --workspace-root {home}/ws",
+        home = home.path().display(),
+        bin = env!("CARGO_BIN_EXE_sandpit"),
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "120",
+        "-y",
+        "35",
+        &command,
+    ]);
+    let _session = TmuxSession(name.clone());
+    tmux(&["set-option", "-t", &name, "remain-on-exit", "on"]);
+    wait_for_screen(&name, Duration::from_secs(30), "the dashboard", |screen| {
+        screen.contains("Sessions (")
+    });
+    assert_eq!(
+        tmux(&["display-message", "-p", "-t", &name, "#{alternate_on}"]).trim(),
+        "1"
+    );
+    let pid = tmux(&["display-message", "-p", "-t", &name, "#{pane_pid}"]);
+    let killed = Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_for_screen(&name, Duration::from_secs(10), "a clean exit", |_| {
+        tmux(&["display-message", "-p", "-t", &name, "#{pane_dead_status}"]).trim() == "0"
+    });
+    assert_eq!(
+        tmux(&["display-message", "-p", "-t", &name, "#{alternate_on}"]).trim(),
+        "0",
+        "the alternate screen was left"
+    );
+}

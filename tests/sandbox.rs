@@ -198,7 +198,8 @@ async fn fork_bomb_is_contained_and_the_sandbox_answers_after() {
 
 /// Starts children every way a command can: plain background, a new
 /// session, a scrubbed environment, and both; then sleeps.
-const SPAWNER: &str = r#"sleep 301 & (setsid sleep 302 &); env -i sh -c 'sleep 303 &'; env -i setsid sh -c 'sleep 304 &'; sleep 305"#;
+/// The last child makes itself undumpable, which hides its environment.
+const SPAWNER: &str = r#"sleep 301 & (setsid sleep 302 &); env -i sh -c 'sleep 303 &'; env -i setsid sh -c 'sleep 304 &'; python3 -c 'import ctypes, time; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); time.sleep(306)' & sleep 305"#;
 
 #[tokio::test]
 async fn timeout_kills_the_whole_process_tree() {
@@ -211,7 +212,8 @@ async fn timeout_kills_the_whole_process_tree() {
     assert!(!result.sandbox_restarted);
     let left = common::process_list(&sandbox).await;
     assert!(
-        left.iter().all(|p| !p.contains("sleep 30")),
+        left.iter()
+            .all(|p| !p.contains("sleep 30") && !p.contains("sleep(306)")),
         "processes left after timeout: {left:?}"
     );
     // Only init and the sandbox's own main process remain.
@@ -247,7 +249,11 @@ async fn cancelling_kills_the_whole_process_tree() {
     let result = run.await.unwrap().unwrap();
     assert!(result.cancelled && !result.timed_out, "{result:?}");
     let left = common::process_list(&sandbox).await;
-    assert!(left.iter().all(|p| !p.contains("sleep 30")), "{left:?}");
+    assert!(
+        left.iter()
+            .all(|p| !p.contains("sleep 30") && !p.contains("sleep(306)")),
+        "{left:?}"
+    );
     sandbox.remove(true).await.unwrap();
 }
 

@@ -53,7 +53,10 @@ pub async fn exec(
     if let Some(cap) = options.output_cap {
         request.output_cap = cap;
     }
-    stream_exec(&sandbox, request).await
+    let status = stream_exec(&sandbox, request).await;
+    // A long command is use until its end, for the idle reaper.
+    sessions.release(user)?;
+    status
 }
 
 pub async fn run_file(
@@ -84,7 +87,9 @@ pub async fn run_file(
     sandbox.write_file(&name, contents).await?;
     let mut request = ExecRequest::shell(run_command(&runtime.run, &name));
     request.timeout = parse_timeout(timeout)?;
-    stream_exec(&sandbox, request).await
+    let status = stream_exec(&sandbox, request).await;
+    sessions.release(user)?;
+    status
 }
 
 fn parse_timeout(seconds: Option<f64>) -> anyhow::Result<Option<Duration>> {

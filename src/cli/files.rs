@@ -66,5 +66,6 @@ pub async fn files(context: &Context, user: &UserId, op: FilesOp) -> anyhow::Res
         FilesOp::Mv { from, to } => sandbox.rename(&from, &to).await?,
         FilesOp::Mkdir { path } => sandbox.make_dir(&path).await?,
     }
+    sessions.release(user)?;
     Ok(0)
 }

@@ -15,6 +15,12 @@ pub async fn new(
     overrides: &PolicyOverrides,
 ) -> anyhow::Result<i32> {
     let sessions = context.sessions().await?;
+    let existed = sessions.engine().find_sandbox(user).await?.is_some();
+    if existed && *overrides != PolicyOverrides::default() {
+        eprintln!(
+            "sandpit: `{user}` already has a sandbox; the policy flags given apply only to a new one (`sandpit rm {user}` first to change them)"
+        );
+    }
     let sandbox = sessions
         .get_or_create(user, runtime, overrides, &mut build_progress())
         .await?;
@@ -27,13 +33,16 @@ pub async fn new(
 }
 
 pub async fn lifecycle(context: &Context, user: &UserId, action: &str) -> anyhow::Result<i32> {
-    let sandbox = context.sessions().await?.get(user).await?;
+    let sessions = context.sessions().await?;
     match action {
-        "start" => sandbox.start().await?,
-        "stop" => sandbox.stop().await?,
-        _ => sandbox.restart().await?,
+        "start" => sessions.start(user).await?,
+        "stop" => sessions.stop(user).await?,
+        _ => sessions.restart(user).await?,
     }
-    println!("{user}: {}", sandbox.inspect().await?.info.state);
+    println!(
+        "{user}: {}",
+        sessions.get(user).await?.inspect().await?.info.state
+    );
     Ok(0)
 }
 

@@ -353,14 +353,18 @@ async fn run_engine_exec(
         if !kept.is_empty()
             && let Some(events) = &events
         {
-            // A receiver that went away only stops the live view; the result
-            // still carries the output.
-            let _ = events
-                .send(ExecEvent {
-                    stream,
-                    data: kept.to_vec(),
-                })
-                .await;
+            // A slow reader holds the output back, but never the deadline or
+            // a cancel. A reader that went away only ends the live view; the
+            // result still carries the output.
+            let event = ExecEvent {
+                stream,
+                data: kept.to_vec(),
+            };
+            tokio::select! {
+                _ = events.send(event) => {}
+                _ = sleep_until_opt(deadline) => { stop = Some(StopReason::Timeout); break; }
+                _ = cancel.cancelled() => { stop = Some(StopReason::Cancel); break; }
+            }
         }
         if overflowed {
             stop = Some(StopReason::Cap);
@@ -452,15 +456,15 @@ for ((round = 0; round < 100; round++)); do
   for dir in /proc/[0-9]*; do
     pid=${dir#/proc/}
     [[ $pid == 1 || $pid == "$$" ]] && continue
-    readable="" ours="" other="" killer=""
+    ours="" other="" killer=""
     while IFS= read -r -d '' entry; do
-      readable=1
       if [[ $entry == "$tag" ]]; then ours=1
       elif [[ $entry == SANDPIT_EXEC_TAG=* ]]; then other=1
       elif [[ $entry == SANDPIT_KILLER=1 ]]; then killer=1
       fi
     done 2>/dev/null < "$dir/environ"
-    [[ -n $readable ]] || continue
+    # A process that made itself undumpable hides its environment but not
+    # its place in the tree, so it is still judged by its parent.
     read -r stat 2>/dev/null < "$dir/stat" || continue
     fields=(${stat##*) })
     if [[ -n $ours ]]; then mark[$pid]=ours
@@ -488,8 +492,13 @@ for ((round = 0; round < 100; round++)); do
         fi ;;
     esac
   done
-  ((${#victims[@]})) || exit 0
-  kill -KILL "${victims[@]}" 2>/dev/null
+  # Only processes this uid may signal count: others are not the command's.
+  killable=()
+  for pid in "${victims[@]}"; do
+    kill -0 "$pid" 2>/dev/null && killable+=("$pid")
+  done
+  ((${#killable[@]})) || exit 0
+  kill -KILL "${killable[@]}" 2>/dev/null
 done
 exit 1
 "#;

@@ -175,6 +175,13 @@ impl Sandbox {
         request.stdin = stdin;
         let result = self.exec_collect(request).await?;
         let path = args.get(1).copied().unwrap_or_default();
+        if result.truncated {
+            bail!(
+                "file operation `{}` on `{path}` returned more than {output_cap} bytes; \
+                 the file grew past the read limit while it was read",
+                args.first().copied().unwrap_or_default()
+            );
+        }
         match result.exit_code {
             Some(0) => Ok(result.stdout),
             Some(81) => bail!("`{path}` does not exist in the workspace"),

@@ -373,17 +373,26 @@ impl Engine {
                         status,
                     });
                 }
-                Err(err) => bail!(
-                    "image `{image}` is not on the engine and could not be pulled: {err}.\n\
-                     Without a registry, create it from Debian's packages with \
-                     `scripts/offline-base-image{}` (debootstrap, then docker import), \
-                     or `docker load` it from a saved archive",
-                    if image == "debian:trixie-slim" {
-                        String::new()
+                Err(err) => {
+                    // The offline recipe makes Debian images only.
+                    let fix = if image == "debian:trixie-slim" {
+                        "create it from Debian's packages with `scripts/offline-base-image` \
+                         (debootstrap, then docker import), or `docker load` it from a saved archive"
+                            .to_string()
+                    } else if image.starts_with("debian:") {
+                        format!(
+                            "create it from Debian's packages with `SANDPIT_BASE_SUITE=<suite> scripts/offline-base-image {image}`, \
+                             or `docker load` it from a saved archive"
+                        )
                     } else {
-                        format!(" {image}")
-                    }
-                ),
+                        "`docker load` it from an archive saved where a registry answers (`docker save`)"
+                            .to_string()
+                    };
+                    bail!(
+                        "image `{image}` is not on the engine and could not be pulled: {err}.\n\
+                         Without a registry, {fix}"
+                    )
+                }
             }
         }
         Ok(())

@@ -109,6 +109,12 @@ pub struct PolicyOverrides {
     /// Host folder → path in the sandbox; a `:ro` suffix on the path mounts
     /// it read-only.
     pub volumes: Option<BTreeMap<String, String>>,
+    /// Drop every capability (default true).
+    pub drop_capabilities: Option<bool>,
+    /// Forbid gaining privileges through setuid binaries (default true).
+    pub no_new_privileges: Option<bool>,
+    /// Run an init process that reaps orphans (default true).
+    pub init: Option<bool>,
 }
 
 impl PolicyOverrides {
@@ -120,7 +126,7 @@ impl PolicyOverrides {
         if let Some(cpus) = self.cpus
             && !(cpus > 0.0 && cpus <= 1024.0)
         {
-            return Err(format!("cpus must be above 0, got {cpus}"));
+            return Err(format!("cpus must be above 0 and at most 1024, got {cpus}"));
         }
         if let Some(pids) = self.pids_limit
             && pids < 16
@@ -236,6 +242,15 @@ impl SandboxPolicy {
         }
         if let Some(nofile) = layer.nofile {
             self.nofile = nofile;
+        }
+        if let Some(drop) = layer.drop_capabilities {
+            self.cap_drop_all = drop;
+        }
+        if let Some(no_new_privileges) = layer.no_new_privileges {
+            self.no_new_privileges = no_new_privileges;
+        }
+        if let Some(init) = layer.init {
+            self.init = init;
         }
         if let Some(volumes) = &layer.volumes {
             for (host, container) in volumes {
@@ -453,6 +468,8 @@ mod tests {
         let sandbox = PolicyOverrides {
             network: Some("bridge".to_string()),
             read_only: Some(false),
+            drop_capabilities: Some(false),
+            init: Some(false),
             volumes: Some([("/host/data".to_string(), "/workspace/data:ro".to_string())].into()),
             ..Default::default()
         };
@@ -462,6 +479,7 @@ mod tests {
         assert_eq!(policy.cpus, 0.5);
         assert_eq!(policy.network, "bridge");
         assert!(!policy.read_only);
+        assert!(!policy.cap_drop_all && !policy.init && policy.no_new_privileges);
         assert_eq!(policy.pids_limit, DEFAULT_PIDS_LIMIT);
         let host = policy.host_config("/ws/bob", "/workspace");
         let back = SandboxPolicy::from_host_config(&policy.user, &host, "/workspace");

@@ -92,6 +92,14 @@ impl std::str::FromStr for UserId {
     }
 }
 
+/// Creating a sandbox whose container name is taken.
+#[derive(Debug, thiserror::Error)]
+#[error("a sandbox for user `{user}` exists already ({container})")]
+pub struct SandboxExists {
+    pub user: String,
+    pub container: String,
+}
+
 /// Everything needed to create a sandbox.
 #[derive(Debug, Clone)]
 pub struct SandboxSpec {
@@ -205,7 +213,10 @@ impl Engine {
             .map_err(|err| match &err {
                 bollard::errors::Error::DockerResponseServerError {
                     status_code: 409, ..
-                } => anyhow::anyhow!("a sandbox for user `{}` exists already ({name})", spec.user),
+                } => anyhow::Error::new(SandboxExists {
+                    user: spec.user.to_string(),
+                    container: name.clone(),
+                }),
                 _ => anyhow::Error::new(err)
                     .context(format!("cannot create the sandbox container {name}")),
             })?;
@@ -365,7 +376,14 @@ impl Sandbox {
         }
     }
 
+    /// A (re)started container has a new memory cgroup whose OOM-kill
+    /// count starts again.
+    async fn forget_oom_baseline(&self) {
+        *self.oom_kills_seen.lock().await = None;
+    }
+
     pub async fn start(&self) -> anyhow::Result<()> {
+        self.forget_oom_baseline().await;
         match self
             .engine
             .docker()
@@ -400,6 +418,7 @@ impl Sandbox {
     }
 
     pub async fn restart(&self) -> anyhow::Result<()> {
+        self.forget_oom_baseline().await;
         self.engine
             .docker()
             .restart_container(
@@ -476,6 +495,25 @@ impl Sandbox {
         })
     }
 
+    /// Whether any command is running in the sandbox right now, from any
+    /// sandpit process.
+    pub async fn has_running_exec(&self) -> anyhow::Result<bool> {
+        let inspect = self
+            .engine
+            .docker()
+            .inspect_container(&self.target.container, None)
+            .await
+            .map_err(|err| self.gone_or(err, "inspect"))?;
+        for exec_id in inspect.exec_ids.unwrap_or_default() {
+            if let Ok(exec) = self.engine.docker().inspect_exec(&exec_id).await
+                && exec.running == Some(true)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Runs a command, streaming output events to `events` when given.
     pub async fn exec(
         &self,
@@ -493,6 +531,9 @@ impl Sandbox {
             .transport
             .run(&self.target, request, events, cancel)
             .await?;
+        if result.sandbox_restarted {
+            self.forget_oom_baseline().await;
+        }
         if result.exit_code == Some(SIGKILL_EXIT_CODE)
             && !result.timed_out
             && !result.truncated

@@ -20,7 +20,7 @@ use crate::engine::events::SandboxEvent;
 use crate::engine::images::{BuildEvent, BuildOptions};
 use crate::engine::policy::{PolicyOverrides, SandboxPolicy};
 use crate::engine::runtimes::RuntimeSet;
-use crate::engine::sandbox::{Sandbox, SandboxInfo, SandboxSpec, UserId};
+use crate::engine::sandbox::{Sandbox, SandboxExists, SandboxInfo, SandboxSpec, UserId};
 
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -209,15 +209,16 @@ impl SessionManager {
         };
         let sandbox = match self.engine.create_sandbox(&spec).await {
             Ok(sandbox) => sandbox,
-            // Another sandpit process may be creating it right now: use that
-            // one once it is there.
-            Err(err) => match self.wait_for_sandbox(user).await {
+            // Another sandpit process is creating it right now: use that one
+            // once it is there.
+            Err(err) if err.is::<SandboxExists>() => match self.wait_for_sandbox(user).await {
                 Some(sandbox) => {
                     sandbox.start().await?;
                     sandbox
                 }
                 None => return Err(err),
             },
+            Err(err) => return Err(err),
         };
         self.touch(user)?;
         Ok(sandbox)
@@ -249,6 +250,17 @@ impl SessionManager {
 
     /// Ends a use of the session: it counts as used until now.
     pub fn release(&self, user: &UserId) -> anyhow::Result<()> {
+        self.touch(user)
+    }
+
+    /// Starts the user's stopped sandbox; it counts as used from now.
+    pub async fn start(&self, user: &UserId) -> anyhow::Result<()> {
+        self.get(user).await?.start().await?;
+        self.touch(user)
+    }
+
+    pub async fn restart(&self, user: &UserId) -> anyhow::Result<()> {
+        self.get(user).await?.restart().await?;
         self.touch(user)
     }
 
@@ -302,7 +314,20 @@ impl SessionManager {
             let Ok(user) = UserId::parse(&session.sandbox.user) else {
                 continue;
             };
-            match self.get(&user).await?.stop().await {
+            // One session's trouble must not stop the reaping of the others.
+            let sandbox = match self.get(&user).await {
+                Ok(sandbox) => sandbox,
+                Err(err) => {
+                    tracing::warn!("cannot reap `{user}`: {err:#}");
+                    continue;
+                }
+            };
+            // A long command counts as use, whoever started it.
+            if sandbox.has_running_exec().await.unwrap_or(true) {
+                let _ = self.touch(&user);
+                continue;
+            }
+            match sandbox.stop().await {
                 Ok(()) => {
                     tracing::info!("stopped idle session of `{user}`");
                     stopped.push(user);

@@ -130,6 +130,9 @@ pub struct App {
     pub work: HashMap<String, Work>,
     runtime_code: HashMap<String, RuntimeCode>,
     ticks: u64,
+    /// First rows shown by the last frame, so clicks land on the row seen.
+    pub sessions_offset: std::cell::Cell<usize>,
+    pub runtimes_offset: std::cell::Cell<usize>,
 }
 
 impl App {
@@ -174,6 +177,8 @@ impl App {
             area: Rect::default(),
             work: HashMap::new(),
             ticks: 0,
+            sessions_offset: std::cell::Cell::new(0),
+            runtimes_offset: std::cell::Cell::new(0),
             runtime_code: runtimes
                 .iter()
                 .map(|runtime| {
@@ -1063,10 +1068,18 @@ impl App {
                 let first_row = area.y + 2;
                 if mouse.row >= first_row {
                     match pane {
-                        Pane::Sessions if row < self.visible_sessions().len() => {
-                            self.selected_session = row;
+                        Pane::Sessions => {
+                            let row = row + self.sessions_offset.get();
+                            if row < self.visible_sessions().len() {
+                                self.selected_session = row;
+                            }
                         }
-                        Pane::Runtimes if row < self.runtimes.len() => self.selected_runtime = row,
+                        Pane::Runtimes => {
+                            let row = row + self.runtimes_offset.get();
+                            if row < self.runtimes.len() {
+                                self.selected_runtime = row;
+                            }
+                        }
                         _ => {}
                     }
                 }

@@ -417,7 +417,7 @@ async fn carry_out(
             Ok(Some(format!("session `{user}` is running")))
         }
         Request::Start(user) => {
-            manager.get(&user_id(&user)?).await?.start().await?;
+            manager.start(&user_id(&user)?).await?;
             Ok(Some(format!("started `{user}`")))
         }
         Request::Stop(user) => {
@@ -425,7 +425,7 @@ async fn carry_out(
             Ok(Some(format!("stopped `{user}`; its workspace is kept")))
         }
         Request::Restart(user) => {
-            manager.get(&user_id(&user)?).await?.restart().await?;
+            manager.restart(&user_id(&user)?).await?;
             Ok(Some(format!("restarted `{user}`")))
         }
         Request::Delete { user, purge } => {
@@ -539,10 +539,20 @@ async fn carry_out(
             let target_box = manager.get(&user_id(&target)?).await;
             let result = match (from_box, target_box) {
                 (Ok(from_box), Ok(target_box)) => {
+                    let mut stopped = None;
                     for (name, sandbox) in [(&from, &from_box), (&target, &target_box)] {
-                        if !sandbox.inspect().await?.info.is_running() {
-                            anyhow::bail!("session `{name}` is not running; start it first");
+                        let running = sandbox.inspect().await.map(|d| d.info.is_running());
+                        if !running.unwrap_or(false) {
+                            stopped = Some(name.clone());
                         }
+                    }
+                    if let Some(name) = stopped {
+                        let _ = updates.send(Update::Isolation {
+                            from,
+                            target,
+                            result: Err(format!("session `{name}` is not running; start it first")),
+                        });
+                        return Ok(None);
                     }
                     let workspace = manager
                         .workspace_of(target_box.user())
@@ -621,6 +631,7 @@ async fn run_code(
     if let Ok(mut runs) = runs.lock() {
         runs.remove(user);
     }
+    let _ = manager.release(sandbox.user());
     let mut result = result?;
     // The dashboard shows the output as it streamed; the copy is not needed.
     result.stdout = Vec::new();

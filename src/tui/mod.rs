@@ -76,7 +76,7 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
 
     let (update_tx, mut updates) = mpsc::unbounded_channel();
     let (request_tx, request_rx) = mpsc::unbounded_channel();
-    let collector = collector::spawn(options.sessions, options.runtimes, update_tx, request_rx);
+    let mut collector = collector::spawn(options.sessions, options.runtimes, update_tx, request_rx);
 
     let mut guard = terminal::TerminalGuard::enter().context("cannot set up the terminal")?;
     let mut events = EventStream::new();
@@ -103,6 +103,12 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
                     guard.terminal.draw(|frame| ui::draw(frame, &mut app)).context("cannot draw")?;
                     app.dirty = false;
                 }
+            }
+            ended = &mut collector => {
+                // The engine worker never ends on its own: a panic there must
+                // not leave a dashboard that looks alive but is not.
+                drop(guard);
+                return Err(anyhow::anyhow!("the engine worker stopped: {ended:?}"));
             }
             _ = terminate.recv() => app.should_quit = true,
             _ = hangup.recv() => app.should_quit = true,

@@ -174,15 +174,32 @@ impl NewSessionForm {
                 .get(self.runtime)
                 .is_none()
                 .then(|| "no runtime to choose".to_string()),
-            Field::Memory => (!self.memory.trim().is_empty())
-                .then(|| ByteSize::parse(&self.memory).err())
-                .flatten(),
+            // Each value is checked as the policy will check it.
+            Field::Memory => {
+                let text = self.memory.trim();
+                (!text.is_empty())
+                    .then(|| match ByteSize::parse(text) {
+                        Ok(size) => PolicyOverrides {
+                            memory: Some(size),
+                            ..Default::default()
+                        }
+                        .validate()
+                        .err(),
+                        Err(err) => Some(err),
+                    })
+                    .flatten()
+            }
             Field::Cpus => {
                 let text = self.cpus.trim();
                 (!text.is_empty())
                     .then(|| match text.parse::<f64>() {
-                        Ok(cpus) if cpus > 0.0 && cpus.is_finite() => None,
-                        _ => Some(format!("cpus `{text}` must be a number above 0, e.g. 0.5")),
+                        Ok(cpus) => PolicyOverrides {
+                            cpus: Some(cpus),
+                            ..Default::default()
+                        }
+                        .validate()
+                        .err(),
+                        Err(_) => Some(format!("cpus `{text}` must be a number above 0, e.g. 0.5")),
                     })
                     .flatten()
             }
@@ -257,6 +274,11 @@ mod tests {
         type_text(&mut form, "lots");
         assert!(form.error(Field::Memory).is_some());
         assert_eq!(form.validate().unwrap_err(), Field::Memory);
+        for _ in 0..4 {
+            press(&mut form, KeyCode::Backspace);
+        }
+        type_text(&mut form, "1m");
+        assert!(form.error(Field::Memory).unwrap().contains("at least 16m"));
         for _ in 0..4 {
             press(&mut form, KeyCode::Backspace);
         }

@@ -63,4 +63,5 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let mut state = TableState::default()
         .with_selected((!app.runtimes.is_empty()).then_some(app.selected_runtime));
     frame.render_stateful_widget(table, area, &mut state);
+    app.runtimes_offset.set(state.offset());
 }

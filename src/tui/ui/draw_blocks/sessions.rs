@@ -66,6 +66,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let mut state =
         TableState::default().with_selected((!visible.is_empty()).then_some(app.selected_session));
     frame.render_stateful_widget(table, area, &mut state);
+    app.sessions_offset.set(state.offset());
     if visible.is_empty() && area.height > 3 {
         let hint = if app.sessions.is_empty() {
             format!(

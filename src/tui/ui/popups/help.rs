@@ -22,11 +22,15 @@ pub fn draw(frame: &mut Frame, app: &App) {
         .collect();
     lines.push(Line::raw(""));
     lines.push(Line::styled(
+        "  f5/ctrl-r  run the editor's code in the selected session",
+        theme.muted(),
+    ));
+    lines.push(Line::styled(
         "      mouse  click a pane or row; the wheel scrolls",
         theme.muted(),
     ));
     lines.push(Line::styled(
-        "     ctrl-c  quit from anywhere",
+        "     ctrl-c  cancel the selected session's run, else quit",
         theme.muted(),
     ));
     lines.push(Line::styled(
