@@ -249,3 +249,36 @@ fn editor_and_output_after_a_run() {
     });
     insta::assert_snapshot!(render(&mut app, 120, 32));
 }
+
+#[test]
+fn files_pane_tree() {
+    use sandpit::engine::files::{DirEntry, EntryKind};
+    let entry = |name: &str, kind, size| DirEntry {
+        name: name.to_string(),
+        kind,
+        size,
+        mtime: 0.0,
+    };
+    let mut app = demo_app();
+    while app.focus != sandpit::tui::app::Pane::Files {
+        key(&mut app, KeyCode::Tab);
+    }
+    app.apply(Update::DirListing {
+        user: "alice".to_string(),
+        path: String::new(),
+        result: Ok(vec![
+            entry("src", EntryKind::Dir, 4096),
+            entry("data.csv", EntryKind::File, 3 << 20),
+            entry("main.py", EntryKind::File, 120),
+        ]),
+    });
+    key(&mut app, KeyCode::Enter);
+    app.apply(Update::DirListing {
+        user: "alice".to_string(),
+        path: "src".to_string(),
+        result: Ok(vec![entry("app.py", EntryKind::File, 42)]),
+    });
+    key(&mut app, KeyCode::Char('a'));
+    type_text(&mut app, "notes.md");
+    insta::assert_snapshot!(render(&mut app, 120, 32));
+}
