@@ -613,3 +613,26 @@ fn output_scrolls_searches_and_saves() {
     assert_eq!(file, "output.log");
     assert!(contents.starts_with("line 0\nline 1\n"));
 }
+
+#[test]
+fn runs_in_different_sessions_go_on_at_once() {
+    let mut app = app();
+    press(&mut app, KeyCode::F(5));
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::F(5));
+    let users: Vec<String> = app
+        .outbox
+        .iter()
+        .filter_map(|request| match request {
+            Request::Run { user, .. } => Some(user.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(users, ["alice", "carol"]);
+    assert!(app.work["alice"].is_running() && app.work["carol"].is_running());
+    // A second f5 while a session's run goes on does not start another.
+    app.outbox.clear();
+    press(&mut app, KeyCode::F(5));
+    assert!(app.outbox.is_empty());
+}

@@ -46,6 +46,31 @@ impl Drop for TmuxSession {
     }
 }
 
+/// Starts the dashboard in a detached tmux session with its own config,
+/// state and workspace folders under `home`; `env` adds settings. The pane
+/// stays after the program exits, for its exit status.
+fn start_dashboard(name: &str, home: &std::path::Path, env: &str, size: (u16, u16)) -> TmuxSession {
+    let command = format!(
+        "env XDG_CONFIG_HOME={home}/config XDG_STATE_HOME={home}/state {env} {bin} --workspace-root {home}/ws",
+        home = home.display(),
+        bin = env!("CARGO_BIN_EXE_sandpit"),
+    );
+    let (width, height) = (size.0.to_string(), size.1.to_string());
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        name,
+        "-x",
+        &width,
+        "-y",
+        &height,
+        &command,
+    ]);
+    tmux(&["set-option", "-t", name, "remain-on-exit", "on"]);
+    TmuxSession(name.to_string())
+}
+
 #[test]
 fn create_a_session_from_the_dashboard_and_see_it_live() {
     let user = common::test_user("e2e");
@@ -56,24 +81,7 @@ fn create_a_session_from_the_dashboard_and_see_it_live() {
         .ca_file
         .map(|path| format!("SANDPIT_BUILD_CA_FILE={}", path.display()))
         .unwrap_or_default();
-    let command = format!(
-        "env XDG_CONFIG_HOME={home}/config XDG_STATE_HOME={home}/state {ca} {bin} --workspace-root {home}/ws",
-        home = home.path().display(),
-        bin = env!("CARGO_BIN_EXE_sandpit"),
-    );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &name,
-        "-x",
-        "120",
-        "-y",
-        "35",
-        &command,
-    ]);
-    let session = TmuxSession(name.clone());
-    tmux(&["set-option", "-t", &name, "remain-on-exit", "on"]);
+    let session = start_dashboard(&name, home.path(), &ca, (120, 35));
 
     // Connected: the title names the engine's version and counts sessions.
     wait_for_screen(
@@ -196,24 +204,12 @@ fn engine_down_shows_a_banner_and_the_dashboard_reconnects() {
     let home = tempfile::tempdir().unwrap();
     let socket = home.path().join("engine.sock");
     let name = format!("sandpit-e2e-down-{}", std::process::id());
-    let command = format!(
-        "env DOCKER_HOST=unix://{socket} XDG_CONFIG_HOME={home}/config XDG_STATE_HOME={home}/state {bin} --workspace-root {home}/ws",
-        socket = socket.display(),
-        home = home.path().display(),
-        bin = env!("CARGO_BIN_EXE_sandpit"),
-    );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
+    let _session = start_dashboard(
         &name,
-        "-x",
-        "120",
-        "-y",
-        "35",
-        &command,
-    ]);
-    let _session = TmuxSession(name.clone());
+        home.path(),
+        &format!("DOCKER_HOST=unix://{}", socket.display()),
+        (120, 35),
+    );
     wait_for_screen(
         &name,
         Duration::from_secs(30),
@@ -262,24 +258,7 @@ fn type_a_program_run_it_and_survive_a_flood() {
     );
 
     let name = format!("sandpit-e2e-run-{}", std::process::id());
-    let command = format!(
-        "env XDG_CONFIG_HOME={home}/config XDG_STATE_HOME={home}/state {bin} --workspace-root {ws}",
-        home = home.path().display(),
-        ws = workspace_root.display(),
-        bin = env!("CARGO_BIN_EXE_sandpit"),
-    );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &name,
-        "-x",
-        "140",
-        "-y",
-        "40",
-        &command,
-    ]);
-    let _session = TmuxSession(name.clone());
+    let _session = start_dashboard(&name, home.path(), "", (140, 40));
     wait_for_screen(
         &name,
         Duration::from_secs(30),
@@ -370,24 +349,7 @@ fn type_a_program_run_it_and_survive_a_flood() {
 fn sigterm_restores_the_terminal() {
     let home = tempfile::tempdir().unwrap();
     let name = format!("sandpit-e2e-term-{}", std::process::id());
-    let command = format!(
-        "env XDG_CONFIG_HOME={home}/config XDG_STATE_HOME={home}/state {bin} --workspace-root {home}/ws",
-        home = home.path().display(),
-        bin = env!("CARGO_BIN_EXE_sandpit"),
-    );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &name,
-        "-x",
-        "120",
-        "-y",
-        "35",
-        &command,
-    ]);
-    let _session = TmuxSession(name.clone());
-    tmux(&["set-option", "-t", &name, "remain-on-exit", "on"]);
+    let _session = start_dashboard(&name, home.path(), "", (120, 35));
     wait_for_screen(&name, Duration::from_secs(30), "the dashboard", |screen| {
         screen.contains("Sessions (")
     });
