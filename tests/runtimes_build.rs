@@ -297,19 +297,30 @@ async fn unchanged_runtime_is_cached_and_a_changed_one_rebuilds() {
 #[tokio::test]
 async fn missing_base_image_without_registry_names_the_fix() {
     let engine = common::engine().await;
-    let text = "[[runtime]]\nname = \"test-missing-base\"\nlanguage = \"shell\"\nbase_image = \"sandpit-test/no-such-base:1\"\n";
-    let runtime = parse_runtimes(text, "t.toml", Origin::Builtin)
-        .unwrap()
-        .remove(0);
-    let err = engine
-        .build_runtime(&runtime, &common::build_options(), &mut |_| {})
-        .await
-        .expect_err("no registry here, so the base cannot be pulled");
-    let text = format!("{err:#}");
-    assert!(text.contains("sandpit-test/no-such-base:1"), "{text}");
-    assert!(text.contains("scripts/offline-base-image"), "{text}");
-    assert!(
-        !engine.image_exists(&image_ref(&runtime)).await.unwrap(),
-        "nothing half-built"
-    );
+    // A Debian base can be made offline; any other must be loaded.
+    for (base, fix) in [
+        (
+            "debian:sandpit-no-such-suite",
+            "scripts/offline-base-image debian:sandpit-no-such-suite",
+        ),
+        ("sandpit-test/no-such-base:1", "docker load"),
+    ] {
+        let text = format!(
+            "[[runtime]]\nname = \"test-missing-base\"\nlanguage = \"shell\"\nbase_image = \"{base}\"\n"
+        );
+        let runtime = parse_runtimes(&text, "t.toml", Origin::Builtin)
+            .unwrap()
+            .remove(0);
+        let err = engine
+            .build_runtime(&runtime, &common::build_options(), &mut |_| {})
+            .await
+            .expect_err("no registry here, so the base cannot be pulled");
+        let text = format!("{err:#}");
+        assert!(text.contains(&format!("image `{base}`")), "{text}");
+        assert!(text.contains(fix), "{text}");
+        assert!(
+            !engine.image_exists(&image_ref(&runtime)).await.unwrap(),
+            "nothing half-built"
+        );
+    }
 }
