@@ -144,7 +144,7 @@ struct RawRuntime {
     #[serde(default)]
     setup: Vec<String>,
     #[serde(default)]
-    env: Option<Spanned<BTreeMap<String, String>>>,
+    env: Option<BTreeMap<Spanned<String>, String>>,
     work_dir: Option<Spanned<String>>,
     run: Option<Spanned<String>>,
     file: Option<Spanned<String>>,
@@ -312,12 +312,11 @@ pub fn parse_runtimes(
         }
 
         let mut env = BTreeMap::new();
-        if let Some(spanned_env) = raw.env {
-            let span = spanned_env.span();
-            for (key, value) in spanned_env.into_inner() {
-                check_env(&key, &value).map_err(|msg| at(span.clone(), msg))?;
-                env.insert(key, value);
-            }
+        for (key, value) in raw.env.unwrap_or_default() {
+            let span = key.span();
+            let key = key.into_inner();
+            check_env(&key, &value).map_err(|msg| at(span, msg))?;
+            env.insert(key, value);
         }
 
         let work_dir = match raw.work_dir {
