@@ -391,11 +391,18 @@ impl Sandbox {
             .await
         {
             Ok(()) => Ok(()),
-            // Already running.
-            Err(bollard::errors::Error::DockerResponseServerError {
+            Err(err) => self.already_or(err, "start"),
+        }
+    }
+
+    /// The engine answers 304 when a container is already in the state
+    /// asked for: that is success.
+    fn already_or(&self, err: bollard::errors::Error, what: &str) -> anyhow::Result<()> {
+        match err {
+            bollard::errors::Error::DockerResponseServerError {
                 status_code: 304, ..
-            }) => Ok(()),
-            Err(err) => Err(self.gone_or(err, "start")),
+            } => Ok(()),
+            err => Err(self.gone_or(err, what)),
         }
     }
 
@@ -410,10 +417,7 @@ impl Sandbox {
             .await
         {
             Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
-            Err(err) => Err(self.gone_or(err, "stop")),
+            Err(err) => self.already_or(err, "stop"),
         }
     }
 
