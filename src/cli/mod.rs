@@ -8,8 +8,6 @@ mod runtimes;
 mod sandbox;
 mod sessions;
 
-pub use crate::units::human_bytes;
-
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
