@@ -463,13 +463,16 @@ impl Sandbox {
         Ok(())
     }
 
-    pub async fn inspect(&self) -> anyhow::Result<SandboxDetails> {
-        let inspect = self
-            .engine
+    async fn inspect_container(&self) -> anyhow::Result<bollard::models::ContainerInspectResponse> {
+        self.engine
             .docker()
             .inspect_container(&self.target.container, None)
             .await
-            .map_err(|err| self.gone_or(err, "inspect"))?;
+            .map_err(|err| self.gone_or(err, "inspect"))
+    }
+
+    pub async fn inspect(&self) -> anyhow::Result<SandboxDetails> {
+        let inspect = self.inspect_container().await?;
         let config = inspect.config.unwrap_or_default();
         let labels = config.labels.clone().unwrap_or_default();
         let label = |key: &str| labels.get(key).cloned().unwrap_or_default();
@@ -502,12 +505,7 @@ impl Sandbox {
     /// Whether any command is running in the sandbox right now, from any
     /// sandpit process.
     pub async fn has_running_exec(&self) -> anyhow::Result<bool> {
-        let inspect = self
-            .engine
-            .docker()
-            .inspect_container(&self.target.container, None)
-            .await
-            .map_err(|err| self.gone_or(err, "inspect"))?;
+        let inspect = self.inspect_container().await?;
         for exec_id in inspect.exec_ids.unwrap_or_default() {
             if let Ok(exec) = self.engine.docker().inspect_exec(&exec_id).await
                 && exec.running == Some(true)

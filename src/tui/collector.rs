@@ -300,12 +300,7 @@ impl Connected {
     }
 
     async fn send_runtimes(&self) {
-        let mut rows = Vec::new();
-        for runtime in self.manager.runtimes().iter() {
-            let state = self.engine.image_state(runtime).await.ok();
-            rows.push((runtime.name.clone(), state));
-        }
-        let _ = self.updates.send(Update::Runtimes(rows));
+        send_runtimes(&self.manager, &self.updates).await;
     }
 
     async fn refresh_sessions(&mut self) -> anyhow::Result<()> {
@@ -448,14 +443,7 @@ async fn carry_out(
                 runtime: runtime_name,
                 result,
             });
-            let mut rows = Vec::new();
-            for runtime in manager.runtimes().iter() {
-                rows.push((
-                    runtime.name.clone(),
-                    manager.engine().image_state(runtime).await.ok(),
-                ));
-            }
-            let _ = updates.send(Update::Runtimes(rows));
+            send_runtimes(manager, updates).await;
             Ok(None)
         }
         Request::Run {
@@ -572,6 +560,16 @@ async fn carry_out(
             Ok(None)
         }
     }
+}
+
+/// Sends the image state of every runtime.
+async fn send_runtimes(manager: &SessionManager, updates: &mpsc::UnboundedSender<Update>) {
+    let mut rows = Vec::new();
+    for runtime in manager.runtimes().iter() {
+        let state = manager.engine().image_state(runtime).await.ok();
+        rows.push((runtime.name.clone(), state));
+    }
+    let _ = updates.send(Update::Runtimes(rows));
 }
 
 fn build_forwarder(
