@@ -573,7 +573,6 @@ async fn stats_agree_with_docker_stats() {
         })
     };
     let mut samples = Box::pin(sandbox.engine().stats_stream(sandbox.container_name()));
-    // Wait until the load is in place.
     // Wait for a steady load: two samples in a row with the memory held
     // and the core busy, so both tools measure the same thing.
     let loaded =
@@ -590,25 +589,38 @@ async fn stats_agree_with_docker_stats() {
         }
         previous_loaded = loaded(&sample);
     };
-    let output = std::process::Command::new("docker")
-        .args([
-            "stats",
-            "--no-stream",
-            "--format",
-            "{{.CPUPerc}}|{{.MemUsage}}|{{.PIDs}}",
-        ])
-        .arg(sandbox.container_name())
-        .output()
-        .expect("docker CLI");
+    // Other tests share the two cores, so the busy loop's share moves from
+    // second to second: read ours over the same seconds docker reads its.
+    let container = sandbox.container_name().to_string();
+    let mut docker_stats = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("docker")
+            .args([
+                "stats",
+                "--no-stream",
+                "--format",
+                "{{.CPUPerc}}|{{.MemUsage}}|{{.PIDs}}",
+            ])
+            .arg(container)
+            .output()
+            .expect("docker CLI")
+    });
+    let mut window = vec![ours];
+    let output = loop {
+        tokio::select! {
+            output = &mut docker_stats => break output.unwrap(),
+            sample = samples.next() => window.push(sample.unwrap().unwrap()),
+        }
+    };
+    window.push(samples.next().await.unwrap().unwrap());
     let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
     let fields: Vec<&str> = text.split('|').collect();
     let docker_cpu: f64 = fields[0].trim_end_matches('%').parse().unwrap();
     let docker_memory = parse_docker_size(fields[1].split('/').next().unwrap());
     let docker_limit = parse_docker_size(fields[1].split('/').nth(1).unwrap());
+    let cpus: Vec<f64> = window.iter().map(|s| s.cpu_percent).collect();
     assert!(
-        (ours.cpu_percent - docker_cpu).abs() < 10.0,
-        "cpu ours {} docker {text}",
-        ours.cpu_percent
+        cpus.iter().any(|cpu| (cpu - docker_cpu).abs() < 10.0),
+        "cpu ours {cpus:?} docker {text}"
     );
     let memory_ratio = ours.memory_used as f64 / docker_memory;
     assert!(
