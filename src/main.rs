@@ -16,7 +16,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(sandpit::cli::run(cli)) {
+    let outcome = runtime.block_on(sandpit::cli::run(cli));
+    // A forwarded stdin is read by a blocking thread that cannot be
+    // interrupted: waiting for it would hang until the writer sends more
+    // or closes, after the command has ended.
+    runtime.shutdown_background();
+    match outcome {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(err) => {
             eprintln!("error: {err:#}");

@@ -1,4 +1,4 @@
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::Path;
 use std::time::Duration;
 
@@ -6,16 +6,13 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::exec::{ExecEvent, ExecRequest, Stream};
+use crate::engine::exec::{ExecEvent, ExecRequest, ExecResult, Stream};
 use crate::engine::policy::PolicyOverrides;
 use crate::engine::runtimes::run_command;
 use crate::engine::sandbox::{Sandbox, UserId};
 
 use super::Context;
 use super::build::build_progress;
-
-/// Exit status after Ctrl-C, as shells report SIGINT.
-const CANCELLED_EXIT_CODE: i32 = 130;
 
 pub struct ExecOptions {
     pub runtime: Option<String>,
@@ -25,6 +22,16 @@ pub struct ExecOptions {
     pub output_cap: Option<usize>,
     pub shell: bool,
     pub policy: PolicyOverrides,
+    pub io: IoOptions,
+}
+
+/// How a command's stdin and output meet this process's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IoOptions {
+    /// Forward stdin even when it is a terminal.
+    pub interactive: bool,
+    /// Capture the output and print one JSON result instead of streaming it.
+    pub json: bool,
 }
 
 pub async fn exec(
@@ -53,7 +60,7 @@ pub async fn exec(
     if let Some(cap) = options.output_cap {
         request.output_cap = cap;
     }
-    let status = stream_exec(&sandbox, request).await;
+    let status = stream_exec(&sandbox, request, options.io).await;
     // A long command is use until its end, for the idle reaper.
     sessions.release(user)?;
     status
@@ -64,6 +71,7 @@ pub async fn run_file(
     user: &UserId,
     runtime: Option<&str>,
     timeout: Option<f64>,
+    io: IoOptions,
     file: &Path,
 ) -> anyhow::Result<i32> {
     let contents =
@@ -87,7 +95,7 @@ pub async fn run_file(
     sandbox.write_file(&name, contents).await?;
     let mut request = ExecRequest::shell(run_command(&runtime.run, &name));
     request.timeout = parse_timeout(timeout)?;
-    let status = stream_exec(&sandbox, request).await;
+    let status = stream_exec(&sandbox, request, io).await;
     sessions.release(user)?;
     status
 }
@@ -105,10 +113,44 @@ fn parse_timeout(seconds: Option<f64>) -> anyhow::Result<Option<Duration>> {
         .transpose()
 }
 
-/// Runs a request, copying output live to this process's stdout and stderr.
-/// Ctrl-C cancels it, killing its process tree.
-async fn stream_exec(sandbox: &Sandbox, request: ExecRequest) -> anyhow::Result<i32> {
-    let cap = request.output_cap;
+/// Whether this process's stdin goes to the command: when forced, or when
+/// it is not a terminal (a pipe, a file, /dev/null or closed), as
+/// `docker exec -i` would. A terminal is left alone unless asked for, so an
+/// interactive shell does not hang a command that never reads.
+fn forwards_stdin(interactive: bool) -> bool {
+    interactive || !std::io::stdin().is_terminal()
+}
+
+/// The JSON result of `exec --json` and `run --json`: how the command ended
+/// and its captured output (invalid UTF-8 replaced).
+#[derive(serde::Serialize)]
+struct JsonResult<'a> {
+    status: &'static str,
+    status_code: i64,
+    reason: Option<String>,
+    #[serde(flatten)]
+    result: &'a ExecResult,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs a request, copying output live to this process's stdout and stderr
+/// (or capturing it for one JSON result), and forwarding stdin when
+/// [`forwards_stdin`]. Ctrl-C cancels it, killing its process tree. Returns
+/// the exit status from [`ExecResult::status_code`]; sandpit's reason for it,
+/// when it has one, goes to stderr as one line.
+async fn stream_exec(
+    sandbox: &Sandbox,
+    request: ExecRequest,
+    io: IoOptions,
+) -> anyhow::Result<i32> {
+    let request = if forwards_stdin(io.interactive) {
+        // Read in the background in bounded chunks: a stdin of any size
+        // streams through.
+        request.stdin_stream(tokio::io::stdin())
+    } else {
+        request
+    };
     let (events, mut received) = mpsc::channel::<ExecEvent>(64);
     let cancel = CancellationToken::new();
     let on_interrupt = cancel.clone();
@@ -145,30 +187,31 @@ async fn stream_exec(sandbox: &Sandbox, request: ExecRequest) -> anyhow::Result<
             };
         }
     });
-    let result = sandbox.exec(request, Some(events), cancel).await;
+    let live = (!io.json).then_some(events);
+    let result = sandbox.exec(request, live, cancel).await;
     let _ = printer.await;
     interrupt.abort();
     let result = result?;
-    let seconds = result.duration.as_secs_f64();
-    if result.timed_out {
-        eprintln!(
-            "sandpit: timed out after {seconds:.1}s; every process of the command was killed"
-        );
-    }
-    if result.truncated {
-        eprintln!("sandpit: output passed {cap} bytes on one stream; the command was stopped");
-    }
-    if result.oom_killed {
-        eprintln!("sandpit: killed by the sandbox's memory limit");
+    let reason = result.reason(sandbox.container_name());
+    if let Some(reason) = &reason {
+        eprintln!("sandpit: {reason}");
     }
     if result.sandbox_restarted {
         eprintln!("sandpit: the sandbox was restarted to stop the command's processes");
     }
-    if result.cancelled {
-        eprintln!("sandpit: interrupted; every process of the command was killed");
-        return Ok(CANCELLED_EXIT_CODE);
+    let status_code = result.status_code();
+    if io.json {
+        let json = JsonResult {
+            status: result.outcome().name(),
+            status_code,
+            reason,
+            result: &result,
+            stdout: result.stdout_text(),
+            stderr: result.stderr_text(),
+        };
+        println!("{}", serde_json::to_string_pretty(&json)?);
     }
-    Ok(i32::try_from(result.status_code()).unwrap_or(1))
+    Ok(i32::try_from(status_code).unwrap_or(1))
 }
 
 #[cfg(test)]

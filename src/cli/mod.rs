@@ -10,7 +10,10 @@ mod sessions;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use std::io::Write as _;
+
+use anyhow::Context as _;
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::config::{self, Config};
 use crate::engine::Engine;
@@ -24,20 +27,27 @@ use crate::sessions::{SessionConfig, SessionManager};
 #[command(
     name = "sandpit",
     version,
-    about = "Run untrusted code in isolated, per-user Docker sandboxes"
+    about = "Run untrusted code in isolated, per-user Docker sandboxes",
+    long_about = "Run untrusted code in isolated, per-user Docker sandboxes.\n\n\
+                  With no command, the dashboard opens. DOCKER_HOST selects the engine."
 )]
 pub struct Cli {
     /// A runtimes file that adds runtimes or overrides built-ins by name
     /// [default: $XDG_CONFIG_HOME/sandpit/runtimes.toml when present]
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "SANDPIT_RUNTIMES")]
     pub runtimes: Option<PathBuf>,
 
     /// sandpit's config file [default: $XDG_CONFIG_HOME/sandpit/config.toml when present]
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "SANDPIT_CONFIG")]
     pub config: Option<PathBuf>,
 
     /// Where users' workspace folders live [default: $XDG_DATA_HOME/sandpit/workspaces]
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "SANDPIT_WORKSPACE_ROOT"
+    )]
     pub workspace_root: Option<PathBuf>,
 
     /// The dashboard's theme: dark, light, high-contrast, or one of yours
@@ -46,6 +56,24 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// Help shared by commands that take a user.
+const USER_HELP: &str = "The user whose sandbox to use (letters, digits, `-`, `_`, `.`)";
+/// Help shared by commands that may create the sandbox.
+const RUNTIME_HELP: &str = "Runtime of the sandbox when it has to be created, e.g. python-minimal \
+                            [default: the config's default runtime]";
+const INTERACTIVE_HELP: &str = "Forward stdin even when it is a terminal (it is forwarded \
+                                whenever it is not one: a pipe, a file, /dev/null)";
+const EXEC_JSON_HELP: &str = "Capture the output (up to the output cap per stream) and print one \
+                              JSON object at the end: status, status_code, reason, exit_code, \
+                              duration_ms, the flags, stdout_bytes, stderr_bytes, stdout, stderr";
+
+fn exec_after_help() -> String {
+    format!(
+        "{}\nsandpit's reason for any status but the command's own is one line on stderr.",
+        crate::engine::exec::ExecOutcome::help_table()
+    )
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,17 +106,22 @@ pub enum Command {
     },
     /// Create a user's sandbox (or start it if it exists)
     New {
+        #[arg(help = USER_HELP)]
         user: UserId,
-        #[arg(long)]
+        #[arg(long, value_name = "NAME", help = RUNTIME_HELP)]
         runtime: Option<String>,
         #[command(flatten)]
         policy: PolicyArgs,
     },
     /// Run a command in a user's sandbox, creating it when missing
+    ///
+    /// Output streams live. stdin is forwarded when it is not a terminal
+    /// (streamed, any size), or always with -i.
+    #[command(after_help = exec_after_help())]
     Exec {
-        #[arg(long)]
+        #[arg(long, help = USER_HELP)]
         user: UserId,
-        #[arg(long)]
+        #[arg(long, value_name = "NAME", help = RUNTIME_HELP)]
         runtime: Option<String>,
         /// Wall-clock limit in seconds; the command's whole process tree is
         /// killed then, and sandpit exits 124
@@ -98,40 +131,62 @@ pub enum Command {
         #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env_pair)]
         env: Vec<(String, String)>,
         /// Working folder inside the sandbox [default: the workspace]
-        #[arg(long)]
+        #[arg(long, value_name = "DIR")]
         workdir: Option<String>,
         /// Bytes of output kept per stream before the command is stopped
+        /// (sandpit then exits 141) [default: 1048576]
         #[arg(long, value_name = "BYTES")]
         output_cap: Option<usize>,
         /// Run the command as one shell string instead of an argv
         #[arg(long)]
         shell: bool,
+        #[arg(short, long, help = INTERACTIVE_HELP)]
+        interactive: bool,
+        #[arg(long, help = EXEC_JSON_HELP)]
+        json: bool,
         #[command(flatten)]
         policy: PolicyArgs,
+        /// The command and its arguments, after `--` (one shell string with --shell)
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
     /// Copy FILE into the workspace and run it with the runtime's `run` template
+    ///
+    /// stdin is forwarded as for `exec`.
+    #[command(after_help = exec_after_help())]
     Run {
-        #[arg(long)]
+        #[arg(long, help = USER_HELP)]
         user: UserId,
-        #[arg(long)]
+        #[arg(long, value_name = "NAME", help = RUNTIME_HELP)]
         runtime: Option<String>,
+        /// Wall-clock limit in seconds; the run's whole process tree is
+        /// killed then, and sandpit exits 124
         #[arg(long, value_name = "SECONDS")]
         timeout: Option<f64>,
+        #[arg(short, long, help = INTERACTIVE_HELP)]
+        interactive: bool,
+        #[arg(long, help = EXEC_JSON_HELP)]
+        json: bool,
+        /// The local file to copy into the workspace (under its own name) and run
+        #[arg(value_name = "FILE")]
         file: PathBuf,
     },
     /// File operations confined to a user's workspace
+    ///
+    /// PATHs are relative to the workspace. Names are shown, and accepted,
+    /// in an escaped form: bytes that are not UTF-8 as `\xc3`, control
+    /// characters as `\n`, `\t` and the like, a backslash as `\\`.
     Files {
-        #[arg(long)]
+        #[arg(long, help = USER_HELP)]
         user: UserId,
         #[command(subcommand)]
         op: FilesOp,
     },
     /// Live CPU, memory and pids of a user's sandbox
     Stats {
-        #[arg(long)]
+        #[arg(long, help = USER_HELP)]
         user: UserId,
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
         /// Keep printing a sample every second
@@ -140,17 +195,22 @@ pub enum Command {
     },
     /// Start a stopped sandbox
     Start {
+        #[arg(help = USER_HELP)]
         user: UserId,
     },
     /// Stop a sandbox; its workspace is kept
     Stop {
+        #[arg(help = USER_HELP)]
         user: UserId,
     },
+    /// Restart a sandbox, ending every command running in it
     Restart {
+        #[arg(help = USER_HELP)]
         user: UserId,
     },
     /// Remove a sandbox; the workspace is kept unless --purge
     Rm {
+        #[arg(help = USER_HELP)]
         user: UserId,
         /// Delete the workspace folder too
         #[arg(long)]
@@ -158,13 +218,17 @@ pub enum Command {
     },
     /// List every session: user, runtime, state, container, created, last used, CPU %, memory
     Sessions {
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Probe from USER's sandbox against OTHER's: each probe blocked or LEAKED
     CheckIsolation {
+        /// The user whose sandbox runs the probes
         user: UserId,
+        /// The user whose sandbox the probes try to reach
         other: UserId,
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
@@ -172,9 +236,23 @@ pub enum Command {
     Reap,
     /// Show a sandbox's state and the security settings in force
     Inspect {
+        #[arg(help = USER_HELP)]
         user: UserId,
+        /// Print JSON instead of a report
         #[arg(long)]
         json: bool,
+    },
+    /// Print shell completions, e.g. `sandpit completions bash > /etc/bash_completion.d/sandpit`
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print sandpit's man page (roff), or write one page per command to a folder
+    Man {
+        /// Write sandpit.1 and sandpit-COMMAND.1 for every command into DIR
+        #[arg(long, short, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
     },
 }
 
@@ -182,34 +260,46 @@ pub enum Command {
 pub enum FilesOp {
     /// List a folder (default: the workspace)
     Ls {
+        /// The folder to list, relative to the workspace
         #[arg(default_value = ".")]
         path: String,
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Print a text file; binary files need --output
     Cat {
+        /// The file to print, relative to the workspace
         path: String,
         /// Write the bytes to this local file instead
-        #[arg(long, short)]
+        #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
         /// Largest file read, in bytes
-        #[arg(long, default_value_t = crate::engine::files::DEFAULT_READ_CAP)]
+        #[arg(long, value_name = "BYTES", default_value_t = crate::engine::files::DEFAULT_READ_CAP)]
         max_size: u64,
     },
     /// Copy a local file into the workspace (default name: its own)
     Put {
+        /// The local file to copy
         local: PathBuf,
+        /// Where to put it, relative to the workspace [default: its own name at the top]
         path: Option<String>,
     },
+    /// Delete a file or a folder with everything in it
     Rm {
+        /// The file or folder to delete, relative to the workspace
         path: String,
     },
+    /// Move or rename a file or folder; TO must not exist
     Mv {
+        /// What to move, relative to the workspace
         from: String,
+        /// Its new path, relative to the workspace
         to: String,
     },
+    /// Create a folder, with any missing parents
     Mkdir {
+        /// The folder to create, relative to the workspace
         path: String,
     },
 }
@@ -218,15 +308,16 @@ pub enum FilesOp {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct PolicyArgs {
     /// Memory limit, e.g. 512m or 2g (swap is held to the same)
-    #[arg(long, value_parser = parse_byte_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_byte_size)]
     memory: Option<ByteSize>,
     /// CPUs, e.g. 0.5
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     cpus: Option<f64>,
     /// Network: none (default), bridge, or a named Docker network
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     network: Option<String>,
-    #[arg(long)]
+    /// Most processes and threads the sandbox may hold at once
+    #[arg(long, value_name = "N")]
     pids_limit: Option<i64>,
     /// Writable root filesystem (the default is read-only)
     #[arg(long)]
@@ -323,6 +414,23 @@ impl Context {
 
 /// Runs a parsed command line; the result is the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    // These describe the CLI itself: no config is read, no engine needed.
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "sandpit",
+                &mut std::io::stdout(),
+            );
+            return Ok(0);
+        }
+        Some(Command::Man { out_dir }) => {
+            write_man(out_dir.as_deref())?;
+            return Ok(0);
+        }
+        _ => {}
+    }
     let context = Context::load(&cli)?;
     match cli.command {
         None => {
@@ -352,6 +460,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             workdir,
             output_cap,
             shell,
+            interactive,
+            json,
             policy,
             command,
         }) => {
@@ -363,6 +473,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 output_cap,
                 shell,
                 policy: policy.overrides(),
+                io: exec::IoOptions { interactive, json },
             };
             exec::exec(&context, &user, &options, command).await
         }
@@ -370,8 +481,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             user,
             runtime,
             timeout,
+            interactive,
+            json,
             file,
-        }) => exec::run_file(&context, &user, runtime.as_deref(), timeout, &file).await,
+        }) => {
+            let io = exec::IoOptions { interactive, json };
+            exec::run_file(&context, &user, runtime.as_deref(), timeout, io, &file).await
+        }
         Some(Command::Files { user, op }) => files::files(&context, &user, op).await,
         Some(Command::Stats { user, json, follow }) => {
             sandbox::stats(&context, &user, json, follow).await
@@ -386,9 +502,130 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             sessions::check_isolation(&context, &user, &other, json).await
         }
         Some(Command::Reap) => sessions::reap(&context).await,
+        Some(Command::Completions { .. } | Command::Man { .. }) => Ok(0),
     }
+}
+
+/// Prints the top-level man page, or writes a page per command into `dir`.
+fn write_man(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let command = Cli::command();
+    match dir {
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut page)
+                .context("cannot render the man page")?;
+            std::io::stdout()
+                .write_all(&page)
+                .context("cannot write the man page to stdout")?;
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(command, dir)
+                .with_context(|| format!("cannot write man pages into {}", dir.display()))?;
+        }
+    }
+    Ok(())
 }
 
 async fn connect() -> anyhow::Result<Engine> {
     Engine::connect().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every argument and subcommand, however deep, says what it is for.
+    #[test]
+    fn every_argument_and_command_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_name() != "help" && sub.get_about().is_none() {
+                    missing.push(sub_path.clone());
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "sandpit", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
+
+    #[test]
+    fn global_options_come_from_the_environment() {
+        let command = Cli::command();
+        for (id, var) in [
+            ("runtimes", "SANDPIT_RUNTIMES"),
+            ("config", "SANDPIT_CONFIG"),
+            ("workspace_root", "SANDPIT_WORKSPACE_ROOT"),
+        ] {
+            let arg = command
+                .get_arguments()
+                .find(|arg| arg.get_id() == id)
+                .unwrap_or_else(|| panic!("no argument {id}"));
+            assert_eq!(arg.get_env(), Some(std::ffi::OsStr::new(var)), "{id}");
+        }
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("SANDPIT_WORKSPACE_ROOT"), "{help}");
+    }
+
+    #[test]
+    fn exec_help_lists_every_exit_status() {
+        let mut command = Cli::command();
+        let exec = command
+            .find_subcommand_mut("exec")
+            .expect("an exec command");
+        let help = exec.render_long_help().to_string();
+        for outcome in crate::engine::exec::ExecOutcome::ALL {
+            assert!(help.contains(outcome.name()), "{help}");
+        }
+        assert!(help.contains("141") && help.contains("125"), "{help}");
+    }
+
+    #[test]
+    fn completions_for_each_shell_name_the_commands() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "sandpit", &mut out);
+            let text = String::from_utf8(out).expect("completions are UTF-8");
+            assert!(
+                text.contains("check-isolation") && text.contains("completions"),
+                "{shell}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn man_pages_render() {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut page)
+            .expect("renders");
+        let page = String::from_utf8(page).expect("roff is UTF-8");
+        assert!(page.contains(".TH"), "{page}");
+        assert!(page.contains("SANDPIT_CONFIG"), "{page}");
+        let dir = tempfile::tempdir().expect("a temp dir");
+        write_man(Some(dir.path())).expect("writes pages");
+        let exec = std::fs::read_to_string(dir.path().join("sandpit-exec.1")).expect("exec page");
+        assert!(
+            exec.contains(".TH") && exec.contains("interactive"),
+            "{exec}"
+        );
+    }
 }

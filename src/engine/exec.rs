@@ -24,11 +24,22 @@ pub const DEFAULT_OUTPUT_CAP: usize = 1 << 20;
 pub const TIMEOUT_EXIT_CODE: i64 = 124;
 /// Exit status of a process killed by SIGKILL (the memory limit's killer).
 pub const SIGKILL_EXIT_CODE: i64 = 137;
+/// Exit status reported when the output cap stopped the command: 128 +
+/// SIGPIPE, as for a writer whose reader went away.
+pub const OUTPUT_CAP_EXIT_CODE: i64 = 141;
+/// Exit status reported when the sandbox went away under the command, or its
+/// status was lost; `docker run` uses it for the engine's own failures.
+pub const SANDBOX_LOST_EXIT_CODE: i64 = 125;
+/// Exit status reported for a cancelled command, as shells report SIGINT.
+pub const CANCELLED_EXIT_CODE: i64 = 130;
 
 /// Every exec carries this variable with a unique value; the killer finds
 /// the command's processes by it, wherever they moved in the process tree.
 pub const EXEC_TAG_VAR: &str = "SANDPIT_EXEC_TAG";
 const KILLER_MARK_VAR: &str = "SANDPIT_KILLER";
+
+/// Bytes read from a stdin stream at a time.
+const STDIN_CHUNK: usize = 64 << 10;
 
 /// How long to wait for a killed command to report its end.
 const KILL_SETTLE: Duration = Duration::from_secs(10);
@@ -50,17 +61,40 @@ impl ExecCommand {
     }
 }
 
-#[derive(Debug, Clone)]
+/// A reader streamed into a command's stdin, e.g. this process's own stdin.
+pub type StdinStream = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+/// One command to run. Not `Clone`: a [`StdinStream`] can be read only once.
 pub struct ExecRequest {
     pub command: ExecCommand,
     /// Defaults to the sandbox's work dir.
     pub work_dir: Option<String>,
     pub env: Vec<(String, String)>,
+    /// Bytes written to the command's stdin (before `stdin_stream`, if any).
+    /// With neither set, no stdin is attached: the command reads EOF.
     pub stdin: Option<Vec<u8>>,
+    /// Copied to the command's stdin until EOF, after `stdin`, in bounded
+    /// chunks. A read error ends the stdin like EOF does. The command may
+    /// end before reading it all; the rest is left unread.
+    pub stdin_stream: Option<StdinStream>,
     pub timeout: Option<Duration>,
     /// Bytes kept per stream; past it the command is stopped and the result
     /// marked truncated.
     pub output_cap: usize,
+}
+
+impl std::fmt::Debug for ExecRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecRequest")
+            .field("command", &self.command)
+            .field("work_dir", &self.work_dir)
+            .field("env", &self.env)
+            .field("stdin", &self.stdin.as_ref().map(Vec::len))
+            .field("stdin_stream", &self.stdin_stream.is_some())
+            .field("timeout", &self.timeout)
+            .field("output_cap", &self.output_cap)
+            .finish()
+    }
 }
 
 impl ExecRequest {
@@ -70,6 +104,7 @@ impl ExecRequest {
             work_dir: None,
             env: Vec::new(),
             stdin: None,
+            stdin_stream: None,
             timeout: None,
             output_cap: DEFAULT_OUTPUT_CAP,
         }
@@ -93,6 +128,19 @@ impl ExecRequest {
     pub fn stdin(mut self, stdin: Vec<u8>) -> Self {
         self.stdin = Some(stdin);
         self
+    }
+
+    /// Streams `reader` into the command's stdin; see [`ExecRequest::stdin_stream`].
+    pub fn stdin_stream(
+        mut self,
+        reader: impl tokio::io::AsyncRead + Send + Unpin + 'static,
+    ) -> Self {
+        self.stdin_stream = Some(Box::new(reader));
+        self
+    }
+
+    fn has_stdin(&self) -> bool {
+        self.stdin.is_some() || self.stdin_stream.is_some()
     }
 
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
@@ -125,6 +173,120 @@ pub struct ExecEvent {
     pub data: Vec<u8>,
 }
 
+/// What became of a sandbox that went away while a command ran in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxLoss {
+    /// Its container was removed.
+    Removed,
+    /// Its container was stopped (and is not running now).
+    Stopped,
+}
+
+impl SandboxLoss {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxLoss::Removed => "removed",
+            SandboxLoss::Stopped => "stopped",
+        }
+    }
+}
+
+/// How a command ended, as far as a caller must tell apart: the one table of
+/// sandpit's exit statuses. [`ExecResult::outcome`] picks one; the CLI exits
+/// with [`ExecResult::status_code`] and prints [`ExecResult::reason`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecOutcome {
+    /// The command ended by itself; its own exit status is passed on.
+    Exited,
+    /// The timeout passed; its process tree was killed.
+    TimedOut,
+    /// The sandbox's memory limit killed it.
+    MemoryLimit,
+    /// It wrote more than the output cap on one stream and was stopped.
+    OutputCap,
+    /// The sandbox was removed or stopped while it ran.
+    SandboxLost,
+    /// Its exit status could not be read back from the engine.
+    StatusUnknown,
+    /// It was cancelled (Ctrl-C, SIGTERM or SIGHUP to the CLI).
+    Cancelled,
+}
+
+impl ExecOutcome {
+    /// Every outcome, in the order the help lists them.
+    pub const ALL: [ExecOutcome; 7] = [
+        ExecOutcome::Exited,
+        ExecOutcome::TimedOut,
+        ExecOutcome::SandboxLost,
+        ExecOutcome::StatusUnknown,
+        ExecOutcome::Cancelled,
+        ExecOutcome::MemoryLimit,
+        ExecOutcome::OutputCap,
+    ];
+
+    /// The exit status sandpit reports; `None` for [`ExecOutcome::Exited`],
+    /// which passes on the command's own.
+    pub fn code(self) -> Option<i64> {
+        match self {
+            ExecOutcome::Exited => None,
+            ExecOutcome::TimedOut => Some(TIMEOUT_EXIT_CODE),
+            ExecOutcome::MemoryLimit => Some(SIGKILL_EXIT_CODE),
+            ExecOutcome::OutputCap => Some(OUTPUT_CAP_EXIT_CODE),
+            ExecOutcome::SandboxLost | ExecOutcome::StatusUnknown => Some(SANDBOX_LOST_EXIT_CODE),
+            ExecOutcome::Cancelled => Some(CANCELLED_EXIT_CODE),
+        }
+    }
+
+    /// The `status` field of JSON results, e.g. `"timed_out"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecOutcome::Exited => "exited",
+            ExecOutcome::TimedOut => "timed_out",
+            ExecOutcome::MemoryLimit => "memory_limit",
+            ExecOutcome::OutputCap => "output_cap",
+            ExecOutcome::SandboxLost => "sandbox_lost",
+            ExecOutcome::StatusUnknown => "status_unknown",
+            ExecOutcome::Cancelled => "cancelled",
+        }
+    }
+
+    /// One line for a help table.
+    pub fn summary(self) -> &'static str {
+        match self {
+            ExecOutcome::Exited => "the command's own exit status",
+            ExecOutcome::TimedOut => "timed out; the command's process tree was killed",
+            ExecOutcome::MemoryLimit => "killed by the sandbox's memory limit",
+            ExecOutcome::OutputCap => {
+                "output cap reached on stdout or stderr; the command was stopped"
+            }
+            ExecOutcome::SandboxLost => "the sandbox was removed or stopped during the command",
+            ExecOutcome::StatusUnknown => "the command's exit status could not be read back",
+            ExecOutcome::Cancelled => {
+                "cancelled (Ctrl-C, SIGTERM or SIGHUP); its process tree was killed"
+            }
+        }
+    }
+
+    /// The exit-status table for help texts: one line per outcome, with its
+    /// status and JSON `status` name.
+    pub fn help_table() -> String {
+        let mut table = String::from("Exit status:\n");
+        for outcome in Self::ALL {
+            let code = outcome
+                .code()
+                .map_or("N".to_string(), |code| code.to_string());
+            table.push_str(&format!(
+                "  {code:>3}  {:<15} {}\n",
+                outcome.name(),
+                outcome.summary()
+            ));
+        }
+        table
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ExecResult {
     /// The command's exit status; `None` when it could not be read back.
@@ -138,6 +300,14 @@ pub struct ExecResult {
     /// The process tree could not be killed from inside (e.g. the pids limit
     /// was exhausted), so the sandbox was restarted to stop it.
     pub sandbox_restarted: bool,
+    /// Set when the sandbox went away while the command ran.
+    pub sandbox_lost: Option<SandboxLoss>,
+    /// The sandbox's memory limit in bytes, read when the limit killed the
+    /// command (for its message); `None` otherwise or when unknown.
+    pub memory_limit: Option<u64>,
+    /// Bytes the command wrote per stream, kept or not.
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
     /// Output kept, up to the cap, per stream.
     #[serde(skip)]
     pub stdout: Vec<u8>,
@@ -150,16 +320,67 @@ fn serialize_duration_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::
 }
 
 impl ExecResult {
-    /// The status a CLI should exit with: 124 on timeout, 137 when killed by
-    /// the memory limit, else the command's own.
-    pub fn status_code(&self) -> i64 {
-        if self.timed_out {
-            TIMEOUT_EXIT_CODE
+    /// How the command ended. Sandpit's own stops come first (they explain
+    /// the kill that follows), then the sandbox going away, then the memory
+    /// limit.
+    pub fn outcome(&self) -> ExecOutcome {
+        if self.cancelled {
+            ExecOutcome::Cancelled
+        } else if self.timed_out {
+            ExecOutcome::TimedOut
+        } else if self.truncated {
+            ExecOutcome::OutputCap
+        } else if self.sandbox_lost.is_some() {
+            ExecOutcome::SandboxLost
         } else if self.oom_killed {
-            SIGKILL_EXIT_CODE
+            ExecOutcome::MemoryLimit
+        } else if self.exit_code.is_none() {
+            ExecOutcome::StatusUnknown
         } else {
-            self.exit_code.unwrap_or(1)
+            ExecOutcome::Exited
         }
+    }
+
+    /// The status a CLI should exit with: the outcome's (see
+    /// [`ExecOutcome::code`]), else the command's own.
+    pub fn status_code(&self) -> i64 {
+        let outcome = self.outcome();
+        outcome
+            .code()
+            .or(self.exit_code)
+            .unwrap_or(SANDBOX_LOST_EXIT_CODE)
+    }
+
+    /// One line saying why sandpit ended or reports the command as it does,
+    /// naming `container`; `None` when the command simply exited.
+    pub fn reason(&self, container: &str) -> Option<String> {
+        let seconds = self.duration.as_secs_f64();
+        let reason = match self.outcome() {
+            ExecOutcome::Exited => return None,
+            ExecOutcome::TimedOut => {
+                format!("timed out after {seconds:.1}s; its process tree was killed")
+            }
+            ExecOutcome::MemoryLimit => match self.memory_limit {
+                Some(limit) => format!(
+                    "killed by the memory limit ({})",
+                    super::policy::ByteSize(limit)
+                ),
+                None => "killed by the sandbox's memory limit".to_string(),
+            },
+            ExecOutcome::OutputCap => {
+                "output cap reached: the command wrote more than its cap on one stream and was stopped"
+                    .to_string()
+            }
+            ExecOutcome::SandboxLost => format!(
+                "sandbox `{container}` was {} during the command",
+                self.sandbox_lost.map_or("lost", SandboxLoss::as_str)
+            ),
+            ExecOutcome::StatusUnknown => format!(
+                "the command's exit status could not be read back from `{container}`"
+            ),
+            ExecOutcome::Cancelled => "cancelled; its process tree was killed".to_string(),
+        };
+        Some(reason)
     }
 
     pub fn stdout_text(&self) -> String {
@@ -242,10 +463,11 @@ enum StopReason {
     Cap,
 }
 
-/// Keeps up to `cap` bytes of one stream and counts the rest.
+/// Keeps up to `cap` bytes of one stream and counts them all.
 struct CappedBuffer {
     kept: Vec<u8>,
     cap: usize,
+    total: u64,
 }
 
 impl CappedBuffer {
@@ -253,11 +475,13 @@ impl CappedBuffer {
         Self {
             kept: Vec::new(),
             cap,
+            total: 0,
         }
     }
 
     /// Appends what fits; returns the part kept and whether anything overflowed.
     fn push<'d>(&mut self, data: &'d [u8]) -> (&'d [u8], bool) {
+        self.total = self.total.saturating_add(data.len() as u64);
         let room = self.cap.saturating_sub(self.kept.len());
         let kept = &data[..data.len().min(room)];
         self.kept.extend_from_slice(kept);
@@ -286,7 +510,7 @@ async fn run_engine_exec(
         .create_exec(
             &target.container,
             CreateExecOptions {
-                attach_stdin: Some(request.stdin.is_some()),
+                attach_stdin: Some(request.has_stdin()),
                 attach_stdout: Some(true),
                 attach_stderr: Some(true),
                 tty: Some(false),
@@ -311,11 +535,27 @@ async fn run_engine_exec(
         anyhow::bail!("the engine started the exec detached; expected an attached stream");
     };
 
-    let stdin_task = request.stdin.map(|data| {
+    let stdin_task = request.has_stdin().then(|| {
+        let (bytes, stream) = (request.stdin, request.stdin_stream);
         tokio::spawn(async move {
             // A command that exits without reading its stdin closes the pipe;
             // that is its business, not an error.
-            let _ = input.write_all(&data).await;
+            if let Some(bytes) = bytes
+                && input.write_all(&bytes).await.is_err()
+            {
+                return;
+            }
+            if let Some(stream) = stream {
+                // Large chunks keep a big stdin fast; one buffer keeps it
+                // bounded in memory. A failing reader (e.g. a closed fd 0)
+                // ends the stdin as EOF would.
+                let mut reader = tokio::io::BufReader::with_capacity(STDIN_CHUNK, stream);
+                tracing::debug!("stdin stream starts");
+                match tokio::io::copy_buf(&mut reader, &mut input).await {
+                    Ok(bytes) => tracing::debug!("stdin stream ended after {bytes} bytes"),
+                    Err(err) => tracing::debug!("stdin stream broke: {err}"),
+                }
+            }
             let _ = input.shutdown().await;
         })
     });
@@ -396,6 +636,10 @@ async fn run_engine_exec(
         cancelled: stop == Some(StopReason::Cancel),
         oom_killed: false,
         sandbox_restarted,
+        sandbox_lost: None,
+        memory_limit: None,
+        stdout_bytes: stdout.total,
+        stderr_bytes: stderr.total,
         stdout: stdout.kept,
         stderr: stderr.kept,
     })
@@ -640,11 +884,79 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(oom.status_code(), 137);
+        assert_eq!(
+            oom.reason("c"),
+            Some("killed by the sandbox's memory limit".to_string())
+        );
         let plain = ExecResult {
             exit_code: Some(3),
             ..Default::default()
         };
         assert_eq!(plain.status_code(), 3);
+        assert_eq!(plain.outcome(), ExecOutcome::Exited);
+        assert_eq!(plain.reason("c"), None);
+        let capped = ExecResult {
+            truncated: true,
+            exit_code: Some(137),
+            ..Default::default()
+        };
+        assert_eq!(capped.status_code(), 141);
+        assert!(
+            capped
+                .reason("c")
+                .is_some_and(|reason| reason.starts_with("output cap reached"))
+        );
+        let removed = ExecResult {
+            sandbox_lost: Some(SandboxLoss::Removed),
+            ..Default::default()
+        };
+        assert_eq!(removed.status_code(), 125);
+        assert_eq!(
+            removed.reason("sandpit-u"),
+            Some("sandbox `sandpit-u` was removed during the command".to_string())
+        );
+        let stopped = ExecResult {
+            sandbox_lost: Some(SandboxLoss::Stopped),
+            exit_code: Some(137),
+            ..Default::default()
+        };
+        assert_eq!(stopped.outcome(), ExecOutcome::SandboxLost);
+        let cancelled = ExecResult {
+            cancelled: true,
+            exit_code: Some(137),
+            ..Default::default()
+        };
+        assert_eq!(cancelled.status_code(), 130);
+        let lost = ExecResult::default();
+        assert_eq!(lost.outcome(), ExecOutcome::StatusUnknown);
+        assert_eq!(lost.status_code(), 125);
+    }
+
+    #[test]
+    fn every_outcome_is_in_the_help_table_once() {
+        let table = ExecOutcome::help_table();
+        for outcome in ExecOutcome::ALL {
+            let rows = table
+                .lines()
+                .filter(|line| line.split_whitespace().nth(1) == Some(outcome.name()))
+                .count();
+            assert_eq!(rows, 1, "{}: {table}", outcome.name());
+        }
+        // Distinct faults never share a status, except the two ways the
+        // engine loses a command.
+        let mut codes: Vec<i64> = ExecOutcome::ALL.iter().filter_map(|o| o.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), ExecOutcome::ALL.len() - 2);
+    }
+
+    #[test]
+    fn capped_buffer_counts_what_it_drops() {
+        let mut buffer = CappedBuffer::new(2);
+        buffer.push(b"xyz");
+        buffer.push(b"uvw");
+        assert_eq!(buffer.total, 6);
+        assert_eq!(buffer.kept, b"xy");
     }
 
     #[test]

@@ -12,18 +12,23 @@ use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
     StopContainerOptionsBuilder,
 };
+use futures_util::StreamExt as _;
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::exec::{
     EngineExec, ExecEvent, ExecRequest, ExecResult, ExecTarget, ExecTransport, SIGKILL_EXIT_CODE,
+    SandboxLoss,
 };
 use super::policy::SandboxPolicy;
 use super::runtimes::Runtime;
 use super::{Engine, is_not_found, labels};
 
 pub const CONTAINER_PREFIX: &str = "sandpit-";
+
+/// How long a sandbox killed during a command may take to stop or go.
+const LOSS_SETTLE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Label keys on sandbox containers, beside [`labels::MANAGED`] and
 /// [`labels::RUNTIME`].
@@ -529,6 +534,7 @@ impl Sandbox {
             let count = self.read_oom_kills().await;
             *self.oom_kills_seen.lock().await = count;
         }
+        let started = std::time::SystemTime::now();
         let mut result = self
             .transport
             .run(&self.target, request, events, cancel)
@@ -536,17 +542,128 @@ impl Sandbox {
         if result.sandbox_restarted {
             self.forget_oom_baseline().await;
         }
+        let stopped_by_sandpit = result.timed_out || result.truncated || result.cancelled;
+        // A command whose sandbox is removed leaves no exit status; one whose
+        // sandbox is stopped dies of SIGKILL. Only then is the container
+        // looked at, so a plain exit costs nothing more.
+        if !stopped_by_sandpit && result.exit_code.is_none_or(|code| code > 128) {
+            result.sandbox_lost = self.loss_since(started).await;
+        }
         if result.exit_code == Some(SIGKILL_EXIT_CODE)
-            && !result.timed_out
-            && !result.truncated
-            && !result.cancelled
-            && let Some(now) = self.read_oom_kills().await
+            && !stopped_by_sandpit
+            && result.sandbox_lost.is_none()
         {
-            let mut seen = self.oom_kills_seen.lock().await;
-            result.oom_killed = seen.is_none_or(|before| now > before);
-            *seen = Some(now);
+            match self.read_oom_kills().await {
+                Some(now) => {
+                    let mut seen = self.oom_kills_seen.lock().await;
+                    result.oom_killed = seen.is_none_or(|before| now > before);
+                    *seen = Some(now);
+                }
+                // Nothing runs in the sandbox any more: it may have been on
+                // its way out when first looked at.
+                None => result.sandbox_lost = self.loss_since(started).await,
+            }
+            if result.oom_killed {
+                result.memory_limit = self.memory_limit().await;
+            }
         }
         Ok(result)
+    }
+
+    /// Whether the sandbox's container went away (or is going away) since
+    /// `since`. A container being killed still reads "running" for a moment
+    /// after its processes died, so a running one is judged by the engine's
+    /// events: after a kill, die or stop it is waited for until it settles.
+    async fn loss_since(&self, since: std::time::SystemTime) -> Option<SandboxLoss> {
+        if let Some(loss) = self.loss_now().await? {
+            return Some(loss);
+        }
+        if !self.killed_since(since).await {
+            return None;
+        }
+        let deadline = std::time::Instant::now() + LOSS_SETTLE;
+        let mut pause = std::time::Duration::from_millis(10);
+        while std::time::Instant::now() < deadline {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            if let Some(loss) = self.loss_now().await? {
+                return Some(loss);
+            }
+        }
+        tracing::warn!(
+            "{} was killed during a command but is still running after {LOSS_SETTLE:?}",
+            self.target.container
+        );
+        None
+    }
+
+    /// The container's state now: `Some(None)` when it runs, `None` when it
+    /// cannot be read.
+    async fn loss_now(&self) -> Option<Option<SandboxLoss>> {
+        match self
+            .engine
+            .docker()
+            .inspect_container(&self.target.container, None)
+            .await
+        {
+            Err(err) if is_not_found(&err) => Some(Some(SandboxLoss::Removed)),
+            Ok(inspect) => {
+                let state = inspect.state.unwrap_or_default();
+                // The engine shows "removing" once a removal's kill is done;
+                // "dead" is a removal that failed half way.
+                Some(match state.status {
+                    Some(
+                        bollard::models::ContainerStateStatusEnum::REMOVING
+                        | bollard::models::ContainerStateStatusEnum::DEAD,
+                    ) => Some(SandboxLoss::Removed),
+                    _ if state.running == Some(true) => None,
+                    _ => Some(SandboxLoss::Stopped),
+                })
+            }
+            Err(err) => {
+                tracing::warn!("cannot inspect {}: {err}", self.target.container);
+                None
+            }
+        }
+    }
+
+    /// Whether the engine killed, stopped or removed the container since
+    /// `since` (this host's clock, as the engine's events are stamped).
+    async fn killed_since(&self, since: std::time::SystemTime) -> bool {
+        let stamp = |time: std::time::SystemTime| {
+            let time = time
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            format!("{}.{:09}", time.as_secs(), time.subsec_nanos())
+        };
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            ("container".to_string(), vec![self.target.container.clone()]),
+            (
+                "event".to_string(),
+                ["kill", "die", "stop", "destroy"]
+                    .iter()
+                    .map(|event| event.to_string())
+                    .collect(),
+            ),
+        ]);
+        let options = bollard::query_parameters::EventsOptionsBuilder::new()
+            .since(&stamp(since))
+            .until(&stamp(std::time::SystemTime::now()))
+            .filters(&filters)
+            .build();
+        let mut events = self.engine.docker().events(Some(options));
+        // With `until` in the past, the engine sends what it has and ends.
+        let first = tokio::time::timeout(LOSS_SETTLE, events.next()).await;
+        matches!(first, Ok(Some(Ok(_))))
+    }
+
+    /// The memory limit the engine enforces, in bytes; `None` when unlimited
+    /// or unreadable.
+    async fn memory_limit(&self) -> Option<u64> {
+        let inspect = self.inspect_container().await.ok()?;
+        let memory = inspect.host_config?.memory?;
+        u64::try_from(memory).ok().filter(|bytes| *bytes > 0)
     }
 
     /// Runs a command and returns its result with output kept, no streaming.
