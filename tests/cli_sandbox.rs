@@ -1,9 +1,10 @@
-//! The sandbox CLI end to end: exit statuses, run, files, and bounded memory
-//! under an output flood.
+//! The sandbox CLI end to end: exit statuses, stdin, run, files, and bounded
+//! memory under an output flood and a large stdin.
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 struct Cli {
     workspace_root: tempfile::TempDir,
@@ -155,7 +156,7 @@ fn exec_reports_the_memory_limit_with_137() {
     ]);
     assert_eq!(oom.status.code(), Some(137));
     assert!(
-        text(&oom.stderr).contains("memory limit"),
+        text(&oom.stderr).contains("sandpit: killed by the memory limit (96m)"),
         "{}",
         text(&oom.stderr)
     );
@@ -331,8 +332,9 @@ fn an_output_flood_keeps_sandpit_memory_bounded() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(141), "{}", text(&output.stderr));
     assert!(
-        text(&output.stderr).contains("output passed 8388608 bytes"),
+        text(&output.stderr).contains("sandpit: output cap reached"),
         "{}",
         text(&output.stderr)
     );
@@ -378,4 +380,379 @@ fn sessions_and_check_isolation_from_the_cli() {
     assert!(row["stats"]["memory_limit"].as_u64().unwrap() > 0);
     let plain = text(&cli.run(&["sessions"]).stdout);
     assert!(plain.contains(&a) && plain.contains("CPU %"), "{plain}");
+}
+
+/// Waits for a child with an overall deadline, killing it when it passes.
+fn wait_with_deadline(mut child: Child, limit: Duration, what: &str) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn stdin_reaches_the_command() {
+    let cli = Cli::new("cli-stdin");
+    let user = cli.user.clone();
+    let user = user.as_str();
+    let piped = |args: &[&str], input: &[u8]| {
+        let mut child = cli
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write as _;
+            stdin.write_all(&input).unwrap();
+        });
+        let output = wait_with_deadline(child, Duration::from_secs(300), "sandpit");
+        writer.join().unwrap();
+        output
+    };
+    let read = piped(
+        &[
+            "exec",
+            "--user",
+            user,
+            "--",
+            "python3",
+            "-c",
+            "import sys; print(len(sys.stdin.read()))",
+        ],
+        b"a,b\n1,2\n",
+    );
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    assert_eq!(text(&read.stdout), "8\n");
+
+    // Bytes pass unchanged, NULs and newlines included.
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    let counted = piped(
+        &[
+            "exec",
+            "--user",
+            user,
+            "--",
+            "sh",
+            "-c",
+            "od -An -tx1 | wc -l; true",
+        ],
+        &bytes,
+    );
+    // od prints 16 bytes a line.
+    assert_eq!(
+        text(&counted.stdout).trim(),
+        "18750",
+        "{}",
+        text(&counted.stderr)
+    );
+    let summed = piped(&["exec", "--user", user, "--", "cksum"], &bytes);
+    let local = Command::new("sh")
+        .args(["-c", "cksum"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(&bytes)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(text(&summed.stdout), text(&local.stdout));
+
+    // /dev/null and a closed stdin are both an empty one.
+    let null = cli.run(&["exec", "--user", user, "--", "wc", "-c"]);
+    assert!(null.status.success(), "{}", text(&null.stderr));
+    assert_eq!(text(&null.stdout).trim(), "0");
+    let closed = Command::new("sh")
+        .arg("-c")
+        .arg("exec <&- \"$@\"")
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_sandpit"))
+        .arg("--workspace-root")
+        .arg(cli.workspace_root.path())
+        .args(["exec", "--user", user, "--", "wc", "-c"])
+        .output()
+        .unwrap();
+    assert!(closed.status.success(), "{}", text(&closed.stderr));
+    assert_eq!(text(&closed.stdout).trim(), "0");
+
+    // `run FILE` forwards stdin too.
+    let local = tempfile::tempdir().unwrap();
+    let script = local.path().join("upper.py");
+    std::fs::write(
+        &script,
+        "import sys\nprint(sys.stdin.read().upper(), end='')\n",
+    )
+    .unwrap();
+    let ran = piped(
+        &["run", "--user", user, script.to_str().unwrap()],
+        b"shout\n",
+    );
+    assert!(ran.status.success(), "{}", text(&ran.stderr));
+    assert_eq!(text(&ran.stdout), "SHOUT\n");
+
+    // A command that never reads does not wait for a writer that never
+    // closes.
+    let mut writer = Command::new("sleep")
+        .arg("600")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let idle = cli
+        .command(&["exec", "--user", user, "--", "true"])
+        .stdin(Stdio::from(writer.stdout.take().unwrap()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let idle = wait_with_deadline(idle, Duration::from_secs(60), "sandpit with an open stdin");
+    let _ = writer.kill();
+    let _ = writer.wait();
+    assert!(idle.status.success(), "{}", text(&idle.stderr));
+}
+
+#[test]
+fn a_large_stdin_streams_with_bounded_memory() {
+    let cli = Cli::new("cli-bigin");
+    let user = cli.user.clone();
+    let user = user.as_str();
+    assert!(cli.run(&["new", user]).status.success());
+    let mut source = Command::new("head")
+        .args(["-c", "1G", "/dev/zero"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = cli
+        .command(&["exec", "--user", user, "--", "wc", "-c"])
+        .stdin(Stdio::from(source.stdout.take().unwrap()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut peak_kib = 0;
+    while child.try_wait().unwrap().is_none() {
+        if let Some(kib) = peak_rss_kib(child.id()) {
+            peak_kib = peak_kib.max(kib);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = source.kill();
+            panic!("1 GiB of stdin did not pass within 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = source.wait();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout).trim(), (1u64 << 30).to_string());
+    assert!(peak_kib > 0, "the process was never observed");
+    assert!(
+        peak_kib < 48 * 1024,
+        "sandpit grew to {} MiB",
+        peak_kib / 1024
+    );
+}
+
+/// Starts `sandpit exec` of a command that marks its start with a file in
+/// the workspace and then sleeps, and returns once the command runs.
+fn exec_until_started(cli: &Cli, extra: &[&str]) -> Child {
+    let marker = cli.workspace_root.path().join(&cli.user).join("started");
+    let _ = std::fs::remove_file(&marker);
+    let mut args = vec!["exec", "--user", cli.user.as_str()];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--", "sh", "-c", "touch started; exec sleep 600"]);
+    let mut child = cli
+        .command(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !marker.exists() {
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "the command did not start within 300 s; stderr: {}",
+                text(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+#[test]
+fn exit_statuses_tell_faults_apart() {
+    let cli = Cli::new("cli-faults");
+    let user = cli.user.clone();
+    let user = user.as_str();
+    let container = format!("sandpit-{user}");
+
+    let capped = cli.run(&["exec", "--user", user, "--output-cap", "1000", "--", "yes"]);
+    assert_eq!(capped.status.code(), Some(141), "{}", text(&capped.stderr));
+    assert_eq!(capped.stdout.len(), 1000);
+    assert!(
+        text(&capped.stderr).contains("sandpit: output cap reached"),
+        "{}",
+        text(&capped.stderr)
+    );
+
+    let json = cli.run(&[
+        "exec",
+        "--user",
+        user,
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(json.status.code(), Some(3), "{}", text(&json.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(result["status"], "exited");
+    assert_eq!(result["status_code"], 3);
+    assert_eq!(result["exit_code"], 3);
+    assert_eq!(result["reason"], serde_json::Value::Null);
+    assert_eq!(result["stdout"], "out\n");
+    assert_eq!(result["stderr"], "err\n");
+    assert_eq!(result["stdout_bytes"], 4);
+    let timed_out = cli.run(&[
+        "exec",
+        "--user",
+        user,
+        "--json",
+        "--timeout",
+        "1",
+        "--",
+        "sleep",
+        "30",
+    ]);
+    assert_eq!(timed_out.status.code(), Some(124));
+    let result: serde_json::Value = serde_json::from_slice(&timed_out.stdout).unwrap();
+    assert_eq!(result["status"], "timed_out");
+    assert_eq!(result["timed_out"], true);
+    assert!(
+        result["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.starts_with("timed out after")),
+        "{result}"
+    );
+    assert!(
+        text(&timed_out.stderr).contains("sandpit: timed out after"),
+        "{}",
+        text(&timed_out.stderr)
+    );
+
+    // Ctrl-C ends the command's process tree and exits 130.
+    let child = exec_until_started(&cli, &[]);
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let cancelled = wait_with_deadline(child, Duration::from_secs(60), "a cancelled exec");
+    assert_eq!(
+        cancelled.status.code(),
+        Some(130),
+        "{}",
+        text(&cancelled.stderr)
+    );
+    assert!(
+        text(&cancelled.stderr).contains("sandpit: cancelled"),
+        "{}",
+        text(&cancelled.stderr)
+    );
+
+    let child = exec_until_started(&cli, &["--json"]);
+    let stopped = Command::new("docker")
+        .args(["stop", "-t", "1", &container])
+        .output()
+        .unwrap();
+    assert!(stopped.status.success(), "{}", text(&stopped.stderr));
+    let output = wait_with_deadline(
+        child,
+        Duration::from_secs(60),
+        "an exec whose sandbox stopped",
+    );
+    assert_eq!(output.status.code(), Some(125), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains(&format!(
+            "sandpit: sandbox `{container}` was stopped during the command"
+        )),
+        "{}",
+        text(&output.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(result["status"], "sandbox_lost");
+    assert_eq!(result["sandbox_lost"], "stopped");
+
+    // exec starts the stopped sandbox again.
+    let child = exec_until_started(&cli, &[]);
+    let removed = Command::new("docker")
+        .args(["rm", "-f", &container])
+        .output()
+        .unwrap();
+    assert!(removed.status.success(), "{}", text(&removed.stderr));
+    let output = wait_with_deadline(
+        child,
+        Duration::from_secs(60),
+        "an exec whose sandbox was removed",
+    );
+    assert_eq!(output.status.code(), Some(125), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains(&format!(
+            "sandpit: sandbox `{container}` was removed during the command"
+        )),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn completions_and_man_pages_from_the_binary() {
+    let cli = Cli::new("cli-docs");
+    for shell in ["bash", "zsh", "fish"] {
+        let output = cli.run(&["completions", shell]);
+        assert!(output.status.success(), "{shell}: {}", text(&output.stderr));
+        assert!(text(&output.stdout).contains("check-isolation"), "{shell}");
+    }
+    let man = cli.run(&["man"]);
+    assert!(man.status.success(), "{}", text(&man.stderr));
+    assert!(
+        text(&man.stdout).contains(".TH sandpit"),
+        "{}",
+        text(&man.stdout)
+    );
+    // A broken config file does not stand in the way of documentation.
+    let bad = cli.workspace_root.path().join("bad.toml");
+    std::fs::write(&bad, "this is = = not toml").unwrap();
+    let output = cli
+        .command(&["completions", "bash"])
+        .env("SANDPIT_CONFIG", &bad)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // ...while other commands read it from the environment.
+    let output = cli
+        .command(&["runtimes"])
+        .env("SANDPIT_CONFIG", &bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("bad.toml"),
+        "{}",
+        text(&output.stderr)
+    );
 }
