@@ -350,6 +350,18 @@ async fn stdin_env_and_workdir_reach_the_command() {
     request.work_dir = Some("/tmp".into());
     let result = sandbox.exec_collect(request).await.unwrap();
     assert_eq!(result.stdout_text(), "from stdin\nhello there\n/tmp\n");
+
+    // Bytes first, then the stream to its end.
+    let streamed = sandbox
+        .exec_collect(
+            ExecRequest::argv(["cat"])
+                .stdin(b"head:".to_vec())
+                .stdin_stream(&b"tail"[..]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(streamed.stdout_text(), "head:tail");
+    assert_eq!(streamed.stdout_bytes, 9);
     sandbox.remove(true).await.unwrap();
 }
 
