@@ -195,8 +195,7 @@ impl SandboxLoss {
 /// How a command ended, as far as a caller must tell apart: the one table of
 /// sandpit's exit statuses. [`ExecResult::outcome`] picks one; the CLI exits
 /// with [`ExecResult::status_code`] and prints [`ExecResult::reason`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecOutcome {
     /// The command ended by itself; its own exit status is passed on.
     Exited,
@@ -305,7 +304,8 @@ pub struct ExecResult {
     /// The sandbox's memory limit in bytes, read when the limit killed the
     /// command (for its message); `None` otherwise or when unknown.
     pub memory_limit: Option<u64>,
-    /// Bytes the command wrote per stream, kept or not.
+    /// Bytes received per stream, kept or not, until the command ended or
+    /// sandpit stopped it (output drained while killing is not counted).
     pub stdout_bytes: u64,
     pub stderr_bytes: u64,
     /// Output kept, up to the cap, per stream.
@@ -550,7 +550,6 @@ async fn run_engine_exec(
                 // bounded in memory. A failing reader (e.g. a closed fd 0)
                 // ends the stdin as EOF would.
                 let mut reader = tokio::io::BufReader::with_capacity(STDIN_CHUNK, stream);
-                tracing::debug!("stdin stream starts");
                 match tokio::io::copy_buf(&mut reader, &mut input).await {
                     Ok(bytes) => tracing::debug!("stdin stream ended after {bytes} bytes"),
                     Err(err) => tracing::debug!("stdin stream broke: {err}"),
