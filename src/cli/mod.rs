@@ -115,8 +115,8 @@ pub enum Command {
     },
     /// Run a command in a user's sandbox, creating it when missing
     ///
-    /// Output streams live. stdin is forwarded when it is not a terminal
-    /// (streamed, any size), or always with -i.
+    /// Output streams live (--json captures it instead). stdin is forwarded
+    /// when it is not a terminal (streamed, any size), or always with -i.
     #[command(after_help = exec_after_help())]
     Exec {
         #[arg(long, help = USER_HELP)]
