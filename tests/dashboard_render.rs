@@ -151,6 +151,17 @@ fn new_session_dialog_validates() {
 fn delete_confirmation() {
     let mut app = demo_app();
     key(&mut app, KeyCode::Char('d'));
+    key(&mut app, KeyCode::Right);
+    insta::assert_snapshot!(render(&mut app, 120, 32));
+}
+
+#[test]
+fn purge_asks_for_the_user_id() {
+    let mut app = demo_app();
+    key(&mut app, KeyCode::Char('d'));
+    key(&mut app, KeyCode::Left);
+    key(&mut app, KeyCode::Enter);
+    type_text(&mut app, "ali");
     insta::assert_snapshot!(render(&mut app, 120, 32));
 }
 

@@ -99,6 +99,7 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
             Some(update) = updates.recv() => app.apply(update),
             _ = tick.tick() => app.tick(),
             _ = render.tick() => {
+                app.settle(std::time::Instant::now());
                 if app.dirty {
                     guard.terminal.draw(|frame| ui::draw(frame, &mut app)).context("cannot draw")?;
                     app.dirty = false;
