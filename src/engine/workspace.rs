@@ -488,7 +488,7 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part:?} missing from: {text}");
         }
-        assert_eq!(check_with(&ws, (1500, 1501), false).is_err(), true);
+        assert!(check_with(&ws, (1500, 1501), false).is_err());
         // Nothing changed.
         assert_eq!(owner(&ws), (1000, 1000));
         assert_eq!(owner(&ws.join("sub")), (1000, 1000));
