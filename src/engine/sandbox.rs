@@ -169,7 +169,7 @@ impl fmt::Debug for Sandbox {
 impl Engine {
     /// Creates and starts a sandbox. Its workspace folder is created when
     /// missing and made the sandbox's uid's: a workspace another uid owns is
-    /// handed over whole, links not followed (see [`prepare_workspace`]), or
+    /// handed over whole, links not followed (see `prepare_workspace`), or
     /// refused, before any container exists, when sandpit cannot give files
     /// away. Nothing is left behind on failure.
     pub async fn create_sandbox(&self, spec: &SandboxSpec) -> anyhow::Result<Sandbox> {
