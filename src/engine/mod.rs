@@ -9,6 +9,7 @@ pub mod policy;
 pub mod runtimes;
 pub mod sandbox;
 pub mod stats;
+pub(crate) mod workspace;
 
 use anyhow::Context as _;
 use bollard::Docker;
