@@ -446,7 +446,7 @@ fn files_pane_lists_opens_creates_renames_and_deletes() {
     use sandpit::engine::files::{DirEntry, EntryKind, FileData};
     use sandpit::tui::collector::FileOp;
     let entry = |name: &str, kind, size| DirEntry {
-        name: name.to_string(),
+        name: name.as_bytes().to_vec(),
         kind,
         size,
         mtime: 0.0,

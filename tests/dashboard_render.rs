@@ -254,7 +254,7 @@ fn editor_and_output_after_a_run() {
 fn files_pane_tree() {
     use sandpit::engine::files::{DirEntry, EntryKind};
     let entry = |name: &str, kind, size| DirEntry {
-        name: name.to_string(),
+        name: name.as_bytes().to_vec(),
         kind,
         size,
         mtime: 0.0,
