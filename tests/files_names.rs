@@ -1,15 +1,23 @@
 //! Every file name the sandboxed code can make works: listed, read, renamed
 //! and deleted through the library and through `sandpit files`, shown in the
-//! escaped form and taken back in it. Also: a refusal names the path it is
-//! about. One sandbox for the lot.
+//! escaped form and taken back in it, and through the dashboard's engine
+//! worker with the paths the Files tree holds. Also: a refusal names the
+//! path it is about. One sandbox for the lot.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
 
+use std::time::Duration;
+
 use sandpit::engine::names::{escape, is_plain};
+use sandpit::engine::runtimes::RuntimeSet;
 use sandpit::engine::sandbox::Sandbox;
+use sandpit::sessions::SessionConfig;
+use sandpit::tui::collector::{self, FileOp, Request, Update};
+use sandpit::tui::files::FileTree;
+use tokio::sync::mpsc;
 
 /// Names that broke file operations before: not UTF-8, control
 /// characters, shell metacharacters, an option look-alike, the longest name.
@@ -215,6 +223,8 @@ async fn every_name_round_trips_through_the_library_and_the_cli() {
     assert!(listed(&sandbox, "cli").await.is_empty());
     assert!(listed(&sandbox, "cli-moved").await.is_empty());
 
+    through_the_files_pane(&sandbox, &names).await;
+
     // A name that looks like an option, at the top: after `--`.
     sandbox.write_file("-rf", b"x".to_vec()).await.unwrap();
     cli.ok(&["rm", "--", "-rf"]);
@@ -229,6 +239,117 @@ async fn every_name_round_trips_through_the_library_and_the_cli() {
         "{stderr}"
     );
     sandbox.remove(true).await.unwrap();
+}
+
+/// Waits for the first update `pick` accepts, failing after a deadline.
+async fn next_update<T>(
+    updates: &mut mpsc::UnboundedReceiver<Update>,
+    what: &str,
+    mut pick: impl FnMut(Update) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let update = tokio::time::timeout_at(deadline, updates.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {what} from the engine worker within 60 s"))
+            .unwrap_or_else(|| panic!("the engine worker ended before {what}"));
+        if let Update::Failure(error) = &update {
+            panic!("the engine worker failed while waiting for {what}: {error}");
+        }
+        if let Some(found) = pick(update) {
+            return found;
+        }
+    }
+}
+
+/// The dashboard's engine worker, fed the paths the Files tree holds (the
+/// escaped names it lists): open, rename and delete each odd name.
+async fn through_the_files_pane(sandbox: &Sandbox, names: &[Vec<u8>]) {
+    make_inside(sandbox, "pane", names).await;
+    let root = tempfile::tempdir().unwrap();
+    let mut config = SessionConfig::new(root.path().to_path_buf());
+    config.build = common::build_options();
+    // Reaping is not what is tested here.
+    config.idle_timeout = Duration::ZERO;
+    let (update_tx, mut updates) = mpsc::unbounded_channel();
+    let (requests, request_rx) = mpsc::unbounded_channel();
+    let worker = collector::spawn(
+        config,
+        RuntimeSet::builtin().unwrap(),
+        update_tx,
+        request_rx,
+    );
+    let user = sandbox.user().to_string();
+    let list = |path: &str| Request::ListDir {
+        user: user.clone(),
+        path: path.to_string(),
+    };
+    let mut tree = FileTree::default();
+    for dir in ["", "pane"] {
+        requests.send(list(dir)).unwrap();
+        let entries = next_update(&mut updates, "a folder listing", |update| match update {
+            Update::DirListing { path, result, .. } if path == dir => Some(result),
+            _ => None,
+        })
+        .await
+        .unwrap_or_else(|err| panic!("list {dir:?}: {err}"));
+        tree.expand(dir);
+        tree.set_listing(dir.to_string(), entries);
+    }
+    let rows: Vec<String> = tree
+        .rows()
+        .into_iter()
+        .map(|row| row.path)
+        .filter(|path| path.starts_with("pane/"))
+        .collect();
+    assert_eq!(rows.len(), names.len());
+
+    for (index, name) in names.iter().enumerate() {
+        let path = format!("pane/{}", escape(name));
+        assert!(rows.contains(&path), "{path} not in {rows:?}");
+        requests
+            .send(Request::OpenFile {
+                user: user.clone(),
+                path: path.clone(),
+            })
+            .unwrap();
+        let opened = next_update(&mut updates, "the opened file", |update| match update {
+            Update::FileOpened {
+                path: opened,
+                result,
+                ..
+            } if opened == path => Some(result),
+            _ => None,
+        })
+        .await
+        .unwrap_or_else(|err| panic!("open {path}: {err}"));
+        assert_eq!(opened.bytes, body(index), "{path}");
+
+        let to = format!("pane-moved/{}", escape(name));
+        for op in [
+            FileOp::Rename {
+                from: path.clone(),
+                to: to.clone(),
+            },
+            FileOp::Delete(to.clone()),
+        ] {
+            requests
+                .send(Request::FileOp {
+                    user: user.clone(),
+                    op,
+                })
+                .unwrap();
+            next_update(&mut updates, "the files changed", |update| match update {
+                Update::FilesChanged { .. } => Some(()),
+                _ => None,
+            })
+            .await;
+        }
+    }
+    assert!(listed(sandbox, "pane").await.is_empty());
+    assert!(listed(sandbox, "pane-moved").await.is_empty());
+    drop(requests);
+    worker.abort();
 }
 
 #[tokio::test]
