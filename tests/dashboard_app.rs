@@ -648,7 +648,7 @@ fn files_pane_lists_opens_creates_renames_and_deletes() {
     use sandpit::engine::files::{DirEntry, EntryKind, FileData};
     use sandpit::tui::collector::FileOp;
     let entry = |name: &str, kind, size| DirEntry {
-        name: name.to_string(),
+        name: name.as_bytes().to_vec(),
         kind,
         size,
         mtime: 0.0,
@@ -844,4 +844,58 @@ fn runs_in_different_sessions_go_on_at_once() {
     app.outbox.clear();
     press(&mut app, KeyCode::F(5));
     assert!(app.outbox.is_empty());
+}
+
+#[test]
+fn files_pane_acts_on_odd_names_by_their_escaped_form() {
+    use sandpit::engine::files::{DirEntry, EntryKind};
+    use sandpit::tui::collector::FileOp;
+    let mut app = app();
+    while app.focus != Pane::Files {
+        press(&mut app, KeyCode::Tab);
+    }
+    app.apply(Update::DirListing {
+        user: "alice".to_string(),
+        path: String::new(),
+        result: Ok(vec![DirEntry {
+            name: b"bad\xc3(\n".to_vec(),
+            kind: EntryKind::File,
+            size: 3,
+            mtime: 0.0,
+        }]),
+    });
+    app.outbox.clear();
+    // The escaped form is the path the engine worker gets (and unescapes).
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.outbox.pop(),
+        Some(Request::OpenFile {
+            user: "alice".to_string(),
+            path: "bad\\xc3(\\n".to_string()
+        })
+    );
+    // Renaming starts from the escaped form and takes escapes back.
+    press(&mut app, KeyCode::Char('R'));
+    press(&mut app, KeyCode::Backspace);
+    type_text(&mut app, "t");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.outbox.pop(),
+        Some(Request::FileOp {
+            user: "alice".to_string(),
+            op: FileOp::Rename {
+                from: "bad\\xc3(\\n".to_string(),
+                to: "bad\\xc3(\\t".to_string()
+            }
+        })
+    );
+    press(&mut app, KeyCode::Char('D'));
+    press(&mut app, KeyCode::Char('y'));
+    assert_eq!(
+        app.outbox.pop(),
+        Some(Request::FileOp {
+            user: "alice".to_string(),
+            op: FileOp::Delete("bad\\xc3(\\n".to_string())
+        })
+    );
 }

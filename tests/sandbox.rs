@@ -400,10 +400,10 @@ async fn file_operations_work_inside_the_workspace() {
         .unwrap();
     sandbox.make_dir("empty").await.unwrap();
     let entries = sandbox.list_dir(".").await.unwrap();
-    let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    let names: Vec<String> = entries.iter().map(|e| e.display_name()).collect();
     assert_eq!(names, ["empty", "src"]);
     let src = sandbox.list_dir("src").await.unwrap();
-    assert_eq!(src[0].name, "main.py");
+    assert_eq!(src[0].name, b"main.py");
     assert_eq!(src[0].size, 12);
     assert!(src[0].mtime > 1_600_000_000.0);
     let text = sandbox.read_file("src/main.py", 1 << 20).await.unwrap();
@@ -421,7 +421,7 @@ async fn file_operations_work_inside_the_workspace() {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.name)
+        .map(|e| e.display_name())
         .collect();
     assert_eq!(names, ["empty", "other.py"]);
     sandbox.remove(true).await.unwrap();
@@ -474,13 +474,22 @@ async fn every_path_escape_is_refused() {
         let err = sandbox.make_dir(path).await.expect_err(path);
         assert!(err.to_string().contains("refused"), "{path}: {err}");
     }
-    for (from, to) in [
-        ("passwd-link", "../stolen"),
-        ("tmp-link/outside", "stolen"),
-        ("inner", "tmp-link/moved"),
+    // Each refusal names the path it is about, source or destination.
+    for (from, to, named) in [
+        ("passwd-link", "../stolen", "`../stolen`"),
+        (
+            "tmp-link/outside",
+            "stolen",
+            "`/workspace/tmp-link/outside`",
+        ),
+        ("inner", "tmp-link/moved", "`/workspace/tmp-link/moved`"),
     ] {
         let err = sandbox.rename(from, to).await.expect_err(from);
-        assert!(err.to_string().contains("refused"), "{from} -> {to}: {err}");
+        let err = err.to_string();
+        assert!(
+            err.contains("refused") && err.contains(named),
+            "{from} -> {to}: {err}"
+        );
     }
     for path in ["..", "/tmp/outside", "tmp-link/outside", "", "/workspace"] {
         assert!(sandbox.delete(path).await.is_err(), "{path}");

@@ -51,7 +51,7 @@ async fn two_users_cannot_see_each_others_files() {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.name)
+        .map(|e| e.display_name())
         .collect();
     assert!(names.is_empty(), "{names:?}");
     for path in [

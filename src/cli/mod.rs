@@ -122,6 +122,11 @@ pub enum Command {
         file: PathBuf,
     },
     /// File operations confined to a user's workspace
+    ///
+    /// Paths are read in the escaped form `ls` prints, so a listed name can be
+    /// pasted back: `\\` is a backslash, `\n`, `\t` and `\r` are newline,
+    /// tab and carriage return, `\xNN` is the byte NN (hex), `\u{N}` the
+    /// character U+N; anything else stands for itself.
     Files {
         #[arg(long)]
         user: UserId,
@@ -180,16 +185,19 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum FilesOp {
-    /// List a folder (default: the workspace)
+    /// List a folder (default: the workspace); names are shown escaped
     Ls {
-        #[arg(default_value = ".")]
-        path: String,
+        #[arg(default_value = ".", value_parser = parse_escaped_path)]
+        path: EscapedPath,
+        /// JSON: `name` is the escaped form; `name_bytes` (numbers) is added
+        /// when that differs from the name's bytes
         #[arg(long)]
         json: bool,
     },
     /// Print a text file; binary files need --output
     Cat {
-        path: String,
+        #[arg(value_parser = parse_escaped_path)]
+        path: EscapedPath,
         /// Write the bytes to this local file instead
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -200,18 +208,39 @@ pub enum FilesOp {
     /// Copy a local file into the workspace (default name: its own)
     Put {
         local: PathBuf,
-        path: Option<String>,
+        #[arg(value_parser = parse_escaped_path)]
+        path: Option<EscapedPath>,
     },
     Rm {
-        path: String,
+        #[arg(value_parser = parse_escaped_path)]
+        path: EscapedPath,
     },
     Mv {
-        from: String,
-        to: String,
+        #[arg(value_parser = parse_escaped_path)]
+        from: EscapedPath,
+        #[arg(value_parser = parse_escaped_path)]
+        to: EscapedPath,
     },
     Mkdir {
-        path: String,
+        #[arg(value_parser = parse_escaped_path)]
+        path: EscapedPath,
     },
+}
+
+/// A workspace path given on the command line in escaped form
+/// ([`crate::engine::names`]), as the bytes it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscapedPath(pub Vec<u8>);
+
+impl std::fmt::Display for EscapedPath {
+    /// The canonical escaped form.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::engine::names::escape(&self.0))
+    }
+}
+
+fn parse_escaped_path(text: &str) -> Result<EscapedPath, String> {
+    crate::engine::names::unescape(text).map(EscapedPath)
 }
 
 /// Per-sandbox policy: each flag overrides the config file and runtime.

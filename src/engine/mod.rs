@@ -5,6 +5,7 @@ pub mod events;
 pub mod exec;
 pub mod files;
 pub mod images;
+pub mod names;
 pub mod policy;
 pub mod runtimes;
 pub mod sandbox;

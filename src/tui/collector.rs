@@ -16,6 +16,7 @@ use crate::engine::Engine;
 use crate::engine::exec::{ExecEvent, ExecRequest, ExecResult, Stream};
 use crate::engine::files::{DirEntry, FileData};
 use crate::engine::images::{BuildEvent, ImageState};
+use crate::engine::names;
 use crate::engine::policy::PolicyOverrides;
 use crate::engine::runtimes::RuntimeSet;
 use crate::engine::sandbox::UserId;
@@ -129,7 +130,8 @@ pub enum Request {
     },
 }
 
-/// Changes to a workspace from the Files pane; paths relative to it.
+/// Changes to a workspace from the Files pane; paths relative to it, in
+/// escaped form ([`crate::engine::names`]) like the tree's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileOp {
     NewFile(String),
@@ -139,6 +141,21 @@ pub enum FileOp {
 }
 
 impl FileOp {
+    /// The same operation with each path in canonical escaped form (as the
+    /// tree shows it), so the folders it changes match the tree's keys.
+    fn canonical(&self) -> anyhow::Result<FileOp> {
+        let canon = |path: &str| path_bytes(path).map(|bytes| names::escape(&bytes));
+        Ok(match self {
+            FileOp::NewFile(path) => FileOp::NewFile(canon(path)?),
+            FileOp::NewDir(path) => FileOp::NewDir(canon(path)?),
+            FileOp::Rename { from, to } => FileOp::Rename {
+                from: canon(from)?,
+                to: canon(to)?,
+            },
+            FileOp::Delete(path) => FileOp::Delete(canon(path)?),
+        })
+    }
+
     /// The folders whose listings the operation changes.
     fn dirs(&self) -> Vec<String> {
         let parent = |path: &str| {
@@ -152,6 +169,11 @@ impl FileOp {
             FileOp::Rename { from, to } => vec![parent(from), parent(to)],
         }
     }
+}
+
+/// The bytes a path from the dashboard (escaped text) stands for.
+fn path_bytes(path: &str) -> anyhow::Result<Vec<u8>> {
+    names::unescape(path).map_err(|err| anyhow::anyhow!("path `{path}`: {err}"))
 }
 
 /// Output kept per stream of a dashboard run; the scrollback bounds what
@@ -460,8 +482,7 @@ async fn carry_out(
         }
         Request::ListDir { user, path } => {
             let sandbox = manager.get(&user_id(&user)?).await?;
-            let result = sandbox
-                .list_dir(&path)
+            let result = async { sandbox.list_dir(path_bytes(&path)?).await }
                 .await
                 .map_err(|err| format!("{err:#}"));
             let _ = updates.send(Update::DirListing { user, path, result });
@@ -469,30 +490,34 @@ async fn carry_out(
         }
         Request::OpenFile { user, path } => {
             let sandbox = manager.get(&user_id(&user)?).await?;
-            let result = sandbox
-                .read_file(&path, crate::tui::files::MAX_EDITABLE_SIZE)
-                .await
-                .map_err(|err| format!("{err:#}"));
+            let result = async {
+                sandbox
+                    .read_file(path_bytes(&path)?, crate::tui::files::MAX_EDITABLE_SIZE)
+                    .await
+            }
+            .await
+            .map_err(|err| format!("{err:#}"));
             let _ = updates.send(Update::FileOpened { user, path, result });
             Ok(None)
         }
         Request::FileOp { user, op } => {
             let sandbox = manager.get(&user_id(&user)?).await?;
+            let op = op.canonical()?;
             let notice = match &op {
                 FileOp::NewFile(path) => {
-                    sandbox.write_file(path, Vec::new()).await?;
+                    sandbox.write_file(path_bytes(path)?, Vec::new()).await?;
                     format!("created {path}")
                 }
                 FileOp::NewDir(path) => {
-                    sandbox.make_dir(path).await?;
+                    sandbox.make_dir(path_bytes(path)?).await?;
                     format!("created folder {path}")
                 }
                 FileOp::Rename { from, to } => {
-                    sandbox.rename(from, to).await?;
+                    sandbox.rename(path_bytes(from)?, path_bytes(to)?).await?;
                     format!("renamed {from} to {to}")
                 }
                 FileOp::Delete(path) => {
-                    sandbox.delete(path).await?;
+                    sandbox.delete(path_bytes(path)?).await?;
                     format!("deleted {path}")
                 }
             };
@@ -518,7 +543,7 @@ async fn carry_out(
             manager
                 .get(&user_id(&user)?)
                 .await?
-                .write_file(&file, contents.into_bytes())
+                .write_file(path_bytes(&file)?, contents.into_bytes())
                 .await?;
             Ok(Some(format!("saved {file} in `{user}`'s workspace")))
         }
@@ -603,7 +628,9 @@ async fn run_code(
     let sandbox = manager
         .get(&UserId::parse(user).map_err(anyhow::Error::msg)?)
         .await?;
-    sandbox.write_file(file, contents.into_bytes()).await?;
+    sandbox
+        .write_file(path_bytes(file)?, contents.into_bytes())
+        .await?;
     let cancel = CancellationToken::new();
     if let Ok(mut runs) = runs.lock() {
         runs.insert(user.to_string(), cancel.clone());
