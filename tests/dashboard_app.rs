@@ -890,7 +890,8 @@ fn files_pane_acts_on_odd_names_by_their_escaped_form() {
         })
     );
     press(&mut app, KeyCode::Char('D'));
-    press(&mut app, KeyCode::Char('y'));
+    press(&mut app, KeyCode::Right);
+    press(&mut app, KeyCode::Enter);
     assert_eq!(
         app.outbox.pop(),
         Some(Request::FileOp {

@@ -230,6 +230,28 @@ async fn every_name_round_trips_through_the_library_and_the_cli() {
     cli.ok(&["rm", "--", "-rf"]);
     assert!(!listed(&sandbox, ".").await.contains(b"-rf".as_slice()));
 
+    // Each name can be run with a runtime's `run` template, as the editor's
+    // F5 and `sandpit run` do.
+    for (index, name) in names.iter().enumerate() {
+        let shown = escape(name);
+        let script = join("run", name);
+        sandbox
+            .write_file(&script, format!("echo ran {index}\n").into_bytes())
+            .await
+            .unwrap();
+        let command = sandpit::engine::runtimes::run_command("sh {file}", &script);
+        let result = sandbox
+            .exec_collect(sandpit::engine::exec::ExecRequest::shell(command))
+            .await
+            .unwrap();
+        assert_eq!(
+            result.stdout_text(),
+            format!("ran {index}\n"),
+            "{shown}: {}",
+            result.stderr_text()
+        );
+    }
+
     // A bad escape is refused before anything runs, saying where.
     let bad = cli.files(&["cat", "a\\qb"]);
     assert_eq!(bad.status.code(), Some(2));

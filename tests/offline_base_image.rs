@@ -100,7 +100,10 @@ fn no_debian_source_is_a_clear_error_and_the_variable_wins() {
         "{stderr}"
     );
     assert_eq!(
-        stdout(&print_mirror(root.path(), Some("http://local.internal/debian"))),
+        stdout(&print_mirror(
+            root.path(),
+            Some("http://local.internal/debian")
+        )),
         "archive http://local.internal/debian\nsecurity none\n"
     );
 }

@@ -265,7 +265,7 @@ async fn a_kept_workspace_follows_its_user_to_another_uid() {
         .await
         .unwrap()
         .into_iter()
-        .map(|entry| entry.name)
+        .map(|entry| entry.display_name())
         .collect();
     assert_eq!(names, ["moved.txt"]);
     assert_eq!(

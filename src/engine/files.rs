@@ -152,23 +152,8 @@ pub fn confine(work_dir: &str, requested: impl AsRef<[u8]>) -> Result<Vec<u8>, P
     Ok(path)
 }
 
-/// `path` as ASCII for the script's argv, which the exec API carries as
-/// UTF-8 text: bytes other than letters, digits and `/._-` become `\0NNN`
-/// (octal), which the script's `printf %b` turns back into the bytes.
-fn shell_arg(path: &[u8]) -> String {
-    let mut arg = String::with_capacity(path.len());
-    for &byte in path {
-        if byte.is_ascii_alphanumeric() || b"/._-".contains(&byte) {
-            arg.push(char::from(byte));
-        } else {
-            arg.push_str(&format!("\\0{byte:03o}"));
-        }
-    }
-    arg
-}
-
 /// Shell run for every operation: `$W` is the workspace, `$1` the operation,
-/// then paths (encoded by `shell_arg`), then other arguments. Exit codes 80+
+/// then paths (encoded by `names::printf_escape`), then other arguments. Exit codes 80+
 /// are refusals, read back by `files_op`: 83 and 88 say the first or the
 /// second path resolves outside the workspace.
 const FILES_SH: &str = r#"
@@ -248,7 +233,11 @@ impl Sandbox {
         let mut argv: Vec<String> = ["sh", "-c", FILES_SH, "sandpit-files", op]
             .map(str::to_string)
             .into();
-        argv.extend(paths.iter().map(|path| shell_arg(path)));
+        argv.extend(
+            paths
+                .iter()
+                .map(|path| crate::engine::names::printf_escape(path)),
+        );
         argv.extend_from_slice(extra);
         let mut request = ExecRequest::argv(argv)
             .env("SANDPIT_WORKSPACE", self.work_dir())
@@ -473,10 +462,16 @@ mod tests {
 
     #[test]
     fn shell_args_are_ascii_octal_escapes() {
-        assert_eq!(shell_arg(b"/w/a-b_c.d"), "/w/a-b_c.d");
-        assert_eq!(shell_arg(b"a b\n\xc3\\"), "a\\0040b\\0012\\0303\\0134");
+        assert_eq!(
+            crate::engine::names::printf_escape(b"/w/a-b_c.d"),
+            "/w/a-b_c.d"
+        );
+        assert_eq!(
+            crate::engine::names::printf_escape(b"a b\n\xc3\\"),
+            "a\\0040b\\0012\\0303\\0134"
+        );
         for byte in 1..=255u8 {
-            assert!(shell_arg(&[byte]).is_ascii());
+            assert!(crate::engine::names::printf_escape(&[byte]).is_ascii());
         }
     }
 

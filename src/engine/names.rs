@@ -155,6 +155,21 @@ pub fn unescape(text: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// `path` as ASCII for the script's argv, which the exec API carries as
+/// UTF-8 text: bytes other than letters, digits and `/._-` become `\0NNN`
+/// (octal), which `printf %b` in a shell (dash included) turns back into the bytes.
+pub fn printf_escape(path: &[u8]) -> String {
+    let mut arg = String::with_capacity(path.len());
+    for &byte in path {
+        if byte.is_ascii_alphanumeric() || b"/._-".contains(&byte) {
+            arg.push(char::from(byte));
+        } else {
+            arg.push_str(&format!("\\0{byte:03o}"));
+        }
+    }
+    arg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

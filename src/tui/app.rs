@@ -315,7 +315,12 @@ impl App {
             user,
             file: work.file.clone(),
             contents: work.contents(),
-            command: run_command(&work.run_template, &work.file),
+            // The file name is in its escaped form (see `engine::names`).
+            command: run_command(
+                &work.run_template,
+                crate::engine::names::unescape(&work.file)
+                    .unwrap_or_else(|_| work.file.clone().into_bytes()),
+            ),
         };
         self.outbox.push(request);
     }
