@@ -461,6 +461,17 @@ fn a_failed_write_only_warns() {
     );
 }
 
+#[tokio::test]
+async fn record_async_records_off_the_runtime() {
+    let root = tempfile::tempdir().unwrap();
+    let log = ActivityLog::open(root.path()).unwrap();
+    let activity = Activity::new(Source::Mcp, &user("alice"), "glob", "**/*.py");
+    log.record_async(activity.clone()).await;
+    let rows = log.query(&ActivityQuery::default()).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].activity, activity);
+}
+
 #[test]
 fn a_newer_schema_is_refused() {
     let root = tempfile::tempdir().unwrap();
@@ -476,11 +487,19 @@ fn the_folder_and_file_are_shared_with_the_group() {
     use std::os::unix::fs::PermissionsExt as _;
     let root = tempfile::tempdir().unwrap();
     let workspaces = root.path().join("workspaces");
-    drop(ActivityLog::open(&workspaces).unwrap());
+    let log = ActivityLog::open(&workspaces).unwrap();
+    log.try_record(&Activity::new(Source::Cli, &user("alice"), "exec", "true"))
+        .unwrap();
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
     let db = db_path(&workspaces);
     assert_eq!(mode(db.parent().unwrap()), 0o2775);
     assert_eq!(mode(&db), 0o660);
+    // While a connection is open, SQLite's own files exist with the
+    // database's mode: a follower of the group must write the -shm file.
+    for suffix in ["-wal", "-shm"] {
+        let path = db.with_file_name(format!("activity.db{suffix}"));
+        assert_eq!(mode(&path), 0o660, "{}", path.display());
+    }
 }
 
 // --- the CLI ---
@@ -614,11 +633,17 @@ fn cli_follow_prints_rows_as_they_are_recorded() {
             }
         }
     });
-    let next_row = |what: &str| -> ActivityRow {
-        let line = lines
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("no line for {what} within 20s"))
-            .unwrap();
+    let mut stderr = child.0.stderr.take().unwrap();
+    let mut next_row = |what: &str| -> ActivityRow {
+        let line = match lines.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => line.unwrap(),
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("no line for {what} within 20s"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let mut text = String::new();
+                let _ = stderr.read_to_string(&mut text);
+                panic!("sandpit activity --follow ended before printing {what}: {text}")
+            }
+        };
         serde_json::from_str(&line).unwrap_or_else(|err| panic!("{err}: {line}"))
     };
     // Printed at start: after it, the follower's start point is fixed.

@@ -465,8 +465,12 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ActivityRow> {
     })
 }
 
-/// Deletes rows older than the age bound, then all but the newest
-/// `max_rows`; both are index range deletes, nearly free when nothing is due.
+/// Deletes rows older than the age bound, then those more than `max_rows`
+/// ids below the newest. Ids are consecutive (one insert per transaction,
+/// pruning only takes the oldest), so that keeps the newest `max_rows` rows,
+/// and at most that many in any case. Both are index range deletes found in
+/// O(log n), nearly free when nothing is due: unlike counting rows or an
+/// `OFFSET`, which walk all of them.
 fn prune(conn: &Connection, retention: &Retention) -> rusqlite::Result<u64> {
     let mut deleted = 0;
     if let Some(age) = retention.max_age {
@@ -476,8 +480,7 @@ fn prune(conn: &Connection, retention: &Retention) -> rusqlite::Result<u64> {
     }
     if let Some(rows) = retention.max_rows {
         deleted += conn.execute(
-            "DELETE FROM activity WHERE id <= \
-             (SELECT id FROM activity ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+            "DELETE FROM activity WHERE id <= (SELECT MAX(id) FROM activity) - ?1",
             [to_i64(rows)],
         )?;
     }
