@@ -1,5 +1,6 @@
 //! The headless CLI: every command scripts, tests and agents need.
 
+mod activity;
 mod build;
 mod doctor;
 mod exec;
@@ -181,6 +182,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What was done in sandboxes, by whom and how it ended: a table, or JSON lines
+    Activity(activity::ActivityArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -415,6 +418,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             sessions::check_isolation(&context, &user, &other, json).await
         }
         Some(Command::Reap) => sessions::reap(&context).await,
+        Some(Command::Activity(args)) => activity::activity(&context, &args).await,
     }
 }
 

@@ -26,7 +26,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Folder under the workspace root for sandpit's own bookkeeping. User ids
 /// cannot start with `.`, so it never collides with a workspace.
-const STATE_DIR: &str = ".sandpit";
+pub(crate) const STATE_DIR: &str = ".sandpit";
 
 /// How sessions are made.
 #[derive(Debug, Clone)]
