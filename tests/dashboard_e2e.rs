@@ -293,6 +293,21 @@ fn type_a_program_run_it_and_survive_a_flood() {
     let saved =
         std::fs::read_to_string(workspace_root.join(user.as_str()).join("main.py")).unwrap();
     assert!(saved.starts_with("print('sum is', 2 + 40)\n"), "{saved}");
+    // The run is in the activity log, as the dashboard's, with its status.
+    let log = sandpit::activity::ActivityLog::open(&workspace_root).unwrap();
+    let rows = log
+        .query(&sandpit::activity::ActivityQuery {
+            user: Some(user.clone()),
+            source: Some(sandpit::activity::Source::Dashboard),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        rows.iter().any(|row| row.activity.action == "run"
+            && row.activity.exit_code == Some(0)
+            && row.activity.summary.contains("main.py")),
+        "{rows:?}"
+    );
 
     // 100 MB of output: the run is cut at the cap, the dashboard keeps
     // answering keys and its memory stays bounded by the scrollback.

@@ -295,9 +295,12 @@ async fn through_the_files_pane(sandbox: &Sandbox, names: &[Vec<u8>]) {
     config.idle_timeout = Duration::ZERO;
     let (update_tx, mut updates) = mpsc::unbounded_channel();
     let (requests, request_rx) = mpsc::unbounded_channel();
+    let activity =
+        sandpit::activity::ActivityLog::open(root.path()).expect("an activity log in a temp dir");
     let worker = collector::spawn(
         config,
         RuntimeSet::builtin().unwrap(),
+        activity,
         update_tx,
         request_rx,
     );

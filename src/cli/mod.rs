@@ -327,6 +327,15 @@ impl Context {
         }
     }
 
+    /// The activity log beside the workspaces under `workspace_root`; one
+    /// that cannot be opened only warns, and every action still runs.
+    pub fn activity_log(&self, workspace_root: &std::path::Path) -> crate::activity::ActivityLog {
+        crate::activity::ActivityLog::open_or_warn(
+            workspace_root,
+            crate::activity::Retention::from_config(&self.config.activity),
+        )
+    }
+
     /// Connects to the engine and sets up sessions as configured.
     pub async fn sessions(&self) -> anyhow::Result<SessionManager> {
         let engine = connect().await?;
@@ -358,8 +367,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let context = Context::load(&cli)?;
     match cli.command {
         None => {
+            let sessions = context.session_config()?;
             crate::tui::run(crate::tui::DashboardOptions {
-                sessions: context.session_config()?,
+                activity: context.activity_log(&sessions.workspace_root),
+                sessions,
                 runtimes: context.runtimes.clone(),
                 theme: cli.theme.clone(),
             })

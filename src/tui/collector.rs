@@ -2,6 +2,7 @@
 //! UI only through messages: it sends whole snapshots and samples as
 //! [`Update`]s and carries out [`Request`]s, so the UI never waits on Docker.
 
+use crate::activity::{Activity, ActivityLog, Source};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -183,18 +184,21 @@ const RUN_OUTPUT_CAP: usize = 16 << 20;
 /// Cancel switches of the runs under way, by user.
 type Runs = Arc<std::sync::Mutex<HashMap<String, CancellationToken>>>;
 
+/// Starts the engine worker. Each dashboard run is recorded in `activity`.
 pub fn spawn(
     config: SessionConfig,
     runtimes: RuntimeSet,
+    activity: ActivityLog,
     updates: mpsc::UnboundedSender<Update>,
     requests: mpsc::UnboundedReceiver<Request>,
 ) -> JoinHandle<()> {
-    tokio::spawn(run(config, runtimes, updates, requests))
+    tokio::spawn(run(config, runtimes, activity, updates, requests))
 }
 
 async fn run(
     config: SessionConfig,
     runtimes: RuntimeSet,
+    activity: ActivityLog,
     updates: mpsc::UnboundedSender<Update>,
     mut requests: mpsc::UnboundedReceiver<Request>,
 ) {
@@ -240,6 +244,7 @@ async fn run(
             updates: updates.clone(),
             stats_tasks: HashMap::new(),
             runs: Runs::default(),
+            activity: activity.clone(),
         };
         if connected.serve(&mut requests).await == Serve::Quit {
             return;
@@ -261,6 +266,7 @@ struct Connected {
     /// One stats stream per running sandbox: user → (container id, task).
     stats_tasks: HashMap<String, (String, JoinHandle<()>)>,
     runs: Runs,
+    activity: ActivityLog,
 }
 
 impl Drop for Connected {
@@ -383,8 +389,9 @@ impl Connected {
         let manager = self.manager.clone();
         let updates = self.updates.clone();
         let runs = self.runs.clone();
+        let activity = self.activity.clone();
         tokio::spawn(async move {
-            let outcome = carry_out(&manager, &updates, &runs, request).await;
+            let outcome = carry_out(&manager, &updates, &runs, &activity, request).await;
             let update = match outcome {
                 Ok(Some(notice)) => Update::Notice(notice),
                 Ok(None) => return,
@@ -399,6 +406,7 @@ async fn carry_out(
     manager: &SessionManager,
     updates: &mpsc::UnboundedSender<Update>,
     runs: &Runs,
+    activity: &ActivityLog,
     request: Request,
 ) -> anyhow::Result<Option<String>> {
     let user_id = |name: &str| UserId::parse(name).map_err(anyhow::Error::msg);
@@ -474,9 +482,16 @@ async fn carry_out(
             contents,
             command,
         } => {
-            let result = run_code(manager, updates, runs, &user, &file, contents, command)
-                .await
-                .map_err(|err| format!("{err:#}"));
+            let started = std::time::Instant::now();
+            let summary = command.clone();
+            let result = run_code(manager, updates, runs, &user, &file, contents, command).await;
+            if let Ok(id) = user_id(&user) {
+                let entry = Activity::new(Source::Dashboard, &id, "run", &summary);
+                activity
+                    .record_async(entry.finish_exec(&result, started))
+                    .await;
+            }
+            let result = result.map_err(|err| format!("{err:#}"));
             let _ = updates.send(Update::RunFinished { user, result });
             Ok(None)
         }
