@@ -24,6 +24,21 @@ pub struct Config {
     pub sandbox: PolicyOverrides,
     #[serde(default)]
     pub sessions: SessionsConfig,
+    #[serde(default)]
+    pub activity: ActivityConfig,
+}
+
+/// `[activity]`: how long the activity log keeps its rows. Pruning is
+/// cheap and periodic, so the log may briefly hold a little more.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityConfig {
+    /// Rows older than this are deleted: `30d`, `12h`, or seconds; 0 keeps
+    /// rows of any age [default: 30d].
+    pub max_age: Option<DurationSetting>,
+    /// Only the newest this many rows are kept; 0 keeps any number
+    /// [default: 100000].
+    pub max_rows: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -41,7 +56,7 @@ pub struct SessionsConfig {
     pub idle_timeout: Option<DurationSetting>,
 }
 
-/// A duration written as `90s`, `30m`, `2h` or a number of seconds.
+/// A duration written as `90s`, `30m`, `2h`, `7d` or a number of seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DurationSetting(pub std::time::Duration);
 
@@ -56,12 +71,17 @@ impl DurationSetting {
             "s" => 1,
             "m" => 60,
             "h" => 3600,
-            _ => return Err(format!("`{text}` is not a duration such as 90s, 30m or 2h")),
+            "d" => 86_400,
+            _ => {
+                return Err(format!(
+                    "`{text}` is not a duration such as 90s, 30m, 2h or 7d"
+                ));
+            }
         };
         let value: u64 = digits
             .trim()
             .parse()
-            .map_err(|_| format!("`{text}` is not a duration such as 90s, 30m or 2h"))?;
+            .map_err(|_| format!("`{text}` is not a duration such as 90s, 30m, 2h or 7d"))?;
         Ok(Self(std::time::Duration::from_secs(
             value.saturating_mul(scale),
         )))
@@ -217,11 +237,23 @@ mod tests {
         assert_eq!(secs("45"), Ok(45));
         assert_eq!(secs("0"), Ok(0));
         assert!(secs("soon").is_err());
-        assert!(secs("5d").is_err());
+        assert_eq!(secs("2d"), Ok(172_800));
+        assert!(secs("5w").is_err());
+        assert!(secs("d").is_err());
         let config =
             Config::parse("[sessions]\nidle_timeout = 0\nmax_sessions = 3\n", "c.toml").unwrap();
         assert_eq!(config.sessions.idle_timeout.unwrap().0.as_secs(), 0);
         assert_eq!(config.sessions.max_sessions, Some(3));
+    }
+
+    #[test]
+    fn activity_retention() {
+        let config =
+            Config::parse("[activity]\nmax_age = \"7d\"\nmax_rows = 500\n", "c.toml").unwrap();
+        assert_eq!(config.activity.max_age.unwrap().0.as_secs(), 7 * 86_400);
+        assert_eq!(config.activity.max_rows, Some(500));
+        let err = Config::parse("[activity]\nmax_age = \"soon\"\n", "c.toml").unwrap_err();
+        assert!(err.to_string().contains("soon"), "{err}");
     }
 
     #[test]

@@ -9,9 +9,11 @@ use sandpit::engine::policy::ByteSize;
 use sandpit::engine::runtimes::RuntimeSet;
 use sandpit::engine::sandbox::SandboxInfo;
 use sandpit::sessions::Session;
-use sandpit::tui::app::{App, EngineStatus, Pane};
+use std::time::{Duration, Instant};
+
+use sandpit::tui::app::{App, BURST_GAP, EngineStatus, Pane};
 use sandpit::tui::collector::{Request, Update};
-use sandpit::tui::keymap::KeyMap;
+use sandpit::tui::keymap::{Action, KeyMap};
 use sandpit::tui::popups::Popup;
 use sandpit::tui::theme::ThemeSet;
 
@@ -165,14 +167,203 @@ fn stop_start_and_restart_follow_the_state() {
 }
 
 #[test]
-fn delete_asks_whether_to_keep_the_workspace() {
+fn delete_is_answered_by_a_focused_button_and_purge_by_the_typed_id() {
     let mut app = app();
+    let delete = |purge| {
+        Some(Request::Delete {
+            user: "alice".to_string(),
+            purge,
+        })
+    };
     press(&mut app, KeyCode::Char('d'));
-    assert!(matches!(app.popup, Some(Popup::ConfirmDelete { .. })));
+    assert!(matches!(app.popup, Some(Popup::Confirm(_))));
     press(&mut app, KeyCode::Esc);
     assert!(app.popup.is_none() && app.outbox.is_empty());
+    // The old one-letter answers, and any other key, close it unanswered.
+    for stray in ['k', 'p', 'y', 'x', 'P'] {
+        press(&mut app, KeyCode::Char('d'));
+        press(&mut app, KeyCode::Char(stray));
+        assert!(app.popup.is_none(), "{stray} closes it");
+        assert!(app.outbox.is_empty(), "{stray} deletes nothing");
+    }
+    // Enter on the focused Cancel does nothing.
     press(&mut app, KeyCode::Char('d'));
-    press(&mut app, KeyCode::Char('k'));
+    press(&mut app, KeyCode::Enter);
+    assert!(app.popup.is_none() && app.outbox.is_empty());
+    // The second button keeps the workspace.
+    press(&mut app, KeyCode::Char('d'));
+    press(&mut app, KeyCode::Right);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.outbox.pop(), delete(false));
+    // The third asks for the user id; a wrong one cancels.
+    press(&mut app, KeyCode::Char('d'));
+    press(&mut app, KeyCode::Left);
+    press(&mut app, KeyCode::Enter);
+    type_text(&mut app, "alic");
+    press(&mut app, KeyCode::Enter);
+    assert!(
+        app.popup.is_none() && app.outbox.is_empty(),
+        "alic is not alice"
+    );
+    press(&mut app, KeyCode::Char('d'));
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Enter);
+    type_text(&mut app, "alicex");
+    press(&mut app, KeyCode::Backspace);
+    assert!(app.outbox.is_empty(), "typing is not answering");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.outbox.pop(), delete(true));
+    // A paste is no answer either.
+    press(&mut app, KeyCode::Char('d'));
+    press(&mut app, KeyCode::Left);
+    press(&mut app, KeyCode::Enter);
+    app.handle_event(Event::Paste("alice\n".to_string()));
+    assert!(app.popup.is_none() && app.outbox.is_empty(), "pasted id");
+}
+
+#[test]
+fn stopping_a_session_with_a_run_in_progress_asks_first() {
+    let mut app = app();
+    focus_editor(&mut app);
+    press(&mut app, KeyCode::F(5));
+    assert!(matches!(app.outbox.pop(), Some(Request::Run { .. })));
+    app.outbox.clear();
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('s'));
+    assert!(matches!(app.popup, Some(Popup::Confirm(_))), "asks first");
+    press(&mut app, KeyCode::Char('s'));
+    assert!(
+        app.popup.is_none() && app.outbox.is_empty(),
+        "s is no answer: {:?} {:?}",
+        app.popup,
+        app.outbox
+    );
+    press(&mut app, KeyCode::Char('r'));
+    press(&mut app, KeyCode::Right);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.outbox.pop(),
+        Some(Request::Restart("alice".to_string()))
+    );
+    press(&mut app, KeyCode::Char('s'));
+    press(&mut app, KeyCode::Right);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.outbox.pop(), Some(Request::Stop("alice".to_string())));
+}
+
+/// Keys as a terminal delivers them, `gap` apart, starting at `start`.
+fn keys_at(app: &mut App, start: Instant, gap: Duration, keys: &[KeyCode]) -> Instant {
+    let mut at = start;
+    for code in keys {
+        at += gap;
+        app.handle_event_at(Event::Key(KeyEvent::new(*code, KeyModifiers::NONE)), at);
+    }
+    at
+}
+
+/// Every single-letter key of the keymap, and then some text.
+fn paste_text(app: &App) -> String {
+    let mut letters: String = Action::ALL
+        .iter()
+        .flat_map(|action| app.keymap.keys(*action))
+        .filter_map(|key| match key.code {
+            KeyCode::Char(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    letters.insert_str(0, "def parse(x): return x\n");
+    letters.push_str("\nkpyKPY");
+    letters
+}
+
+#[test]
+fn a_paste_is_text_and_triggers_nothing() {
+    let mut app = app();
+    let text = paste_text(&app);
+    assert!(text.contains('d') && text.contains('p') && text.contains('q'));
+    let theme = app.theme_index;
+    for pane in 0..3 {
+        app.handle_event(Event::Paste(text.clone()));
+        assert!(app.popup.is_none(), "pane {pane}: no dialog");
+        assert!(app.outbox.is_empty(), "pane {pane}: no request");
+        assert!(!app.should_quit && app.pending().is_none());
+        assert_eq!(app.theme_index, theme);
+        assert!(
+            app.notice
+                .as_ref()
+                .is_some_and(|n| n.text.contains("ignored"))
+        );
+        press(&mut app, KeyCode::Tab);
+    }
+    // In the editor it is one edit: one undo takes it all back.
+    let mut app = self::app();
+    focus_editor(&mut app);
+    let before = app.selected_work().unwrap().contents();
+    app.handle_event(Event::Paste("def parse(x):\r    return x\r".to_string()));
+    let after = app.selected_work().unwrap().contents();
+    assert!(after.contains("def parse(x):\n    return x\n"), "{after:?}");
+    app.handle_key(KeyEvent::new(KeyCode::Char('z'), KeyModifiers::CONTROL));
+    assert_eq!(app.selected_work().unwrap().contents(), before);
+    // In a text field it is typed; a second line refuses it.
+    let mut app = self::app();
+    press(&mut app, KeyCode::Char('n'));
+    app.handle_event(Event::Paste("dave\n".to_string()));
+    app.handle_event(Event::Paste("x\ny".to_string()));
+    let Some(Popup::NewSession(form)) = &app.popup else {
+        panic!("the dialog stays open");
+    };
+    assert_eq!(form.user, "dave");
+}
+
+#[test]
+fn a_key_burst_stops_deletes_and_quits_nothing() {
+    let mut app = app();
+    let mut keys: Vec<KeyCode> = paste_text(&app).chars().map(KeyCode::Char).collect();
+    keys.extend([KeyCode::Tab, KeyCode::Enter, KeyCode::Right, KeyCode::Enter]);
+    // A burst starting with each destructive key, then the whole text.
+    let mut at = Instant::now();
+    for first in ['s', 'r', 'q', 'd'] {
+        let mut burst = vec![KeyCode::Char(first)];
+        burst.extend(keys.iter().copied());
+        at = keys_at(&mut app, at, Duration::from_millis(1), &burst);
+        at += Duration::from_secs(1);
+        app.settle(at);
+        let destructive: Vec<&Request> = app
+            .outbox
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r,
+                    Request::Stop(_) | Request::Restart(_) | Request::Delete { .. }
+                )
+            })
+            .collect();
+        assert!(
+            destructive.is_empty(),
+            "burst from {first}: {destructive:?}"
+        );
+        assert!(!app.should_quit, "burst from {first} quit");
+        app.popup = None;
+        app.outbox.clear();
+    }
+    // The same keys typed at a person's pace do act.
+    let at = keys_at(
+        &mut app,
+        at,
+        Duration::from_millis(120),
+        &[KeyCode::Char('s')],
+    );
+    assert!(app.outbox.is_empty(), "held back for a possible burst");
+    app.settle(at + BURST_GAP);
+    assert_eq!(app.outbox.pop(), Some(Request::Stop("alice".to_string())));
+    let at = keys_at(
+        &mut app,
+        at + Duration::from_secs(1),
+        Duration::from_millis(150),
+        &[KeyCode::Char('d'), KeyCode::Right, KeyCode::Enter],
+    );
+    app.settle(at + BURST_GAP);
     assert_eq!(
         app.outbox.pop(),
         Some(Request::Delete {
@@ -180,14 +371,25 @@ fn delete_asks_whether_to_keep_the_workspace() {
             purge: false
         })
     );
-    press(&mut app, KeyCode::Char('d'));
-    press(&mut app, KeyCode::Char('p'));
-    assert_eq!(
-        app.outbox.pop(),
-        Some(Request::Delete {
-            user: "alice".to_string(),
-            purge: true
-        })
+    // A key following within the gap takes the held-back one back.
+    let at = keys_at(
+        &mut app,
+        at + Duration::from_secs(1),
+        Duration::ZERO,
+        &[KeyCode::Char('q')],
+    );
+    keys_at(
+        &mut app,
+        at,
+        Duration::from_millis(2),
+        &[KeyCode::Char('x')],
+    );
+    app.settle(at + Duration::from_secs(1));
+    assert!(!app.should_quit);
+    assert!(
+        app.notice
+            .as_ref()
+            .is_some_and(|n| n.text.contains("did not quit"))
     );
 }
 
@@ -446,7 +648,7 @@ fn files_pane_lists_opens_creates_renames_and_deletes() {
     use sandpit::engine::files::{DirEntry, EntryKind, FileData};
     use sandpit::tui::collector::FileOp;
     let entry = |name: &str, kind, size| DirEntry {
-        name: name.to_string(),
+        name: name.as_bytes().to_vec(),
         kind,
         size,
         mtime: 0.0,
@@ -568,6 +770,13 @@ fn files_pane_lists_opens_creates_renames_and_deletes() {
     assert!(app.outbox.is_empty(), "cancelled");
     press(&mut app, KeyCode::Char('D'));
     press(&mut app, KeyCode::Char('y'));
+    assert!(
+        app.popup.is_none() && app.outbox.is_empty(),
+        "y is no answer"
+    );
+    press(&mut app, KeyCode::Char('D'));
+    press(&mut app, KeyCode::Right);
+    press(&mut app, KeyCode::Enter);
     assert_eq!(
         app.outbox.pop(),
         Some(Request::FileOp {
@@ -635,4 +844,59 @@ fn runs_in_different_sessions_go_on_at_once() {
     app.outbox.clear();
     press(&mut app, KeyCode::F(5));
     assert!(app.outbox.is_empty());
+}
+
+#[test]
+fn files_pane_acts_on_odd_names_by_their_escaped_form() {
+    use sandpit::engine::files::{DirEntry, EntryKind};
+    use sandpit::tui::collector::FileOp;
+    let mut app = app();
+    while app.focus != Pane::Files {
+        press(&mut app, KeyCode::Tab);
+    }
+    app.apply(Update::DirListing {
+        user: "alice".to_string(),
+        path: String::new(),
+        result: Ok(vec![DirEntry {
+            name: b"bad\xc3(\n".to_vec(),
+            kind: EntryKind::File,
+            size: 3,
+            mtime: 0.0,
+        }]),
+    });
+    app.outbox.clear();
+    // The escaped form is the path the engine worker gets (and unescapes).
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.outbox.pop(),
+        Some(Request::OpenFile {
+            user: "alice".to_string(),
+            path: "bad\\xc3(\\n".to_string()
+        })
+    );
+    // Renaming starts from the escaped form and takes escapes back.
+    press(&mut app, KeyCode::Char('R'));
+    press(&mut app, KeyCode::Backspace);
+    type_text(&mut app, "t");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.outbox.pop(),
+        Some(Request::FileOp {
+            user: "alice".to_string(),
+            op: FileOp::Rename {
+                from: "bad\\xc3(\\n".to_string(),
+                to: "bad\\xc3(\\t".to_string()
+            }
+        })
+    );
+    press(&mut app, KeyCode::Char('D'));
+    press(&mut app, KeyCode::Right);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.outbox.pop(),
+        Some(Request::FileOp {
+            user: "alice".to_string(),
+            op: FileOp::Delete("bad\\xc3(\\n".to_string())
+        })
+    );
 }

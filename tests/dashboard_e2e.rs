@@ -293,6 +293,21 @@ fn type_a_program_run_it_and_survive_a_flood() {
     let saved =
         std::fs::read_to_string(workspace_root.join(user.as_str()).join("main.py")).unwrap();
     assert!(saved.starts_with("print('sum is', 2 + 40)\n"), "{saved}");
+    // The run is in the activity log, as the dashboard's, with its status.
+    let log = sandpit::activity::ActivityLog::open(&workspace_root).unwrap();
+    let rows = log
+        .query(&sandpit::activity::ActivityQuery {
+            user: Some(user.clone()),
+            source: Some(sandpit::activity::Source::Dashboard),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        rows.iter().any(|row| row.activity.action == "run"
+            && row.activity.exit_code == Some(0)
+            && row.activity.summary.contains("main.py")),
+        "{rows:?}"
+    );
 
     // 100 MB of output: the run is cut at the cap, the dashboard keeps
     // answering keys and its memory stays bounded by the scrollback.
@@ -370,5 +385,178 @@ fn sigterm_restores_the_terminal() {
         tmux(&["display-message", "-p", "-t", &name, "#{alternate_on}"]).trim(),
         "0",
         "the alternate screen was left"
+    );
+}
+
+/// Every single-letter key of the default keymap, after a line of code.
+fn paste_text() -> String {
+    let mut text = String::from("def parse(x): return x\n");
+    for action in sandpit::tui::keymap::Action::ALL {
+        for key in sandpit::tui::keymap::KeyMap::default().keys(action) {
+            if let crossterm::event::KeyCode::Char(c) = key.code {
+                text.push(c);
+            }
+        }
+    }
+    text.push_str("kpyKPY\n");
+    text
+}
+
+/// Destructive engine events for `container` between two Unix times.
+fn destructive_events(container: &str, since: u64, until: u64) -> Vec<String> {
+    let output = Command::new("docker")
+        .args(["events", "--format", "{{.Action}}"])
+        .args(["--since", &since.to_string(), "--until", &until.to_string()])
+        .args(["--filter", &format!("container={container}")])
+        .output()
+        .expect("the docker CLI lists engine events");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|action| ["kill", "die", "stop", "destroy", "restart"].contains(action))
+        .map(str::to_string)
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[test]
+fn a_paste_deletes_nothing_and_lands_in_the_editor_as_text() {
+    let user = common::test_user("paste");
+    let _cleanup = common::Cleanup(vec![user.container_name()]);
+    let home = tempfile::tempdir().unwrap();
+    let workspace_root = home.path().join("ws");
+    let cli = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_sandpit"))
+            .arg("--workspace-root")
+            .arg(&workspace_root)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    cli(&["new", user.as_str()]);
+    cli(&[
+        "exec",
+        "--user",
+        user.as_str(),
+        "--",
+        "sh",
+        "-c",
+        "echo precious > work.txt",
+    ]);
+    let precious = workspace_root.join(user.as_str()).join("work.txt");
+    assert!(precious.is_file());
+    let since = unix_now();
+
+    let name = format!("sandpit-e2e-paste-{}", std::process::id());
+    let _session = start_dashboard(&name, home.path(), "", (140, 40));
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the session listed",
+        |screen| screen.contains(user.as_str()) && screen.contains(" running · theme"),
+    );
+    // The session selected, with the Sessions pane focused.
+    tmux(&["send-keys", "-t", &name, "/"]);
+    tmux(&["send-keys", "-t", &name, "-l", user.as_str()]);
+    tmux(&["send-keys", "-t", &name, "Enter"]);
+    wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the filter kept",
+        |screen| screen.contains("Sessions (1"),
+    );
+    let text = paste_text();
+    for letter in ['d', 'p', 's', 'r', 'q', 'k'] {
+        assert!(text.contains(letter), "{letter} in {text:?}");
+    }
+    tmux(&["set-buffer", "-b", &name, &text]);
+
+    // A bracketed paste is text: ignored here, with a word why.
+    tmux(&["paste-buffer", "-p", "-b", &name, "-t", &name]);
+    wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the paste to be ignored",
+        |screen| screen.contains("pasted text ignored"),
+    );
+
+    // Without bracketed paste the same text arrives as a burst of keys:
+    // none of them stops, restarts, deletes, purges or quits.
+    tmux(&["paste-buffer", "-b", &name, "-t", &name]);
+    wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the burst's destructive keys refused",
+        |screen| screen.contains("faster than anyone types"),
+    );
+    // Whatever dialog the burst opened, close it; then a deliberate key
+    // shows that every key before it was handled.
+    tmux(&["send-keys", "-t", &name, "Escape"]);
+    wait_for_screen(&name, Duration::from_secs(10), "no dialog", |screen| {
+        !screen.contains("New session") && !screen.contains("Delete session")
+    });
+    tmux(&["send-keys", "-t", &name, "?"]);
+    wait_for_screen(&name, Duration::from_secs(10), "the help", |screen| {
+        screen.contains("Keys — esc to close")
+    });
+    tmux(&["send-keys", "-t", &name, "Escape"]);
+
+    // The engine saw nothing destructive (`--until` a second ahead also
+    // gives a request in flight that long to show), and the work is there.
+    let events = destructive_events(&user.container_name(), since, unix_now() + 1);
+    assert!(events.is_empty(), "the paste caused {events:?}");
+    assert_eq!(
+        std::fs::read_to_string(&precious).unwrap(),
+        "precious\n",
+        "the workspace is intact"
+    );
+    let screen = wait_for_screen(&name, Duration::from_secs(10), "the list", |screen| {
+        screen.contains("Sessions (1")
+    });
+    assert!(
+        screen
+            .lines()
+            .any(|line| line.contains(user.as_str()) && line.contains("running")),
+        "{screen}"
+    );
+
+    // In the editor, a pasted block lands intact, as one edit.
+    tmux(&["send-keys", "-t", &name, "Tab", "Tab", "Tab", "Tab"]);
+    wait_for_screen(&name, Duration::from_secs(10), "the editor", |screen| {
+        screen.contains(&format!("Editor — {user}: main.py"))
+    });
+    tmux(&[
+        "set-buffer",
+        "-b",
+        &name,
+        "def parse(x):\n    return x\n\nprint(parse('pasted'))\n",
+    ]);
+    tmux(&["paste-buffer", "-p", "-b", &name, "-t", &name]);
+    wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the pasted block",
+        |screen| {
+            screen.contains("def parse(x):")
+                && screen.contains("    return x")
+                && screen.contains("print(parse('pasted'))")
+        },
+    );
+    // One undo takes the whole paste back.
+    tmux(&["send-keys", "-t", &name, "C-z"]);
+    wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the paste undone",
+        |screen| !screen.contains("def parse(x):") && screen.contains("import platform"),
     );
 }

@@ -151,6 +151,17 @@ fn new_session_dialog_validates() {
 fn delete_confirmation() {
     let mut app = demo_app();
     key(&mut app, KeyCode::Char('d'));
+    key(&mut app, KeyCode::Right);
+    insta::assert_snapshot!(render(&mut app, 120, 32));
+}
+
+#[test]
+fn purge_asks_for_the_user_id() {
+    let mut app = demo_app();
+    key(&mut app, KeyCode::Char('d'));
+    key(&mut app, KeyCode::Left);
+    key(&mut app, KeyCode::Enter);
+    type_text(&mut app, "ali");
     insta::assert_snapshot!(render(&mut app, 120, 32));
 }
 
@@ -254,7 +265,7 @@ fn editor_and_output_after_a_run() {
 fn files_pane_tree() {
     use sandpit::engine::files::{DirEntry, EntryKind};
     let entry = |name: &str, kind, size| DirEntry {
-        name: name.to_string(),
+        name: name.as_bytes().to_vec(),
         kind,
         size,
         mtime: 0.0,
@@ -281,4 +292,36 @@ fn files_pane_tree() {
     key(&mut app, KeyCode::Char('a'));
     type_text(&mut app, "notes.md");
     insta::assert_snapshot!(render(&mut app, 120, 32));
+}
+
+#[test]
+fn files_pane_shows_odd_names_escaped() {
+    use sandpit::engine::files::{DirEntry, EntryKind};
+    let entry = |name: &[u8]| DirEntry {
+        name: name.to_vec(),
+        kind: EntryKind::File,
+        size: 1,
+        mtime: 0.0,
+    };
+    let mut app = demo_app();
+    while app.focus != sandpit::tui::app::Pane::Files {
+        key(&mut app, KeyCode::Tab);
+    }
+    app.apply(Update::DirListing {
+        user: "alice".to_string(),
+        path: String::new(),
+        result: Ok(vec![
+            entry(b"bad\xc3(.py"),
+            entry(b"clear\x1b[2J\n"),
+            entry("rtl\u{202e}yp.exe".as_bytes()),
+        ]),
+    });
+    let screen = render(&mut app, 120, 32);
+    for shown in ["bad\\xc3(.py", "clear\\x1b[2J\\n", "rtl\\u{202e}yp.exe"] {
+        assert!(screen.contains(shown), "{shown} not in\n{screen}");
+    }
+    assert!(
+        !screen.contains(['\x1b', '\u{202e}', '\u{fffd}']),
+        "{screen}"
+    );
 }

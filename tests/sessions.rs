@@ -51,7 +51,7 @@ async fn two_users_cannot_see_each_others_files() {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.name)
+        .map(|e| e.display_name())
         .collect();
     assert!(names.is_empty(), "{names:?}");
     for path in [
@@ -170,6 +170,124 @@ async fn a_fresh_manager_reattaches_and_workspaces_survive_removal() {
     );
     second.destroy(&user, true).await.unwrap();
     assert!(!root.path().join(user.as_str()).exists(), "purged");
+}
+
+/// Every entry under `top`, links not followed, with its owner.
+fn owners_under(top: &std::path::Path) -> Vec<(std::path::PathBuf, u32, u32)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut found = Vec::new();
+    let mut folders = vec![top.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            let metadata = std::fs::symlink_metadata(&path).unwrap();
+            if metadata.is_dir() {
+                folders.push(path.clone());
+            }
+            found.push((path, metadata.uid(), metadata.gid()));
+        }
+    }
+    found
+}
+
+fn owner_of(path: &std::path::Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt as _;
+    let metadata = std::fs::symlink_metadata(path).unwrap();
+    (metadata.uid(), metadata.gid())
+}
+
+#[tokio::test]
+async fn a_kept_workspace_follows_its_user_to_another_uid() {
+    let root = tempfile::tempdir().unwrap();
+    let user = common::test_user("uid-move");
+    let _cleanup = common::Cleanup(vec![user.container_name()]);
+    // Root's files on the host, out of the workspace, that links inside it
+    // point to.
+    let host = tempfile::tempdir().unwrap();
+    let host_file = host.path().join("secret");
+    let host_dir = host.path().join("dir");
+    std::fs::write(&host_file, "host").unwrap();
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::write(host_dir.join("inner"), "host").unwrap();
+
+    let manager = common::manager(root.path(), |_| {}).await;
+    let first = session(&manager, &user).await;
+    let made = common::sh(
+        &first,
+        &format!(
+            "id -u && mkdir -p src/pkg/deep empty && echo one > src/pkg/deep/a.txt && echo two > src/pkg/b.txt && echo three > notes.txt && ln -s {} link-to-host-file && ln -s {} src/link-to-host-dir",
+            host_file.display(),
+            host_dir.display()
+        ),
+    )
+    .await;
+    assert_eq!(made.exit_code, Some(0), "{}", made.stderr_text());
+    assert_eq!(made.stdout_text(), "1000\n");
+    let workspace = manager.workspace_of(&user);
+    assert_eq!(
+        owner_of(&workspace.join("src/pkg/deep/a.txt")),
+        (1000, 1000)
+    );
+
+    // Removed, workspace kept; the user comes back as another uid.
+    manager.destroy(&user, false).await.unwrap();
+    let overrides = PolicyOverrides {
+        user: Some("1500:1500".to_string()),
+        ..Default::default()
+    };
+    let back = manager
+        .get_or_create(&user, None, &overrides, &mut |_| {})
+        .await
+        .unwrap_or_else(|err| panic!("session as 1500 for {user}: {err:#}"));
+
+    // The old files and folders are writable from inside...
+    let wrote = common::sh(
+        &back,
+        "id -u && echo more >> src/pkg/deep/a.txt && echo new > src/pkg/deep/new.txt && rm src/pkg/b.txt && mkdir empty/inside && echo four >> notes.txt && cat src/pkg/deep/a.txt",
+    )
+    .await;
+    assert_eq!(wrote.exit_code, Some(0), "{}", wrote.stderr_text());
+    assert_eq!(wrote.stdout_text(), "1500\none\nmore\n");
+    // ...and through the file operations `sandpit files` and the dashboard use.
+    back.write_file("src/pkg/deep/a.txt", b"replaced".to_vec())
+        .await
+        .unwrap();
+    back.write_file("empty/inside/f.txt", b"f".to_vec())
+        .await
+        .unwrap();
+    back.rename("src/pkg/deep/new.txt", "src/pkg/moved.txt")
+        .await
+        .unwrap();
+    back.delete("notes.txt").await.unwrap();
+    back.delete("src/pkg/deep").await.unwrap();
+    let names: Vec<String> = back
+        .list_dir("src/pkg")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.display_name())
+        .collect();
+    assert_eq!(names, ["moved.txt"]);
+    assert_eq!(
+        back.read_file("empty/inside/f.txt", 100)
+            .await
+            .unwrap()
+            .bytes,
+        b"f"
+    );
+
+    // On the host: everything in the workspace is 1500's, the links
+    // themselves too; what they point to out of it is still root's.
+    assert_eq!(owner_of(&workspace), (1500, 1500));
+    let entries = owners_under(&workspace);
+    assert!(entries.len() >= 7, "{entries:?}");
+    for (path, uid, gid) in entries {
+        assert_eq!((uid, gid), (1500, 1500), "{}", path.display());
+    }
+    for path in [&host_file, &host_dir, &host_dir.join("inner")] {
+        assert_eq!(owner_of(path), (0, 0), "{}", path.display());
+    }
+    manager.destroy(&user, true).await.unwrap();
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
 use std::io::Write as _;
+use std::os::unix::ffi::OsStrExt as _;
 
 use anyhow::{Context as _, bail};
 
@@ -12,7 +13,7 @@ pub async fn files(context: &Context, user: &UserId, op: FilesOp) -> anyhow::Res
     let sandbox = sessions.get(user).await?;
     match op {
         FilesOp::Ls { path, json } => {
-            let entries = sandbox.list_dir(&path).await?;
+            let entries = sandbox.list_dir(&path.0).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&entries)?);
             } else {
@@ -23,7 +24,7 @@ pub async fn files(context: &Context, user: &UserId, op: FilesOp) -> anyhow::Res
                         EntryKind::Symlink => "link",
                         EntryKind::Other => "other",
                     };
-                    println!("{kind:<5} {:>10}  {}", entry.size, entry.name);
+                    println!("{kind:<5} {:>10}  {}", entry.size, entry.display_name());
                 }
             }
         }
@@ -32,7 +33,7 @@ pub async fn files(context: &Context, user: &UserId, op: FilesOp) -> anyhow::Res
             output,
             max_size,
         } => {
-            let data = sandbox.read_file(&path, max_size).await?;
+            let data = sandbox.read_file(&path.0, max_size).await?;
             match output {
                 Some(local) => std::fs::write(&local, &data.bytes)
                     .with_context(|| format!("cannot write {}", local.display()))?,
@@ -51,20 +52,20 @@ pub async fn files(context: &Context, user: &UserId, op: FilesOp) -> anyhow::Res
             let contents = std::fs::read(&local)
                 .with_context(|| format!("cannot read {}", local.display()))?;
             let path = match path {
-                Some(path) => path,
+                Some(path) => path.0,
+                // Unix file names are bytes: any name can be copied as is.
                 None => local
                     .file_name()
-                    .and_then(|name| name.to_str())
-                    .map(str::to_string)
+                    .map(|name| name.as_bytes().to_vec())
                     .ok_or_else(|| {
-                        anyhow::anyhow!("{} has no usable file name", local.display())
+                        anyhow::anyhow!("{} has no file name to copy to", local.display())
                     })?,
             };
             sandbox.write_file(&path, contents).await?;
         }
-        FilesOp::Rm { path } => sandbox.delete(&path).await?,
-        FilesOp::Mv { from, to } => sandbox.rename(&from, &to).await?,
-        FilesOp::Mkdir { path } => sandbox.make_dir(&path).await?,
+        FilesOp::Rm { path } => sandbox.delete(&path.0).await?,
+        FilesOp::Mv { from, to } => sandbox.rename(&from.0, &to.0).await?,
+        FilesOp::Mkdir { path } => sandbox.make_dir(&path.0).await?,
     }
     sessions.release(user)?;
     Ok(0)

@@ -1,5 +1,6 @@
 //! The headless CLI: every command scripts, tests and agents need.
 
+mod activity;
 mod build;
 mod doctor;
 mod exec;
@@ -173,9 +174,11 @@ pub enum Command {
     },
     /// File operations confined to a user's workspace
     ///
-    /// PATHs are relative to the workspace. Names are shown, and accepted,
-    /// in an escaped form: bytes that are not UTF-8 as `\xc3`, control
-    /// characters as `\n`, `\t` and the like, a backslash as `\\`.
+    /// PATHs are relative to the workspace, and read in the escaped form `ls`
+    /// prints, so a listed name can be
+    /// pasted back: `\\` is a backslash, `\n`, `\t` and `\r` are newline,
+    /// tab and carriage return, `\xNN` is the byte NN (hex), `\u{N}` the
+    /// character U+N; anything else stands for itself.
     Files {
         #[arg(long, help = USER_HELP)]
         user: UserId,
@@ -242,6 +245,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What was done in sandboxes, by whom and how it ended: a table, or JSON lines
+    Activity(activity::ActivityArgs),
     /// Print shell completions, e.g. `sandpit completions bash > /etc/bash_completion.d/sandpit`
     Completions {
         /// The shell to complete for
@@ -258,19 +263,21 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum FilesOp {
-    /// List a folder (default: the workspace)
+    /// List a folder (default: the workspace); names are shown escaped
     Ls {
         /// The folder to list, relative to the workspace
-        #[arg(default_value = ".")]
-        path: String,
-        /// Print JSON instead of a table
+        #[arg(default_value = ".", value_parser = parse_escaped_path)]
+        path: EscapedPath,
+        /// JSON: `name` is the escaped form; `name_bytes` (numbers) is added
+        /// when that differs from the name's bytes
         #[arg(long)]
         json: bool,
     },
     /// Print a text file; binary files need --output
     Cat {
         /// The file to print, relative to the workspace
-        path: String,
+        #[arg(value_parser = parse_escaped_path)]
+        path: EscapedPath,
         /// Write the bytes to this local file instead
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
@@ -283,25 +290,46 @@ pub enum FilesOp {
         /// The local file to copy
         local: PathBuf,
         /// Where to put it, relative to the workspace [default: its own name at the top]
-        path: Option<String>,
+        #[arg(value_parser = parse_escaped_path)]
+        path: Option<EscapedPath>,
     },
     /// Delete a file or a folder with everything in it
     Rm {
         /// The file or folder to delete, relative to the workspace
-        path: String,
+        #[arg(value_parser = parse_escaped_path)]
+        path: EscapedPath,
     },
     /// Move or rename a file or folder; TO must not exist
     Mv {
         /// What to move, relative to the workspace
-        from: String,
+        #[arg(value_parser = parse_escaped_path)]
+        from: EscapedPath,
         /// Its new path, relative to the workspace
-        to: String,
+        #[arg(value_parser = parse_escaped_path)]
+        to: EscapedPath,
     },
     /// Create a folder, with any missing parents
     Mkdir {
         /// The folder to create, relative to the workspace
-        path: String,
+        #[arg(value_parser = parse_escaped_path)]
+        path: EscapedPath,
     },
+}
+
+/// A workspace path given on the command line in escaped form
+/// ([`crate::engine::names`]), as the bytes it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscapedPath(pub Vec<u8>);
+
+impl std::fmt::Display for EscapedPath {
+    /// The canonical escaped form.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::engine::names::escape(&self.0))
+    }
+}
+
+fn parse_escaped_path(text: &str) -> Result<EscapedPath, String> {
+    crate::engine::names::unescape(text).map(EscapedPath)
 }
 
 /// Per-sandbox policy: each flag overrides the config file and runtime.
@@ -386,6 +414,15 @@ impl Context {
         }
     }
 
+    /// The activity log beside the workspaces under `workspace_root`; one
+    /// that cannot be opened only warns, and every action still runs.
+    pub fn activity_log(&self, workspace_root: &std::path::Path) -> crate::activity::ActivityLog {
+        crate::activity::ActivityLog::open_or_warn(
+            workspace_root,
+            crate::activity::Retention::from_config(&self.config.activity),
+        )
+    }
+
     /// Connects to the engine and sets up sessions as configured.
     pub async fn sessions(&self) -> anyhow::Result<SessionManager> {
         let engine = connect().await?;
@@ -434,8 +471,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let context = Context::load(&cli)?;
     match cli.command {
         None => {
+            let sessions = context.session_config()?;
             crate::tui::run(crate::tui::DashboardOptions {
-                sessions: context.session_config()?,
+                activity: context.activity_log(&sessions.workspace_root),
+                sessions,
                 runtimes: context.runtimes.clone(),
                 theme: cli.theme.clone(),
             })
@@ -502,6 +541,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             sessions::check_isolation(&context, &user, &other, json).await
         }
         Some(Command::Reap) => sessions::reap(&context).await,
+        Some(Command::Activity(args)) => activity::activity(&context, &args).await,
         Some(Command::Completions { .. } | Command::Man { .. }) => Ok(0),
     }
 }

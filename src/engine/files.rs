@@ -9,9 +9,10 @@
 
 use std::fmt;
 
-use anyhow::bail;
+use anyhow::{anyhow, bail};
 
 use super::exec::ExecRequest;
+use super::names;
 use super::sandbox::Sandbox;
 
 /// The largest file `read` returns unless told otherwise.
@@ -28,13 +29,51 @@ pub enum EntryKind {
     Other,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// One entry of a folder listing.
+#[derive(Debug, Clone, PartialEq)]
 pub struct DirEntry {
-    pub name: String,
+    /// The name's bytes: anything but NUL and `/`, not necessarily UTF-8.
+    /// Show it with [`DirEntry::display_name`].
+    pub name: Vec<u8>,
     pub kind: EntryKind,
+    /// Bytes, as `stat` reports them (a symlink's own size).
     pub size: u64,
     /// Unix seconds.
     pub mtime: f64,
+}
+
+impl DirEntry {
+    /// The name as text, escaped reversibly ([`names::escape`]): the form
+    /// the CLI and the Files pane show and take back.
+    pub fn display_name(&self) -> String {
+        names::escape(&self.name)
+    }
+}
+
+/// JSON form: `name` is the escaped text form, which `sandpit files` takes
+/// back; `name_bytes` (an array of numbers) is added exactly when that text
+/// is not the name itself, i.e. the name is not plain printable UTF-8
+/// without a backslash. Without `name_bytes`, `name` is the exact name.
+impl serde::Serialize for DirEntry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Shown<'a> {
+            name: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            name_bytes: Option<&'a [u8]>,
+            kind: EntryKind,
+            size: u64,
+            mtime: f64,
+        }
+        Shown {
+            name: self.display_name(),
+            name_bytes: (!names::is_plain(&self.name)).then_some(self.name.as_slice()),
+            kind: self.kind,
+            size: self.size,
+            mtime: self.mtime,
+        }
+        .serialize(serializer)
+    }
 }
 
 /// A file's contents, with whether they look binary.
@@ -47,37 +86,41 @@ pub struct FileData {
 /// Why a path was refused before anything was touched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathError {
+    /// The path as requested, escaped ([`names::escape`]).
     pub path: String,
     pub reason: String,
 }
 
 impl fmt::Display for PathError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "path `{}` refused: {}",
-            self.path.escape_debug(),
-            self.reason
-        )
+        write!(f, "path `{}` refused: {}", self.path, self.reason)
     }
 }
 
 impl std::error::Error for PathError {}
 
 /// The absolute path inside the sandbox for `requested`, which is relative to
-/// the workspace or absolute inside it. `..` may not climb above it.
-pub fn confine(work_dir: &str, requested: &str) -> Result<String, PathError> {
+/// the workspace or absolute inside it; `..` may not climb above it. Paths
+/// are bytes: a name may hold any byte but NUL (and `/`, which separates
+/// names). The result has no `.`, `..`, empty or trailing parts.
+///
+/// Errors: a NUL byte, an absolute path outside `work_dir`, or a `..` above it.
+pub fn confine(work_dir: &str, requested: impl AsRef<[u8]>) -> Result<Vec<u8>, PathError> {
+    let requested = requested.as_ref();
     let refuse = |reason: &str| PathError {
-        path: requested.to_string(),
+        path: names::escape(requested),
         reason: reason.to_string(),
     };
-    if requested.chars().any(|c| c == '\0' || c.is_control()) {
-        return Err(refuse("it contains a control character"));
+    if requested.contains(&0) {
+        return Err(refuse("it contains a NUL byte"));
     }
     let work_dir = work_dir.trim_end_matches('/');
-    let relative = if let Some(rest) = requested.strip_prefix('/') {
-        let inside = rest == work_dir.trim_start_matches('/')
-            || rest.starts_with(&format!("{}/", work_dir.trim_start_matches('/')));
+    let relative = if let Some(rest) = requested.strip_prefix(b"/") {
+        let inner = work_dir.trim_start_matches('/').as_bytes();
+        let inside = rest == inner
+            || rest
+                .strip_prefix(inner)
+                .is_some_and(|tail| tail.starts_with(b"/"));
         if !inside {
             return Err(refuse(&format!("it is outside the workspace {work_dir}")));
         }
@@ -85,11 +128,11 @@ pub fn confine(work_dir: &str, requested: &str) -> Result<String, PathError> {
     } else {
         requested
     };
-    let mut parts: Vec<&str> = Vec::new();
-    for part in relative.split('/') {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in relative.split(|byte| *byte == b'/') {
         match part {
-            "" | "." => {}
-            ".." => {
+            b"" | b"." => {}
+            b".." => {
                 if parts.pop().is_none() {
                     return Err(refuse(&format!("`..` leaves the workspace {work_dir}")));
                 }
@@ -97,62 +140,78 @@ pub fn confine(work_dir: &str, requested: &str) -> Result<String, PathError> {
             part => parts.push(part),
         }
     }
-    if parts.is_empty() {
-        Ok(work_dir.to_string())
-    } else {
-        Ok(format!("{work_dir}/{}", parts.join("/")))
+    let mut path = work_dir.as_bytes().to_vec();
+    for part in parts {
+        path.push(b'/');
+        path.extend_from_slice(part);
     }
+    if path.is_empty() {
+        // The workspace is `/` itself.
+        path.push(b'/');
+    }
+    Ok(path)
 }
 
 /// Shell run for every operation: `$W` is the workspace, `$1` the operation,
-/// then paths. Exit codes 80+ are refusals, read back by `refusal`.
+/// then paths (encoded by `names::printf_escape`), then other arguments. Exit codes 80+
+/// are refusals, read back by `files_op`: 83 and 88 say the first or the
+/// second path resolves outside the workspace.
 const FILES_SH: &str = r#"
 set -u
 W=$(realpath -e -- "$SANDPIT_WORKSPACE") || exit 84
 inside() { case "$1" in "$W"|"$W"/*) return 0;; esac; return 1; }
-# Resolves every symlink; the last part may not exist yet.
-full() { p=$(realpath -m -- "$1") && inside "$p" || exit 83; printf '%s' "$p"; }
-# Resolves the parent only: the entry itself (even a symlink) is the target.
+# Sets R to the bytes argument $1 stands for. The x keeps trailing newlines,
+# which $(...) strips.
+dec() { R=$(printf '%bx' "$1"); R=${R%x}; }
+# Sets R to path $1 with every symlink resolved (the last part may not exist
+# yet); exits with $2 unless that is inside the workspace.
+full() {
+  R=$(realpath -m -- "$1" && echo x) || exit "$2"
+  R=${R%?x}
+  inside "$R" || exit "$2"
+}
+# Sets R to path $1 with its parent resolved only: the entry itself (even a
+# symlink) is the target.
 entry() {
-  parent=$(realpath -m -- "$(dirname -- "$1")") && inside "$parent" || exit 83
-  p="$parent/$(basename -- "$1")"
-  [ "$p" = "$W/" ] && exit 83
-  printf '%s' "$p"
+  n=${1##*/}; d=${1%/*}
+  [ -n "$n" ] || exit "$2"
+  full "${d:-/}" "$2"
+  R="$R/$n"
 }
 op=$1; shift
 case $op in
   ls)
-    p=$(full "$1") || exit 83
+    dec "$1"; full "$R" 83; p=$R
     [ -e "$p" ] || exit 81
     [ -d "$p" ] || exit 86
     find "$p" -mindepth 1 -maxdepth 1 -printf '%y\t%s\t%T@\t%f\0' ;;
   read)
-    p=$(full "$1") || exit 83
+    dec "$1"; full "$R" 83; p=$R
     [ -e "$p" ] || exit 81
     [ -f "$p" ] || exit 87
     size=$(stat -c %s -- "$p")
     [ "$size" -le "$2" ] || { printf '%s' "$size"; exit 85; }
     cat -- "$p" ;;
   write)
-    p=$(full "$1") || exit 83
+    dec "$1"; full "$R" 83; p=$R
     [ -d "$p" ] && exit 87
-    dir=$(dirname -- "$p")
+    dir=${p%/*}
     mkdir -p -- "$dir" || exit 1
     # Re-check after creating parents: none of them may be a symlink out.
-    inside "$(realpath -e -- "$dir")" || exit 83
+    full "$dir" 83
     tmp="$dir/.sandpit-write.$$"
     cat > "$tmp" && mv -f -- "$tmp" "$p" || { rm -f -- "$tmp"; exit 1; } ;;
   mkdir)
-    p=$(full "$1") || exit 83
-    mkdir -p -- "$p" ;;
+    dec "$1"; full "$R" 83
+    mkdir -p -- "$R" ;;
   rename)
-    from=$(entry "$1") || exit 83
-    to=$(entry "$2") || exit 83
+    dec "$1"; entry "$R" 83; from=$R
+    dec "$2"; entry "$R" 88; to=$R
     [ -e "$from" ] || [ -L "$from" ] || exit 81
     [ -e "$to" ] || [ -L "$to" ] && exit 82
-    mkdir -p -- "$(dirname -- "$to")" && mv -T -- "$from" "$to" ;;
+    mkdir -p -- "${to%/*}" && mv -T -- "$from" "$to" ;;
   delete)
-    p=$(entry "$1") || exit 83
+    dec "$1"; entry "$R" 83; p=$R
     [ -e "$p" ] || [ -L "$p" ] || exit 81
     rm -rf -- "$p" ;;
   *) exit 2 ;;
@@ -160,39 +219,52 @@ esac
 "#;
 
 impl Sandbox {
+    /// Runs `op` of `FILES_SH` on `paths` (absolute, confined), then `extra`
+    /// arguments, and turns its refusals into errors naming the path each
+    /// is about.
     async fn files_op(
         &self,
-        args: &[&str],
+        op: &str,
+        paths: &[&[u8]],
+        extra: &[String],
         stdin: Option<Vec<u8>>,
         output_cap: usize,
     ) -> anyhow::Result<Vec<u8>> {
-        let mut argv = vec!["sh", "-c", FILES_SH, "sandpit-files"];
-        argv.extend_from_slice(args);
+        let mut argv: Vec<String> = ["sh", "-c", FILES_SH, "sandpit-files", op]
+            .map(str::to_string)
+            .into();
+        argv.extend(
+            paths
+                .iter()
+                .map(|path| crate::engine::names::printf_escape(path)),
+        );
+        argv.extend_from_slice(extra);
         let mut request = ExecRequest::argv(argv)
             .env("SANDPIT_WORKSPACE", self.work_dir())
             .output_cap(output_cap)
             .work_dir("/");
         request.stdin = stdin;
         let result = self.exec_collect(request).await?;
-        let path = args.get(1).copied().unwrap_or_default();
+        let shown = |index: usize| names::escape(paths.get(index).copied().unwrap_or_default());
+        let path = shown(0);
         if result.truncated {
             bail!(
-                "file operation `{}` on `{path}` returned more than {output_cap} bytes; \
-                 the file grew past the read limit while it was read",
-                args.first().copied().unwrap_or_default()
+                "file operation `{op}` on `{path}` returned more than {output_cap} bytes; \
+                 the file grew past the read limit while it was read"
             );
         }
+        let outside = |path: String| {
+            anyhow!(
+                "path `{path}` refused: it resolves outside the workspace {} (through a symlink)",
+                self.work_dir()
+            )
+        };
         match result.exit_code {
             Some(0) => Ok(result.stdout),
             Some(81) => bail!("`{path}` does not exist in the workspace"),
-            Some(82) => bail!(
-                "`{}` exists already",
-                args.get(2).copied().unwrap_or_default()
-            ),
-            Some(83) => bail!(
-                "path `{path}` refused: it resolves outside the workspace {} (through a symlink)",
-                self.work_dir()
-            ),
+            Some(82) => bail!("`{}` exists already", shown(1)),
+            Some(83) => Err(outside(path)),
+            Some(88) => Err(outside(shown(1))),
             Some(84) => bail!(
                 "the workspace {} is missing in the sandbox",
                 self.work_dir()
@@ -203,23 +275,29 @@ impl Sandbox {
             ),
             Some(86) => bail!("`{path}` is not a folder"),
             Some(87) => bail!("`{path}` is a folder, not a file"),
-            other => bail!(
-                "file operation `{}` on `{path}` failed (exit {}): {}",
-                args.first().copied().unwrap_or_default(),
-                other.map_or("unknown".to_string(), |code| code.to_string()),
-                result.stderr_text().trim()
-            ),
+            other => {
+                let all: Vec<String> = (0..paths.len()).map(shown).collect();
+                bail!(
+                    "file operation `{op}` on `{}` failed (exit {}): {}",
+                    all.join("` and `"),
+                    other.map_or("unknown".to_string(), |code| code.to_string()),
+                    result.stderr_text().trim()
+                )
+            }
         }
     }
 
-    /// Entries of a folder in the workspace, folders first, then by name.
-    pub async fn list_dir(&self, path: &str) -> anyhow::Result<Vec<DirEntry>> {
+    /// Entries of a folder in the workspace, folders first, then by name
+    /// (bytewise).
+    pub async fn list_dir(&self, path: impl AsRef<[u8]>) -> anyhow::Result<Vec<DirEntry>> {
         let absolute = confine(self.work_dir(), path)?;
-        let output = self.files_op(&["ls", &absolute], None, 16 << 20).await?;
+        let output = self
+            .files_op("ls", &[&absolute], &[], None, 16 << 20)
+            .await?;
         let mut entries: Vec<DirEntry> = output
             .split(|byte| *byte == 0)
             .filter(|record| !record.is_empty())
-            .filter_map(|record| parse_find_record(&String::from_utf8_lossy(record)))
+            .filter_map(parse_find_record)
             .collect();
         entries.sort_by(|a, b| {
             (a.kind != EntryKind::Dir, &a.name).cmp(&(b.kind != EntryKind::Dir, &b.name))
@@ -228,66 +306,76 @@ impl Sandbox {
     }
 
     /// A file's contents, refused past `cap` bytes.
-    pub async fn read_file(&self, path: &str, cap: u64) -> anyhow::Result<FileData> {
+    pub async fn read_file(&self, path: impl AsRef<[u8]>, cap: u64) -> anyhow::Result<FileData> {
         let absolute = confine(self.work_dir(), path)?;
         let output_cap = usize::try_from(cap.saturating_add(1)).unwrap_or(usize::MAX);
         let bytes = self
-            .files_op(&["read", &absolute, &cap.to_string()], None, output_cap)
+            .files_op("read", &[&absolute], &[cap.to_string()], None, output_cap)
             .await?;
         let binary = looks_binary(&bytes);
         Ok(FileData { bytes, binary })
     }
 
     /// Writes a file, creating parent folders; replaces it atomically.
-    pub async fn write_file(&self, path: &str, contents: Vec<u8>) -> anyhow::Result<()> {
+    pub async fn write_file(
+        &self,
+        path: impl AsRef<[u8]>,
+        contents: Vec<u8>,
+    ) -> anyhow::Result<()> {
         let absolute = confine(self.work_dir(), path)?;
-        self.files_op(&["write", &absolute], Some(contents), 4096)
+        self.files_op("write", &[&absolute], &[], Some(contents), 4096)
             .await
             .map(drop)
     }
 
-    pub async fn make_dir(&self, path: &str) -> anyhow::Result<()> {
+    /// Makes a folder and any missing parents; an existing folder is fine.
+    pub async fn make_dir(&self, path: impl AsRef<[u8]>) -> anyhow::Result<()> {
         let absolute = confine(self.work_dir(), path)?;
-        self.files_op(&["mkdir", &absolute], None, 4096)
+        self.files_op("mkdir", &[&absolute], &[], None, 4096)
             .await
             .map(drop)
     }
 
-    /// Renames or moves an entry; refuses to replace an existing one.
-    pub async fn rename(&self, from: &str, to: &str) -> anyhow::Result<()> {
+    /// Renames or moves an entry; refuses to replace an existing one. An
+    /// error about the destination names the destination.
+    pub async fn rename(&self, from: impl AsRef<[u8]>, to: impl AsRef<[u8]>) -> anyhow::Result<()> {
         let from = confine(self.work_dir(), from)?;
         let to = confine(self.work_dir(), to)?;
-        if from == self.work_dir() || to == self.work_dir() {
+        let work_dir = self.work_dir().trim_end_matches('/').as_bytes();
+        if from == work_dir || to == work_dir {
             bail!("the workspace folder itself cannot be renamed");
         }
-        self.files_op(&["rename", &from, &to], None, 4096)
+        self.files_op("rename", &[&from, &to], &[], None, 4096)
             .await
             .map(drop)
     }
 
     /// Deletes a file or a folder with its contents.
-    pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
+    pub async fn delete(&self, path: impl AsRef<[u8]>) -> anyhow::Result<()> {
         let absolute = confine(self.work_dir(), path)?;
-        if absolute == self.work_dir() {
+        if absolute == self.work_dir().trim_end_matches('/').as_bytes() {
             bail!("the workspace folder itself cannot be deleted");
         }
-        self.files_op(&["delete", &absolute], None, 4096)
+        self.files_op("delete", &[&absolute], &[], None, 4096)
             .await
             .map(drop)
     }
 }
 
-fn parse_find_record(record: &str) -> Option<DirEntry> {
-    let mut fields = record.splitn(4, '\t');
+/// One `find -printf '%y\t%s\t%T@\t%f'` record; the name is the last field,
+/// so tabs in it stay.
+fn parse_find_record(record: &[u8]) -> Option<DirEntry> {
+    let mut fields = record.splitn(4, |byte| *byte == b'\t');
     let kind = match fields.next()? {
-        "f" => EntryKind::File,
-        "d" => EntryKind::Dir,
-        "l" => EntryKind::Symlink,
+        b"f" => EntryKind::File,
+        b"d" => EntryKind::Dir,
+        b"l" => EntryKind::Symlink,
         _ => EntryKind::Other,
     };
-    let size = fields.next()?.parse().ok()?;
-    let mtime = fields.next()?.parse().ok()?;
-    let name = fields.next()?.to_string();
+    let number = |field: &[u8]| std::str::from_utf8(field).ok().map(str::to_string);
+    let size = number(fields.next()?)?.parse().ok()?;
+    let mtime = number(fields.next()?)?.parse().ok()?;
+    let name = fields.next()?.to_vec();
     Some(DirEntry {
         name,
         kind,
@@ -313,17 +401,37 @@ pub fn looks_binary(bytes: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn confined(w: &str, path: impl AsRef<[u8]>) -> String {
+        names::escape(&confine(w, path).unwrap())
+    }
+
     #[test]
     fn relative_and_absolute_paths_inside_are_accepted() {
         let w = "/workspace";
-        assert_eq!(confine(w, "main.py").unwrap(), "/workspace/main.py");
-        assert_eq!(confine(w, "./a/./b/../c").unwrap(), "/workspace/a/c");
-        assert_eq!(confine(w, "").unwrap(), "/workspace");
-        assert_eq!(confine(w, ".").unwrap(), "/workspace");
-        assert_eq!(confine(w, "/workspace").unwrap(), "/workspace");
-        assert_eq!(confine(w, "/workspace/x/y").unwrap(), "/workspace/x/y");
-        assert_eq!(confine(w, "a//b/").unwrap(), "/workspace/a/b");
-        assert_eq!(confine(w, "a/..").unwrap(), "/workspace");
+        assert_eq!(confined(w, "main.py"), "/workspace/main.py");
+        assert_eq!(confined(w, "./a/./b/../c"), "/workspace/a/c");
+        assert_eq!(confined(w, ""), "/workspace");
+        assert_eq!(confined(w, "."), "/workspace");
+        assert_eq!(confined(w, "/workspace"), "/workspace");
+        assert_eq!(confined(w, "/workspace/x/y"), "/workspace/x/y");
+        assert_eq!(confined(w, "a//b/"), "/workspace/a/b");
+        assert_eq!(confined(w, "a/.."), "/workspace");
+        assert_eq!(confined("/", "a/b"), "/a/b");
+        assert_eq!(confined("/", "a/.."), "/");
+    }
+
+    #[test]
+    fn any_byte_but_nul_makes_a_name() {
+        let w = "/workspace";
+        assert_eq!(
+            confine(w, b"d/\xc3(\n\t\x1b.txt\n").unwrap(),
+            b"/workspace/d/\xc3(\n\t\x1b.txt\n"
+        );
+        assert_eq!(confined(w, "-rf/ *'\"\\"), "/workspace/-rf/ *'\"\\\\");
+        let long = "é".repeat(127) + "x";
+        assert_eq!(confined(w, &long), format!("/workspace/{long}"));
+        // `..` inside a name is just a name.
+        assert_eq!(confined(w, "..x/x.."), "/workspace/..x/x..");
     }
 
     #[test]
@@ -338,25 +446,67 @@ mod tests {
             "/workspace/../etc",
             "/",
             "a\0b",
-            "a\nb",
         ] {
             assert!(confine(w, bad).is_err(), "{bad:?} should be refused");
         }
         let err = confine(w, "../x").unwrap_err();
         assert!(err.to_string().contains("`../x`"), "{err}");
+        let err = confine(w, b"\xff/../../x").unwrap_err();
+        assert!(err.to_string().contains("`\\xff/../../x`"), "{err}");
+        let err = confine(w, "a\0b").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "path `a\\x00b` refused: it contains a NUL byte"
+        );
+    }
+
+    #[test]
+    fn shell_args_are_ascii_octal_escapes() {
+        assert_eq!(
+            crate::engine::names::printf_escape(b"/w/a-b_c.d"),
+            "/w/a-b_c.d"
+        );
+        assert_eq!(
+            crate::engine::names::printf_escape(b"a b\n\xc3\\"),
+            "a\\0040b\\0012\\0303\\0134"
+        );
+        for byte in 1..=255u8 {
+            assert!(crate::engine::names::printf_escape(&[byte]).is_ascii());
+        }
     }
 
     #[test]
     fn find_records() {
-        let entry = parse_find_record("f\t12\t1700000000.5\tmy file.txt").unwrap();
-        assert_eq!(entry.name, "my file.txt");
+        let entry = parse_find_record(b"f\t12\t1700000000.5\tmy file.txt").unwrap();
+        assert_eq!(entry.name, b"my file.txt");
         assert_eq!(entry.kind, EntryKind::File);
         assert_eq!(entry.size, 12);
         assert_eq!(
-            parse_find_record("d\t4096\t1.0\tsrc").unwrap().kind,
+            parse_find_record(b"d\t4096\t1.0\tsrc").unwrap().kind,
             EntryKind::Dir
         );
-        assert_eq!(parse_find_record("garbage"), None);
+        let odd = parse_find_record(b"f\t1\t1.0\ta\tb\n\xc3(").unwrap();
+        assert_eq!(odd.name, b"a\tb\n\xc3(");
+        assert_eq!(odd.display_name(), "a\\tb\\n\\xc3(");
+        assert_eq!(parse_find_record(b"garbage"), None);
+    }
+
+    #[test]
+    fn json_names_are_lossless() {
+        let entry = |name: &[u8]| DirEntry {
+            name: name.to_vec(),
+            kind: EntryKind::File,
+            size: 1,
+            mtime: 2.0,
+        };
+        let plain = serde_json::to_value(entry("héllo.py".as_bytes())).unwrap();
+        assert_eq!(
+            plain,
+            serde_json::json!({"name": "héllo.py", "kind": "file", "size": 1, "mtime": 2.0})
+        );
+        let odd = serde_json::to_value(entry(b"a\\\n\xc3")).unwrap();
+        assert_eq!(odd["name"], "a\\\\\\n\\xc3");
+        assert_eq!(odd["name_bytes"], serde_json::json!([97, 92, 10, 195]));
     }
 
     #[test]

@@ -5,10 +5,12 @@ pub mod events;
 pub mod exec;
 pub mod files;
 pub mod images;
+pub mod names;
 pub mod policy;
 pub mod runtimes;
 pub mod sandbox;
 pub mod stats;
+pub(crate) mod workspace;
 
 use anyhow::Context as _;
 use bollard::Docker;

@@ -224,9 +224,22 @@ impl RuntimeSet {
     }
 }
 
-/// A runtime's `run` template with `{file}` replaced by the shell-quoted name.
-pub fn run_command(template: &str, file: &str) -> String {
-    template.replace("{file}", &super::images::shell_quote(file))
+/// A runtime's `run` template with `{file}` replaced by the shell-quoted
+/// name. A name that is not plain text (any bytes but NUL and `/`) cannot
+/// travel in the exec API's UTF-8 command line as it is: the command first
+/// rebuilds it from octal escapes with `printf`, keeping trailing newlines.
+pub fn run_command(template: &str, file: impl AsRef<[u8]>) -> String {
+    let file = file.as_ref();
+    match std::str::from_utf8(file) {
+        Ok(text) if super::names::is_plain(file) => {
+            template.replace("{file}", &super::images::shell_quote(text))
+        }
+        _ => format!(
+            "f=$(printf '%bx' '{}'); f=${{f%x}}; {}",
+            super::names::printf_escape(file),
+            template.replace("{file}", "\"$f\"")
+        ),
+    }
 }
 
 /// Parses and validates one runtimes file. `file_name` is used in errors.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
@@ -172,12 +172,15 @@ impl fmt::Debug for Sandbox {
 }
 
 impl Engine {
-    /// Creates and starts a sandbox. Its workspace folder is created (owned by
-    /// the sandbox's uid) when missing. Nothing is left behind on failure.
+    /// Creates and starts a sandbox. Its workspace folder is created when
+    /// missing and made the sandbox's uid's: a workspace another uid owns is
+    /// handed over whole, links not followed (see `prepare_workspace`), or
+    /// refused, before any container exists, when sandpit cannot give files
+    /// away. Nothing is left behind on failure.
     pub async fn create_sandbox(&self, spec: &SandboxSpec) -> anyhow::Result<Sandbox> {
         let name = spec.user.container_name();
         let (uid, gid) = spec.policy.uid_gid();
-        prepare_workspace(&spec.workspace, uid, gid)?;
+        prepare_workspace(spec.workspace.clone(), uid, gid).await?;
         let workspace = spec.workspace.display().to_string();
         let created_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -328,22 +331,18 @@ impl Engine {
 }
 
 /// Creates the workspace folder when missing and gives it to the sandbox's
-/// uid, so code inside can write to it.
-fn prepare_workspace(path: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {
-    std::fs::create_dir_all(path)
-        .with_context(|| format!("cannot create the workspace folder {}", path.display()))?;
-    let metadata = std::fs::metadata(path)
-        .with_context(|| format!("cannot read the workspace folder {}", path.display()))?;
-    use std::os::unix::fs::MetadataExt as _;
-    if (metadata.uid(), metadata.gid()) != (uid, gid) {
-        std::os::unix::fs::chown(path, Some(uid), Some(gid)).with_context(|| {
-            format!(
-                "cannot give the workspace folder {} to uid {uid}:{gid} (sandpit needs to run as root, or as that uid)",
-                path.display()
-            )
-        })?;
-    }
-    Ok(())
+/// `uid:gid`, so code inside can write to it. When another uid owns it (the
+/// workspace of an earlier sandbox that ran as another user), every entry of
+/// the tree that uid owns is handed over, symbolic links themselves and never
+/// their targets, without entering mounts inside it, the top folder last so
+/// that an interrupted hand-over is retried next time. Entries of other
+/// owners (root's, say) are left as they are and logged. When sandpit is not
+/// root it cannot give files away: a differing owner is then refused with
+/// what to do, and nothing is created. The walk runs on a blocking thread.
+async fn prepare_workspace(path: PathBuf, uid: u32, gid: u32) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || super::workspace::prepare(&path, uid, gid))
+        .await
+        .context("preparing the workspace folder stopped")?
 }
 
 impl Sandbox {

@@ -26,7 +26,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Folder under the workspace root for sandpit's own bookkeeping. User ids
 /// cannot start with `.`, so it never collides with a workspace.
-const STATE_DIR: &str = ".sandpit";
+pub(crate) const STATE_DIR: &str = ".sandpit";
 
 /// How sessions are made.
 #[derive(Debug, Clone)]
@@ -179,6 +179,10 @@ impl SessionManager {
         let runtime = self.runtimes.require(runtime_name)?.clone();
         let policy = SandboxPolicy::resolve([&self.config.policy, &runtime.sandbox, overrides])
             .map_err(|msg| anyhow::anyhow!("sandbox policy for `{user}`: {msg}"))?;
+        // A workspace sandpit could not hand to the sandbox's uid is refused
+        // before a long image build.
+        let (uid, gid) = policy.uid_gid();
+        crate::engine::workspace::check(&self.workspace_of(user), uid, gid)?;
         let image = self
             .engine
             .build_runtime(&runtime, &self.config.build, on_build)

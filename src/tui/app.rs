@@ -13,8 +13,7 @@ use ratatui::layout::{Position, Rect};
 use super::collector::{FileOp, Request, Update};
 use super::files::MAX_EDITABLE_SIZE;
 use super::keymap::{Action, KeyMap};
-use super::popups::Prompt;
-use super::popups::{NewSessionForm, Popup};
+use super::popups::{Choice, Confirm, Confirmable, NewSessionForm, Popup, Prompt};
 use super::theme::{Theme, ThemeSet};
 use super::ui::layout::Areas;
 use super::work::{RunState, Work};
@@ -30,6 +29,56 @@ use crate::sessions::isolation::ProbeResult;
 pub const HISTORY_LEN: usize = 120;
 const BUILD_LOG_LINES: usize = 500;
 const NOTICE_TTL: Duration = Duration::from_secs(6);
+
+/// Keys closer together than this come from a paste in a terminal without
+/// bracketed paste (or a macro), not from a person: people type at most about
+/// 15 keys a second and key repeat runs near 30 a second. A destructive answer
+/// waits this long, and is dropped when another key follows within it.
+pub const BURST_GAP: Duration = Duration::from_millis(15);
+
+/// An effect that only a deliberate key may cause: it cannot be undone, so a
+/// key inside a burst never causes it (see [`BURST_GAP`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Deliberate {
+    /// Leave the dashboard (sessions keep running).
+    Quit,
+    /// Send a destructive request, announcing it with `notice`.
+    Send {
+        notice: String,
+        request: Box<Request>,
+    },
+}
+
+impl Deliberate {
+    fn describe(&self) -> String {
+        match self {
+            Deliberate::Quit => "quit".to_string(),
+            Deliberate::Send { request, .. } => match request.as_ref() {
+                Request::Stop(user) => format!("stop `{user}`"),
+                Request::Restart(user) => format!("restart `{user}`"),
+                Request::Delete { user, purge: true } => format!("purge `{user}`"),
+                Request::Delete { user, .. } => format!("delete `{user}`"),
+                Request::FileOp {
+                    op: FileOp::Delete(path),
+                    ..
+                } => format!("delete {path}"),
+                other => format!("{other:?}"),
+            },
+        }
+    }
+}
+
+/// How the key being handled arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyTiming {
+    /// Handed in directly (tests, scripts): deliberate, effects at once.
+    Untimed,
+    /// From the terminal at this time, not within a burst: a destructive
+    /// effect waits out [`BURST_GAP`] in case a burst follows.
+    Timed(Instant),
+    /// Within a burst: no destructive effect.
+    Burst,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pane {
@@ -133,6 +182,11 @@ pub struct App {
     /// First rows shown by the last frame, so clicks land on the row seen.
     pub sessions_offset: std::cell::Cell<usize>,
     pub runtimes_offset: std::cell::Cell<usize>,
+    /// A destructive effect waiting out [`BURST_GAP`], with its key's time.
+    pending: Option<(Deliberate, Instant)>,
+    /// When the last key from the terminal arrived.
+    last_key_at: Option<Instant>,
+    key_timing: KeyTiming,
 }
 
 impl App {
@@ -179,6 +233,9 @@ impl App {
             ticks: 0,
             sessions_offset: std::cell::Cell::new(0),
             runtimes_offset: std::cell::Cell::new(0),
+            pending: None,
+            last_key_at: None,
+            key_timing: KeyTiming::Untimed,
             runtime_code: runtimes
                 .iter()
                 .map(|runtime| {
@@ -258,7 +315,12 @@ impl App {
             user,
             file: work.file.clone(),
             contents: work.contents(),
-            command: run_command(&work.run_template, &work.file),
+            // The file name is in its escaped form (see `engine::names`).
+            command: run_command(
+                &work.run_template,
+                crate::engine::names::unescape(&work.file)
+                    .unwrap_or_else(|_| work.file.clone().into_bytes()),
+            ),
         };
         self.outbox.push(request);
     }
@@ -395,7 +457,10 @@ impl App {
             }
             KeyCode::Char('D') | KeyCode::Delete => {
                 if let Some(row) = row {
-                    self.popup = Some(Popup::ConfirmFileDelete { path: row.path });
+                    self.popup = Some(Popup::Confirm(Confirm::new(Confirmable::DeleteFile {
+                        user,
+                        path: row.path,
+                    })));
                 }
             }
             KeyCode::Char('g') => self.refresh_files(),
@@ -699,15 +764,163 @@ impl App {
 
     // --- input ----------------------------------------------------------
 
+    /// An event from the terminal, arriving now.
     pub fn handle_event(&mut self, event: Event) {
+        self.handle_event_at(event, Instant::now());
+    }
+
+    /// An event from the terminal that arrived at `at`: keys closer together
+    /// than [`BURST_GAP`] are a burst, and cause nothing destructive.
+    pub fn handle_event_at(&mut self, event: Event, at: Instant) {
         match event {
-            Event::Key(key) if key.kind != KeyEventKind::Release => self.handle_key(key),
+            Event::Key(key) if key.kind != KeyEventKind::Release => {
+                let burst = self
+                    .last_key_at
+                    .is_some_and(|last| at.saturating_duration_since(last) < BURST_GAP);
+                self.last_key_at = Some(at);
+                if burst {
+                    if let Some((effect, _)) = self.pending.take() {
+                        self.refuse_in_burst(&effect);
+                    }
+                    self.key_timing = KeyTiming::Burst;
+                } else {
+                    self.settle(at);
+                    self.key_timing = KeyTiming::Timed(at);
+                }
+                self.handle_key(key);
+                self.key_timing = KeyTiming::Untimed;
+            }
+            Event::Paste(text) => self.handle_paste(&text),
             Event::Mouse(mouse) => self.handle_mouse(mouse),
             Event::Resize(..) => self.dirty = true,
             _ => {}
         }
     }
 
+    /// Carries out a destructive effect held back since its key, once no key
+    /// followed it within [`BURST_GAP`]. The event loop calls it every frame.
+    pub fn settle(&mut self, now: Instant) {
+        if let Some((_, at)) = &self.pending
+            && now.saturating_duration_since(*at) >= BURST_GAP
+            && let Some((effect, _)) = self.pending.take()
+        {
+            self.commit(effect);
+        }
+    }
+
+    /// A destructive effect waiting out [`BURST_GAP`], if any.
+    pub fn pending(&self) -> Option<&Deliberate> {
+        self.pending.as_ref().map(|(effect, _)| effect)
+    }
+
+    /// Asks for a destructive effect: at once for a deliberate key, after
+    /// [`BURST_GAP`] for a terminal key, never for a key inside a burst.
+    fn deliberate(&mut self, effect: Deliberate) {
+        match self.key_timing {
+            KeyTiming::Untimed => self.commit(effect),
+            KeyTiming::Timed(at) => self.pending = Some((effect, at)),
+            KeyTiming::Burst => self.refuse_in_burst(&effect),
+        }
+    }
+
+    fn commit(&mut self, effect: Deliberate) {
+        self.dirty = true;
+        match effect {
+            Deliberate::Quit => self.should_quit = true,
+            Deliberate::Send { notice, request } => {
+                self.inform(notice);
+                self.outbox.push(*request);
+            }
+        }
+    }
+
+    fn refuse_in_burst(&mut self, effect: &Deliberate) {
+        self.warn(format!(
+            "did not {}: keys arrived faster than anyone types (a paste?); press the key again",
+            effect.describe()
+        ));
+    }
+
+    /// Pasted text (bracketed paste): text for the editor or the focused
+    /// text field, as one edit; anywhere else it is ignored. A paste never
+    /// triggers an action.
+    pub fn handle_paste(&mut self, text: &str) {
+        self.dirty = true;
+        // Terminals send pasted line ends as CR (tmux turns LF into CR).
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        if let Some(popup) = self.popup.take() {
+            self.popup = self.paste_into_popup(popup, &text);
+            return;
+        }
+        if self.filtering {
+            if let Some(line) = self.one_line(&text) {
+                self.filter.push_str(line);
+                self.selected_session = 0;
+            }
+            return;
+        }
+        if self.focus == Pane::Editor {
+            match self.selected_work_mut() {
+                Some((_, work)) => work.modified |= work.editor.insert_str(&text),
+                None => self.warn("pasted text ignored: select a session to edit its code"),
+            }
+            return;
+        }
+        self.warn(format!(
+            "pasted text ignored ({} characters): paste into the editor or a text field",
+            text.chars().count()
+        ));
+    }
+
+    fn paste_into_popup(&mut self, popup: Popup, text: &str) -> Option<Popup> {
+        match popup {
+            Popup::Prompt {
+                purpose,
+                text: mut so_far,
+            } => {
+                if let Some(line) = self.one_line(text) {
+                    so_far.push_str(line);
+                }
+                Some(Popup::Prompt {
+                    purpose,
+                    text: so_far,
+                })
+            }
+            Popup::NewSession(mut form) => {
+                if let Some(line) = self.one_line(text)
+                    && !form.paste(line)
+                {
+                    self.warn("pasted text ignored: this field is chosen with ←/→");
+                }
+                Some(Popup::NewSession(form))
+            }
+            Popup::Confirm(confirm) => {
+                self.warn(format!(
+                    "{} cancelled: pasted text is not an answer",
+                    confirm.title()
+                ));
+                None
+            }
+            other => {
+                self.warn("pasted text ignored");
+                Some(other)
+            }
+        }
+    }
+
+    /// A pasted value for a one-line field: one trailing line end is
+    /// dropped; more lines or control characters refuse the paste.
+    fn one_line<'t>(&mut self, text: &'t str) -> Option<&'t str> {
+        let line = text.strip_suffix('\n').unwrap_or(text);
+        if line.chars().any(char::is_control) {
+            self.warn("pasted text ignored: this field takes one line of text");
+            return None;
+        }
+        Some(line)
+    }
+
+    /// A key typed deliberately. Keys from the terminal go through
+    /// [`App::handle_event`], which also tells bursts from typing.
     pub fn handle_key(&mut self, key: KeyEvent) {
         self.dirty = true;
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
@@ -723,7 +936,7 @@ impl App {
                     work.editor.copy();
                 }
             } else {
-                self.should_quit = true;
+                self.deliberate(Deliberate::Quit);
             }
             return;
         }
@@ -775,7 +988,7 @@ impl App {
     pub fn perform(&mut self, action: Action) {
         self.dirty = true;
         match action {
-            Action::Quit => self.should_quit = true,
+            Action::Quit => self.deliberate(Deliberate::Quit),
             Action::Help => self.popup = Some(Popup::Help),
             Action::NextPane | Action::PrevPane => {
                 let index = Pane::ORDER
@@ -815,8 +1028,7 @@ impl App {
                     let running = session.sandbox.is_running();
                     let user = session.sandbox.user;
                     if running {
-                        self.inform(format!("stopping `{user}`…"));
-                        self.outbox.push(Request::Stop(user));
+                        self.stop_or_restart(user, false);
                     } else {
                         self.inform(format!("starting `{user}`…"));
                         self.outbox.push(Request::Start(user));
@@ -827,13 +1039,14 @@ impl App {
                 if let Some(user) = self.selected_user()
                     && self.engine_ready()
                 {
-                    self.inform(format!("restarting `{user}`…"));
-                    self.outbox.push(Request::Restart(user));
+                    self.stop_or_restart(user, true);
                 }
             }
             Action::Delete => {
                 if let Some(user) = self.selected_user() {
-                    self.popup = Some(Popup::ConfirmDelete { user });
+                    self.popup = Some(Popup::Confirm(Confirm::new(Confirmable::DeleteSession {
+                        user,
+                    })));
                 }
             }
             Action::Build => {
@@ -892,6 +1105,75 @@ impl App {
         }
     }
 
+    /// Stops or restarts a session: at once when idle, after a confirmation
+    /// when a dashboard run is in progress in it (the run would be killed).
+    fn stop_or_restart(&mut self, user: String, restart: bool) {
+        let running = self.work.get(&user).is_some_and(Work::is_running);
+        if running {
+            self.popup = Some(Popup::Confirm(Confirm::new(Confirmable::StopSession {
+                user,
+                restart,
+            })));
+        } else {
+            self.deliberate(proceed(Confirmable::StopSession { user, restart }));
+        }
+    }
+
+    /// Keys of a destructive confirmation: ←/→ or tab move between the
+    /// buttons and Enter answers; a purge then wants the user id typed and
+    /// Enter. Any other key closes it, doing nothing.
+    fn handle_confirm_key(&mut self, mut confirm: Confirm, key: KeyEvent) -> Option<Popup> {
+        let plain = !key
+            .modifiers
+            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+        if let Some(typed) = confirm.typed.as_mut() {
+            match key.code {
+                KeyCode::Char(c) if plain => typed.push(c),
+                KeyCode::Backspace => {
+                    typed.pop();
+                }
+                KeyCode::Enter => {
+                    let typed = typed.clone();
+                    match confirm.subject {
+                        Confirmable::DeleteSession { user } if typed == user => {
+                            self.deliberate(Deliberate::Send {
+                                notice: format!("deleting `{user}` and its workspace…"),
+                                request: Box::new(Request::Delete { user, purge: true }),
+                            });
+                        }
+                        Confirmable::DeleteSession { user } => self.warn(format!(
+                            "purge cancelled: `{typed}` is not the user id `{user}`"
+                        )),
+                        _ => {}
+                    }
+                    return None;
+                }
+                _ => {
+                    self.inform("purge cancelled");
+                    return None;
+                }
+            }
+            return Some(Popup::Confirm(confirm));
+        }
+        match key.code {
+            KeyCode::Tab | KeyCode::Right => confirm.move_focus(true),
+            KeyCode::BackTab | KeyCode::Left => confirm.move_focus(false),
+            KeyCode::Enter => match confirm.focused_choice() {
+                Choice::Cancel => return None,
+                Choice::Purge => confirm.typed = Some(String::new()),
+                Choice::Proceed => {
+                    self.deliberate(proceed(confirm.subject));
+                    return None;
+                }
+            },
+            _ => {
+                self.inform(format!("{} cancelled", confirm.title()));
+                return None;
+            }
+        }
+        Some(Popup::Confirm(confirm))
+    }
+
     fn engine_ready(&mut self) -> bool {
         let ready = matches!(self.engine, EngineStatus::Up { .. });
         if !ready {
@@ -923,20 +1205,7 @@ impl App {
                 KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') | KeyCode::Char('?') => None,
                 _ => Some(Popup::Help),
             },
-            Popup::ConfirmDelete { user } => match key.code {
-                KeyCode::Char('k') | KeyCode::Char('K') => {
-                    self.inform(format!("deleting `{user}`, keeping its workspace…"));
-                    self.outbox.push(Request::Delete { user, purge: false });
-                    None
-                }
-                KeyCode::Char('p') | KeyCode::Char('P') => {
-                    self.inform(format!("deleting `{user}` and its workspace…"));
-                    self.outbox.push(Request::Delete { user, purge: true });
-                    None
-                }
-                KeyCode::Esc | KeyCode::Char('n') => None,
-                _ => Some(Popup::ConfirmDelete { user }),
-            },
+            Popup::Confirm(confirm) => self.handle_confirm_key(confirm, key),
             Popup::BuildLog { scroll_back } => match key.code {
                 KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => None,
                 KeyCode::Up | KeyCode::Char('k') => Some(Popup::BuildLog {
@@ -997,19 +1266,6 @@ impl App {
                     Some(Popup::Prompt { purpose, text })
                 }
                 _ => Some(Popup::Prompt { purpose, text }),
-            },
-            Popup::ConfirmFileDelete { path } => match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') => {
-                    if let Some(user) = self.selected_user() {
-                        self.outbox.push(Request::FileOp {
-                            user,
-                            op: FileOp::Delete(path),
-                        });
-                    }
-                    None
-                }
-                KeyCode::Esc | KeyCode::Char('n') => None,
-                _ => Some(Popup::ConfirmFileDelete { path }),
             },
             Popup::Isolation => match key.code {
                 KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => None,
@@ -1101,5 +1357,36 @@ impl App {
             }
             _ => {}
         }
+    }
+}
+
+/// What answering yes to a confirmation does.
+fn proceed(subject: Confirmable) -> Deliberate {
+    match subject {
+        Confirmable::DeleteSession { user } => Deliberate::Send {
+            notice: format!("deleting `{user}`, keeping its workspace…"),
+            request: Box::new(Request::Delete { user, purge: false }),
+        },
+        Confirmable::StopSession {
+            user,
+            restart: false,
+        } => Deliberate::Send {
+            notice: format!("stopping `{user}`…"),
+            request: Box::new(Request::Stop(user)),
+        },
+        Confirmable::StopSession {
+            user,
+            restart: true,
+        } => Deliberate::Send {
+            notice: format!("restarting `{user}`…"),
+            request: Box::new(Request::Restart(user)),
+        },
+        Confirmable::DeleteFile { user, path } => Deliberate::Send {
+            notice: format!("deleting {path}…"),
+            request: Box::new(Request::FileOp {
+                user,
+                op: FileOp::Delete(path),
+            }),
+        },
     }
 }

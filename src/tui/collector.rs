@@ -2,6 +2,7 @@
 //! UI only through messages: it sends whole snapshots and samples as
 //! [`Update`]s and carries out [`Request`]s, so the UI never waits on Docker.
 
+use crate::activity::{Activity, ActivityLog, Source};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -16,6 +17,7 @@ use crate::engine::Engine;
 use crate::engine::exec::{ExecEvent, ExecRequest, ExecResult, Stream};
 use crate::engine::files::{DirEntry, FileData};
 use crate::engine::images::{BuildEvent, ImageState};
+use crate::engine::names;
 use crate::engine::policy::PolicyOverrides;
 use crate::engine::runtimes::RuntimeSet;
 use crate::engine::sandbox::UserId;
@@ -129,7 +131,8 @@ pub enum Request {
     },
 }
 
-/// Changes to a workspace from the Files pane; paths relative to it.
+/// Changes to a workspace from the Files pane; paths relative to it, in
+/// escaped form ([`crate::engine::names`]) like the tree's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileOp {
     NewFile(String),
@@ -139,6 +142,21 @@ pub enum FileOp {
 }
 
 impl FileOp {
+    /// The same operation with each path in canonical escaped form (as the
+    /// tree shows it), so the folders it changes match the tree's keys.
+    fn canonical(&self) -> anyhow::Result<FileOp> {
+        let canon = |path: &str| path_bytes(path).map(|bytes| names::escape(&bytes));
+        Ok(match self {
+            FileOp::NewFile(path) => FileOp::NewFile(canon(path)?),
+            FileOp::NewDir(path) => FileOp::NewDir(canon(path)?),
+            FileOp::Rename { from, to } => FileOp::Rename {
+                from: canon(from)?,
+                to: canon(to)?,
+            },
+            FileOp::Delete(path) => FileOp::Delete(canon(path)?),
+        })
+    }
+
     /// The folders whose listings the operation changes.
     fn dirs(&self) -> Vec<String> {
         let parent = |path: &str| {
@@ -154,6 +172,11 @@ impl FileOp {
     }
 }
 
+/// The bytes a path from the dashboard (escaped text) stands for.
+fn path_bytes(path: &str) -> anyhow::Result<Vec<u8>> {
+    names::unescape(path).map_err(|err| anyhow::anyhow!("path `{path}`: {err}"))
+}
+
 /// Output kept per stream of a dashboard run; the scrollback bounds what
 /// the dashboard holds, this bounds how long a flood runs.
 const RUN_OUTPUT_CAP: usize = 16 << 20;
@@ -161,18 +184,21 @@ const RUN_OUTPUT_CAP: usize = 16 << 20;
 /// Cancel switches of the runs under way, by user.
 type Runs = Arc<std::sync::Mutex<HashMap<String, CancellationToken>>>;
 
+/// Starts the engine worker. Each dashboard run is recorded in `activity`.
 pub fn spawn(
     config: SessionConfig,
     runtimes: RuntimeSet,
+    activity: ActivityLog,
     updates: mpsc::UnboundedSender<Update>,
     requests: mpsc::UnboundedReceiver<Request>,
 ) -> JoinHandle<()> {
-    tokio::spawn(run(config, runtimes, updates, requests))
+    tokio::spawn(run(config, runtimes, activity, updates, requests))
 }
 
 async fn run(
     config: SessionConfig,
     runtimes: RuntimeSet,
+    activity: ActivityLog,
     updates: mpsc::UnboundedSender<Update>,
     mut requests: mpsc::UnboundedReceiver<Request>,
 ) {
@@ -218,6 +244,7 @@ async fn run(
             updates: updates.clone(),
             stats_tasks: HashMap::new(),
             runs: Runs::default(),
+            activity: activity.clone(),
         };
         if connected.serve(&mut requests).await == Serve::Quit {
             return;
@@ -239,6 +266,7 @@ struct Connected {
     /// One stats stream per running sandbox: user → (container id, task).
     stats_tasks: HashMap<String, (String, JoinHandle<()>)>,
     runs: Runs,
+    activity: ActivityLog,
 }
 
 impl Drop for Connected {
@@ -361,8 +389,9 @@ impl Connected {
         let manager = self.manager.clone();
         let updates = self.updates.clone();
         let runs = self.runs.clone();
+        let activity = self.activity.clone();
         tokio::spawn(async move {
-            let outcome = carry_out(&manager, &updates, &runs, request).await;
+            let outcome = carry_out(&manager, &updates, &runs, &activity, request).await;
             let update = match outcome {
                 Ok(Some(notice)) => Update::Notice(notice),
                 Ok(None) => return,
@@ -377,6 +406,7 @@ async fn carry_out(
     manager: &SessionManager,
     updates: &mpsc::UnboundedSender<Update>,
     runs: &Runs,
+    activity: &ActivityLog,
     request: Request,
 ) -> anyhow::Result<Option<String>> {
     let user_id = |name: &str| UserId::parse(name).map_err(anyhow::Error::msg);
@@ -452,16 +482,22 @@ async fn carry_out(
             contents,
             command,
         } => {
-            let result = run_code(manager, updates, runs, &user, &file, contents, command)
-                .await
-                .map_err(|err| format!("{err:#}"));
+            let started = std::time::Instant::now();
+            let summary = command.clone();
+            let result = run_code(manager, updates, runs, &user, &file, contents, command).await;
+            if let Ok(id) = user_id(&user) {
+                let entry = Activity::new(Source::Dashboard, &id, "run", &summary);
+                activity
+                    .record_async(entry.finish_exec(&result, started))
+                    .await;
+            }
+            let result = result.map_err(|err| format!("{err:#}"));
             let _ = updates.send(Update::RunFinished { user, result });
             Ok(None)
         }
         Request::ListDir { user, path } => {
             let sandbox = manager.get(&user_id(&user)?).await?;
-            let result = sandbox
-                .list_dir(&path)
+            let result = async { sandbox.list_dir(path_bytes(&path)?).await }
                 .await
                 .map_err(|err| format!("{err:#}"));
             let _ = updates.send(Update::DirListing { user, path, result });
@@ -469,30 +505,34 @@ async fn carry_out(
         }
         Request::OpenFile { user, path } => {
             let sandbox = manager.get(&user_id(&user)?).await?;
-            let result = sandbox
-                .read_file(&path, crate::tui::files::MAX_EDITABLE_SIZE)
-                .await
-                .map_err(|err| format!("{err:#}"));
+            let result = async {
+                sandbox
+                    .read_file(path_bytes(&path)?, crate::tui::files::MAX_EDITABLE_SIZE)
+                    .await
+            }
+            .await
+            .map_err(|err| format!("{err:#}"));
             let _ = updates.send(Update::FileOpened { user, path, result });
             Ok(None)
         }
         Request::FileOp { user, op } => {
             let sandbox = manager.get(&user_id(&user)?).await?;
+            let op = op.canonical()?;
             let notice = match &op {
                 FileOp::NewFile(path) => {
-                    sandbox.write_file(path, Vec::new()).await?;
+                    sandbox.write_file(path_bytes(path)?, Vec::new()).await?;
                     format!("created {path}")
                 }
                 FileOp::NewDir(path) => {
-                    sandbox.make_dir(path).await?;
+                    sandbox.make_dir(path_bytes(path)?).await?;
                     format!("created folder {path}")
                 }
                 FileOp::Rename { from, to } => {
-                    sandbox.rename(from, to).await?;
+                    sandbox.rename(path_bytes(from)?, path_bytes(to)?).await?;
                     format!("renamed {from} to {to}")
                 }
                 FileOp::Delete(path) => {
-                    sandbox.delete(path).await?;
+                    sandbox.delete(path_bytes(path)?).await?;
                     format!("deleted {path}")
                 }
             };
@@ -518,7 +558,7 @@ async fn carry_out(
             manager
                 .get(&user_id(&user)?)
                 .await?
-                .write_file(&file, contents.into_bytes())
+                .write_file(path_bytes(&file)?, contents.into_bytes())
                 .await?;
             Ok(Some(format!("saved {file} in `{user}`'s workspace")))
         }
@@ -603,7 +643,9 @@ async fn run_code(
     let sandbox = manager
         .get(&UserId::parse(user).map_err(anyhow::Error::msg)?)
         .await?;
-    sandbox.write_file(file, contents.into_bytes()).await?;
+    sandbox
+        .write_file(path_bytes(file)?, contents.into_bytes())
+        .await?;
     let cancel = CancellationToken::new();
     if let Ok(mut runs) = runs.lock() {
         runs.insert(user.to_string(), cancel.clone());

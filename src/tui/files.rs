@@ -12,7 +12,8 @@ pub const MAX_EDITABLE_SIZE: u64 = 1 << 20;
 #[derive(Debug, Clone, PartialEq)]
 pub struct TreeRow {
     pub depth: usize,
-    /// Relative to the workspace, e.g. `src/app.py`.
+    /// Relative to the workspace, e.g. `src/app.py`, with each name escaped
+    /// ([`crate::engine::names::escape`]); the engine worker unescapes it.
     pub path: String,
     pub entry: DirEntry,
     pub expanded: bool,
@@ -20,13 +21,16 @@ pub struct TreeRow {
 
 #[derive(Debug, Clone, Default)]
 pub struct FileTree {
-    /// Folder listings by relative path; "" is the workspace itself.
+    /// Folder listings by relative path (escaped, as in [`TreeRow::path`]);
+    /// "" is the workspace itself.
     listings: HashMap<String, Vec<DirEntry>>,
     expanded: BTreeSet<String>,
     pub selected: usize,
     pub error: Option<String>,
 }
 
+/// `dir/name`, or `name` in the workspace itself (`dir` empty). Both are
+/// escaped text, so a `/` in them only ever separates names.
 pub fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() {
         name.to_string()
@@ -72,7 +76,7 @@ impl FileTree {
             return;
         };
         for entry in entries {
-            let path = join(dir, &entry.name);
+            let path = join(dir, &entry.display_name());
             let expanded = entry.kind == EntryKind::Dir && self.expanded.contains(&path);
             rows.push(TreeRow {
                 depth,
@@ -139,7 +143,7 @@ mod tests {
 
     fn entry(name: &str, kind: EntryKind, size: u64) -> DirEntry {
         DirEntry {
-            name: name.to_string(),
+            name: name.as_bytes().to_vec(),
             kind,
             size,
             mtime: 0.0,
@@ -185,6 +189,25 @@ mod tests {
         tree.move_selection(5);
         assert_eq!(tree.selected_row().unwrap().path, "main.py");
         assert_eq!(tree.target_dir(), "");
+    }
+
+    #[test]
+    fn odd_names_are_keyed_by_their_escaped_form() {
+        let mut tree = FileTree::default();
+        let odd = DirEntry {
+            name: b"a\nb\xc3".to_vec(),
+            kind: EntryKind::Dir,
+            size: 0,
+            mtime: 0.0,
+        };
+        tree.set_listing(String::new(), vec![odd]);
+        assert!(tree.expand("a\\nb\\xc3"));
+        tree.set_listing(
+            "a\\nb\\xc3".to_string(),
+            vec![entry("x\ty", EntryKind::File, 1)],
+        );
+        let paths: Vec<String> = tree.rows().into_iter().map(|r| r.path).collect();
+        assert_eq!(paths, ["a\\nb\\xc3", "a\\nb\\xc3/x\\ty"]);
     }
 
     #[test]

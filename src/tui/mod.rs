@@ -36,6 +36,8 @@ const TICK_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct DashboardOptions {
     pub sessions: SessionConfig,
+    /// Where the dashboard's runs are recorded.
+    pub activity: crate::activity::ActivityLog,
     pub runtimes: RuntimeSet,
     pub theme: Option<String>,
 }
@@ -76,7 +78,13 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
 
     let (update_tx, mut updates) = mpsc::unbounded_channel();
     let (request_tx, request_rx) = mpsc::unbounded_channel();
-    let mut collector = collector::spawn(options.sessions, options.runtimes, update_tx, request_rx);
+    let mut collector = collector::spawn(
+        options.sessions,
+        options.runtimes,
+        options.activity,
+        update_tx,
+        request_rx,
+    );
 
     let mut guard = terminal::TerminalGuard::enter().context("cannot set up the terminal")?;
     let mut events = EventStream::new();
@@ -99,6 +107,7 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
             Some(update) = updates.recv() => app.apply(update),
             _ = tick.tick() => app.tick(),
             _ = render.tick() => {
+                app.settle(std::time::Instant::now());
                 if app.dirty {
                     guard.terminal.draw(|frame| ui::draw(frame, &mut app)).context("cannot draw")?;
                     app.dirty = false;

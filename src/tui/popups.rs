@@ -9,9 +9,8 @@ use crate::engine::sandbox::UserId;
 pub enum Popup {
     Help,
     NewSession(NewSessionForm),
-    ConfirmDelete {
-        user: String,
-    },
+    /// A question whose yes destroys something.
+    Confirm(Confirm),
     /// Lines scrolled back from the end of the build log.
     BuildLog {
         scroll_back: usize,
@@ -27,9 +26,101 @@ pub enum Popup {
         purpose: Prompt,
         text: String,
     },
-    ConfirmFileDelete {
-        path: String,
-    },
+}
+
+/// What a destructive confirmation is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmable {
+    /// Remove a session's sandbox, keeping or purging its workspace.
+    DeleteSession { user: String },
+    /// Stop (or restart) a session while a dashboard run is in progress in it.
+    StopSession { user: String, restart: bool },
+    /// Delete a file or folder (with its contents) from the workspace.
+    DeleteFile { user: String, path: String },
+}
+
+/// One answer of a [`Confirm`]; the first of each list is the safe one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    Cancel,
+    /// The destructive answer itself.
+    Proceed,
+    /// Delete the session and its workspace; asks for the user id first.
+    Purge,
+}
+
+/// A destructive confirmation. It is answered deliberately: a focused button
+/// and Enter (and, for a purge, the user id typed out in full). Any other key,
+/// a paste or a key burst closes it without doing anything, so a stray letter
+/// can never be the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirm {
+    pub subject: Confirmable,
+    /// Index into [`Confirm::choices`]; starts on Cancel.
+    pub focused: usize,
+    /// Set once Purge is chosen: what has been typed of the user id so far.
+    pub typed: Option<String>,
+}
+
+impl Confirm {
+    pub fn new(subject: Confirmable) -> Self {
+        Self {
+            subject,
+            focused: 0,
+            typed: None,
+        }
+    }
+
+    /// The buttons, in order, with their labels.
+    pub fn choices(&self) -> &'static [(Choice, &'static str)] {
+        match self.subject {
+            Confirmable::DeleteSession { .. } => &[
+                (Choice::Cancel, "cancel"),
+                (Choice::Proceed, "delete, keep workspace"),
+                (Choice::Purge, "delete + purge workspace"),
+            ],
+            Confirmable::StopSession { restart: false, .. } => &[
+                (Choice::Cancel, "cancel"),
+                (Choice::Proceed, "stop, killing the run"),
+            ],
+            Confirmable::StopSession { restart: true, .. } => &[
+                (Choice::Cancel, "cancel"),
+                (Choice::Proceed, "restart, killing the run"),
+            ],
+            Confirmable::DeleteFile { .. } => {
+                &[(Choice::Cancel, "cancel"), (Choice::Proceed, "delete")]
+            }
+        }
+    }
+
+    pub fn focused_choice(&self) -> Choice {
+        self.choices()
+            .get(self.focused)
+            .map_or(Choice::Cancel, |(choice, _)| *choice)
+    }
+
+    /// Moves the focus between buttons, wrapping around.
+    pub fn move_focus(&mut self, forward: bool) {
+        self.focused = cycle(self.focused, self.choices().len(), forward);
+    }
+
+    /// The text a purge asks to be typed: the user id.
+    pub fn purge_word(&self) -> Option<&str> {
+        match &self.subject {
+            Confirmable::DeleteSession { user } => Some(user),
+            _ => None,
+        }
+    }
+
+    pub fn title(&self) -> &'static str {
+        match self.subject {
+            Confirmable::DeleteSession { .. } if self.typed.is_some() => "Purge the workspace",
+            Confirmable::DeleteSession { .. } => "Delete session",
+            Confirmable::StopSession { restart: false, .. } => "Stop session",
+            Confirmable::StopSession { restart: true, .. } => "Restart session",
+            Confirmable::DeleteFile { .. } => "Delete from the workspace",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +244,18 @@ impl NewSessionForm {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Pasted text into the focused field; false when that field is not
+    /// typed into (runtime, network).
+    pub fn paste(&mut self, text: &str) -> bool {
+        match self.text_mut() {
+            Some(field) => {
+                field.push_str(text);
+                true
+            }
+            None => false,
         }
     }
 

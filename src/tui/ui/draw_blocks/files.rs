@@ -76,7 +76,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             let mut spans = vec![
                 Span::raw(indent),
                 Span::styled(marker, theme.muted()),
-                Span::styled(row.entry.name.clone(), name_style),
+                Span::styled(row.entry.display_name(), name_style),
             ];
             if row.entry.kind == EntryKind::File {
                 let note = if row.entry.size > MAX_EDITABLE_SIZE {

@@ -1,5 +1,5 @@
 mod build_log;
-mod confirm_delete;
+mod confirm;
 mod help;
 mod isolation;
 mod new_session;
@@ -18,7 +18,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     match popup {
         Popup::Help => help::draw(frame, app),
         Popup::NewSession(form) => new_session::draw(frame, app, form),
-        Popup::ConfirmDelete { user } => confirm_delete::draw(frame, app, user),
+        Popup::Confirm(confirm) => confirm::draw(frame, app, confirm),
         Popup::BuildLog { scroll_back } => build_log::draw(frame, app, *scroll_back),
         Popup::PickIsolationTarget {
             from,
@@ -27,7 +27,6 @@ pub fn draw(frame: &mut Frame, app: &App) {
         } => isolation::draw_picker(frame, app, from, choices, *selected),
         Popup::Isolation => isolation::draw_result(frame, app),
         Popup::Prompt { purpose, text } => prompt::draw(frame, app, &purpose.title(), text),
-        Popup::ConfirmFileDelete { path } => prompt::draw_confirm_delete(frame, app, path),
     }
 }
 
