@@ -57,6 +57,7 @@ fn record_and_query_with_each_filter() {
             oom_killed: false,
             cancelled: true,
             sandbox_restarted: false,
+            sandbox_lost: true,
         })
         .with_output_bytes(10, 20)
         .with_error(&"it went wrong");

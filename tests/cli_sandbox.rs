@@ -758,3 +758,62 @@ fn completions_and_man_pages_from_the_binary() {
         text(&output.stderr)
     );
 }
+
+#[test]
+fn exec_run_and_files_are_in_the_activity_log() {
+    let cli = Cli::new("cli-activity");
+    let user = cli.user.clone();
+    let user = user.as_str();
+    let failed = cli.run(&["exec", "--user", user, "--", "sh", "-c", "echo hi; exit 3"]);
+    assert_eq!(failed.status.code(), Some(3), "{}", text(&failed.stderr));
+    let timed_out = cli.run(&[
+        "exec",
+        "--user",
+        user,
+        "--timeout",
+        "1",
+        "--",
+        "sleep",
+        "30",
+    ]);
+    assert_eq!(timed_out.status.code(), Some(124));
+    // The default runtime is Python's.
+    let script = cli.workspace_root.path().join("hello.sh");
+    std::fs::write(&script, "print('from run')\n").unwrap();
+    let ran = cli.run(&["run", "--user", user, script.to_str().unwrap()]);
+    assert!(ran.status.success(), "{}", text(&ran.stderr));
+    let moved = cli.run(&["files", "--user", user, "mv", "hello.sh", "moved.sh"]);
+    assert!(moved.status.success(), "{}", text(&moved.stderr));
+    let missing = cli.run(&["files", "--user", user, "rm", "nothing-here"]);
+    assert!(!missing.status.success());
+
+    let listed = cli.run(&["activity", "--user", user, "--source", "cli", "--json"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let rows: Vec<serde_json::Value> = text(&listed.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let find = |action: &str| {
+        rows.iter()
+            .filter(|row| row["action"] == action)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let execs = find("exec");
+    assert_eq!(execs.len(), 2, "{rows:#?}");
+    assert_eq!(execs[0]["exit_code"], 3);
+    assert_eq!(execs[0]["stdout_bytes"], 3);
+    assert!(execs[0]["summary"].as_str().unwrap().contains("exit 3"));
+    assert_eq!(execs[1]["timed_out"], true);
+    assert_eq!(find("run")[0]["exit_code"], 0);
+    assert_eq!(find("files.mv")[0]["summary"], "hello.sh -> moved.sh");
+    let rm = &find("files.rm")[0];
+    assert!(
+        rm["error"].as_str().unwrap().contains("nothing-here"),
+        "{rm:#}"
+    );
+    assert!(
+        rows.iter()
+            .all(|row| row["source"] == "cli" && row["user"] == user)
+    );
+}

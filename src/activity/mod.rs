@@ -96,6 +96,8 @@ pub struct ActivityFlags {
     pub cancelled: bool,
     /// The sandbox was restarted to stop the command.
     pub sandbox_restarted: bool,
+    /// The sandbox was removed or stopped while the command ran.
+    pub sandbox_lost: bool,
 }
 
 impl ActivityFlags {
@@ -108,6 +110,7 @@ impl ActivityFlags {
             oom_killed,
             cancelled,
             sandbox_restarted,
+            sandbox_lost,
         } = *self;
         [
             (timed_out, "timeout"),
@@ -115,6 +118,7 @@ impl ActivityFlags {
             (oom_killed, "oom"),
             (cancelled, "cancelled"),
             (sandbox_restarted, "restarted"),
+            (sandbox_lost, "sandbox-lost"),
         ]
         .into_iter()
         .filter_map(|(set, word)| set.then_some(word))
@@ -130,6 +134,7 @@ impl From<&ExecResult> for ActivityFlags {
             oom_killed: result.oom_killed,
             cancelled: result.cancelled,
             sandbox_restarted: result.sandbox_restarted,
+            sandbox_lost: result.sandbox_lost.is_some(),
         }
     }
 }
@@ -211,8 +216,9 @@ impl Activity {
     pub fn with_exec(mut self, result: &ExecResult) -> Self {
         self.exit_code = result.exit_code;
         self.flags = ActivityFlags::from(result);
-        self.stdout_bytes = result.stdout.len() as u64;
-        self.stderr_bytes = result.stderr.len() as u64;
+        // What the command wrote, kept or not (the kept part is capped).
+        self.stdout_bytes = result.stdout_bytes;
+        self.stderr_bytes = result.stderr_bytes;
         self.with_duration(result.duration)
     }
 

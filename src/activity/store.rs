@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS activity (
     oom_killed INTEGER NOT NULL,
     cancelled INTEGER NOT NULL,
     sandbox_restarted INTEGER NOT NULL,
+    sandbox_lost INTEGER NOT NULL,
     stdout_bytes INTEGER NOT NULL,
     stderr_bytes INTEGER NOT NULL,
     error TEXT
@@ -72,7 +73,8 @@ COMMIT;
 ";
 
 const COLUMNS: &str = "id, time_ms, user, source, action, summary, exit_code, duration_ms, \
-    timed_out, truncated, oom_killed, cancelled, sandbox_restarted, stdout_bytes, stderr_bytes, error";
+    timed_out, truncated, oom_killed, cancelled, sandbox_restarted, sandbox_lost, stdout_bytes, stderr_bytes, \
+    error";
 
 /// `<workspace_root>/.sandpit/activity.db`.
 pub fn db_path(workspace_root: &Path) -> PathBuf {
@@ -239,6 +241,7 @@ impl ActivityLog {
                     oom_killed,
                     cancelled,
                     sandbox_restarted,
+                    sandbox_lost,
                 },
             stdout_bytes,
             stderr_bytes,
@@ -248,8 +251,8 @@ impl ActivityLog {
             conn.execute(
                 "INSERT INTO activity (time_ms, user, source, action, summary, exit_code, \
                  duration_ms, timed_out, truncated, oom_killed, cancelled, sandbox_restarted, \
-                 stdout_bytes, stderr_bytes, error) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                 sandbox_lost, stdout_bytes, stderr_bytes, error) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 rusqlite::params![
                     time_ms,
                     user,
@@ -263,6 +266,7 @@ impl ActivityLog {
                     oom_killed,
                     cancelled,
                     sandbox_restarted,
+                    sandbox_lost,
                     to_i64(*stdout_bytes),
                     to_i64(*stderr_bytes),
                     error,
@@ -457,10 +461,11 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ActivityRow> {
                 oom_killed: row.get(10)?,
                 cancelled: row.get(11)?,
                 sandbox_restarted: row.get(12)?,
+                sandbox_lost: row.get(13)?,
             },
-            stdout_bytes: to_u64(row.get(13)?),
-            stderr_bytes: to_u64(row.get(14)?),
-            error: row.get(15)?,
+            stdout_bytes: to_u64(row.get(14)?),
+            stderr_bytes: to_u64(row.get(15)?),
+            error: row.get(16)?,
         },
     })
 }

@@ -1,11 +1,12 @@
 use std::io::{IsTerminal as _, Write as _};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::activity::{Activity, ActivityLog, Source, argv_summary};
 use crate::engine::exec::{ExecEvent, ExecRequest, ExecResult, Stream};
 use crate::engine::policy::PolicyOverrides;
 use crate::engine::runtimes::run_command;
@@ -49,6 +50,7 @@ pub async fn exec(
             &mut build_progress(),
         )
         .await?;
+    let command_words = command.clone();
     let mut request = if options.shell {
         ExecRequest::shell(command.join(" "))
     } else {
@@ -60,7 +62,8 @@ pub async fn exec(
     if let Some(cap) = options.output_cap {
         request.output_cap = cap;
     }
-    let status = stream_exec(&sandbox, request, options.io).await;
+    let journal = Journal::new(context, user, "exec", &argv_summary(&command_words))?;
+    let status = stream_exec(&sandbox, request, options.io, journal).await;
     // A long command is use until its end, for the idle reaper.
     sessions.release(user)?;
     status
@@ -95,7 +98,8 @@ pub async fn run_file(
     sandbox.write_file(&name, contents).await?;
     let mut request = ExecRequest::shell(run_command(&runtime.run, &name));
     request.timeout = parse_timeout(timeout)?;
-    let status = stream_exec(&sandbox, request, io).await;
+    let journal = Journal::new(context, user, "run", &name)?;
+    let status = stream_exec(&sandbox, request, io, journal).await;
     sessions.release(user)?;
     status
 }
@@ -121,6 +125,29 @@ fn forwards_stdin(interactive: bool) -> bool {
     interactive || !std::io::stdin().is_terminal()
 }
 
+/// Where and how a command is recorded in the activity log.
+struct Journal {
+    log: ActivityLog,
+    entry: Activity,
+    started: Instant,
+}
+
+impl Journal {
+    fn new(context: &Context, user: &UserId, action: &str, summary: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            log: context.cli_activity_log()?,
+            entry: Activity::new(Source::Cli, user, action, summary),
+            started: Instant::now(),
+        })
+    }
+
+    /// Records how the command ended; a failure of the log only warns.
+    async fn record(self, result: &anyhow::Result<ExecResult>) {
+        let entry = self.entry.finish_exec(result, self.started);
+        self.log.record_async(entry).await;
+    }
+}
+
 /// The JSON result of `exec --json` and `run --json`: how the command ended
 /// and its captured output (invalid UTF-8 replaced).
 #[derive(serde::Serialize)]
@@ -143,6 +170,7 @@ async fn stream_exec(
     sandbox: &Sandbox,
     request: ExecRequest,
     io: IoOptions,
+    journal: Journal,
 ) -> anyhow::Result<i32> {
     let request = if forwards_stdin(io.interactive) {
         // Read in the background in bounded chunks: a stdin of any size
@@ -191,6 +219,7 @@ async fn stream_exec(
     let result = sandbox.exec(request, live, cancel).await;
     let _ = printer.await;
     interrupt.abort();
+    journal.record(&result).await;
     let result = result?;
     let reason = result.reason(sandbox.container_name());
     if let Some(reason) = &reason {

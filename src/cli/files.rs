@@ -3,12 +3,44 @@ use std::os::unix::ffi::OsStrExt as _;
 
 use anyhow::{Context as _, bail};
 
+use crate::activity::{Activity, Source};
 use crate::engine::files::EntryKind;
 use crate::engine::sandbox::UserId;
 
 use super::{Context, FilesOp};
 
+/// The activity log's name for an operation, and its paths in escaped form.
+fn describe(op: &FilesOp) -> (&'static str, String) {
+    match op {
+        FilesOp::Ls { path, .. } => ("files.ls", path.to_string()),
+        FilesOp::Cat { path, .. } => ("files.cat", path.to_string()),
+        FilesOp::Put { local, path } => (
+            "files.put",
+            match path {
+                Some(path) => format!("{} -> {path}", local.display()),
+                None => local.display().to_string(),
+            },
+        ),
+        FilesOp::Rm { path } => ("files.rm", path.to_string()),
+        FilesOp::Mv { from, to } => ("files.mv", format!("{from} -> {to}")),
+        FilesOp::Mkdir { path } => ("files.mkdir", path.to_string()),
+    }
+}
+
+/// Runs one file operation, recording it in the activity log (a failure of
+/// the log never fails the operation).
 pub async fn files(context: &Context, user: &UserId, op: FilesOp) -> anyhow::Result<i32> {
+    let (action, summary) = describe(&op);
+    let started = std::time::Instant::now();
+    let outcome = carry_out(context, user, op).await;
+    context
+        .cli_activity_log()?
+        .record_async(Activity::new(Source::Cli, user, action, &summary).finish(&outcome, started))
+        .await;
+    outcome.map(|()| 0)
+}
+
+async fn carry_out(context: &Context, user: &UserId, op: FilesOp) -> anyhow::Result<()> {
     let sessions = context.sessions().await?;
     let sandbox = sessions.get(user).await?;
     match op {
@@ -68,5 +100,5 @@ pub async fn files(context: &Context, user: &UserId, op: FilesOp) -> anyhow::Res
         FilesOp::Mkdir { path } => sandbox.make_dir(&path.0).await?,
     }
     sessions.release(user)?;
-    Ok(0)
+    Ok(())
 }

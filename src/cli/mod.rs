@@ -423,6 +423,13 @@ impl Context {
         )
     }
 
+    /// The activity log of the configured workspace root, for recording the
+    /// CLI's own actions.
+    pub fn cli_activity_log(&self) -> anyhow::Result<crate::activity::ActivityLog> {
+        let root = self.config.workspace_root(self.workspace_root.as_deref())?;
+        Ok(self.activity_log(&root))
+    }
+
     /// Connects to the engine and sets up sessions as configured.
     pub async fn sessions(&self) -> anyhow::Result<SessionManager> {
         let engine = connect().await?;
