@@ -371,6 +371,10 @@ mod tests {
             oom_killed: true,
             stdout: b"hello".to_vec(),
             stderr: b"oops!!".to_vec(),
+            // What the command wrote, past what was kept.
+            stdout_bytes: 5,
+            stderr_bytes: 6_000_000,
+            sandbox_lost: Some(crate::engine::exec::SandboxLoss::Removed),
             ..Default::default()
         };
         let started = Instant::now();
@@ -378,8 +382,8 @@ mod tests {
         let row = Activity::new(Source::Cli, &user(), "exec", "true").finish_exec(&ok, started);
         assert_eq!(row.exit_code, Some(3));
         assert_eq!(row.duration_ms, 1234);
-        assert_eq!((row.stdout_bytes, row.stderr_bytes), (5, 6));
-        assert_eq!(row.flags.words(), ["timeout", "oom"]);
+        assert_eq!((row.stdout_bytes, row.stderr_bytes), (5, 6_000_000));
+        assert_eq!(row.flags.words(), ["timeout", "oom", "sandbox-lost"]);
         assert_eq!(row.error, None);
 
         let failed: anyhow::Result<ExecResult> =
