@@ -20,13 +20,13 @@ use crate::engine::events::SandboxEvent;
 use crate::engine::images::{BuildEvent, BuildOptions};
 use crate::engine::policy::{PolicyOverrides, SandboxPolicy};
 use crate::engine::runtimes::RuntimeSet;
-use crate::engine::sandbox::{Sandbox, SandboxExists, SandboxInfo, SandboxSpec, UserId};
+use crate::engine::sandbox::{
+    Sandbox, SandboxExists, SandboxInfo, SandboxSpec, UserId, workspace_usage,
+};
 
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
-/// Folder under the workspace root for sandpit's own bookkeeping. User ids
-/// cannot start with `.`, so it never collides with a workspace.
-const STATE_DIR: &str = ".sandpit";
+use crate::engine::quota::{self, DiskUsage, STATE_DIR};
 
 /// How sessions are made.
 #[derive(Debug, Clone)]
@@ -62,6 +62,9 @@ pub struct Session {
     pub sandbox: SandboxInfo,
     /// Unix seconds.
     pub last_used: i64,
+    /// The workspace's usage against its limit; `None` when its folder is
+    /// not on this host.
+    pub disk: Option<DiskUsage>,
 }
 
 /// Gives each user their sandbox, creating it on first use.
@@ -166,6 +169,13 @@ impl SessionManager {
                     "user `{user}` already has a sandbox with runtime `{}`; remove it (`sandpit rm {user}`) to switch to `{wanted}`",
                     details.info.runtime
                 );
+            }
+            // After a host reboot the workspace image is there but not
+            // mounted: mount it again (stopping a running container first,
+            // whose view of the folder would be stale).
+            let workspace = std::path::Path::new(&details.info.workspace);
+            if !details.info.workspace.is_empty() && quota::needs_remount(workspace) {
+                sandbox.ensure_workspace_mounted().await?;
             }
             if !details.info.is_running() {
                 sandbox.start().await?;
@@ -280,19 +290,23 @@ impl SessionManager {
         Ok(())
     }
 
-    /// Every session on the engine, by user.
+    /// Every session on the engine, by user, with its workspace usage.
     pub async fn list(&self) -> anyhow::Result<Vec<Session>> {
         let sandboxes = self.engine.list_sandboxes().await?;
-        Ok(sandboxes
-            .into_iter()
-            .map(|sandbox| {
-                let recorded = UserId::parse(&sandbox.user)
-                    .ok()
-                    .and_then(|user| self.last_used(&user));
-                let last_used = recorded.unwrap_or(sandbox.created).max(sandbox.created);
-                Session { sandbox, last_used }
-            })
-            .collect())
+        let mut sessions = Vec::with_capacity(sandboxes.len());
+        for sandbox in sandboxes {
+            let recorded = UserId::parse(&sandbox.user)
+                .ok()
+                .and_then(|user| self.last_used(&user));
+            let last_used = recorded.unwrap_or(sandbox.created).max(sandbox.created);
+            let disk = workspace_usage(&sandbox).await;
+            sessions.push(Session {
+                sandbox,
+                last_used,
+                disk,
+            });
+        }
+        Ok(sessions)
     }
 
     /// Stops every running session unused for longer than the idle timeout,

@@ -50,10 +50,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .collect();
     let memory: Vec<u64> = history.iter().skip(skip).map(|s| s.memory_used).collect();
     frame.render_widget(
-        Paragraph::new(Line::from(format!(
-            "CPU {:.1}%   pids {}",
-            latest.cpu_percent, latest.pids
-        )))
+        Paragraph::new(Line::from(
+            match app.selected().and_then(|s| s.disk.as_ref()) {
+                Some(disk) => format!(
+                    "CPU {:.1}%   pids {}   disk {}",
+                    latest.cpu_percent,
+                    latest.pids,
+                    crate::units::disk_text(Some(disk))
+                ),
+                None => format!("CPU {:.1}%   pids {}", latest.cpu_percent, latest.pids),
+            },
+        ))
         .style(theme.text().fg(theme.cpu)),
         cpu_label,
     );
