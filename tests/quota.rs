@@ -225,12 +225,21 @@ async fn the_image_outlives_rm_and_a_reboot_and_goes_with_purge() {
     let wrote = common::sh(&sandbox, "echo precious > data.txt").await;
     assert_eq!(wrote.exit_code, Some(0));
 
-    // rm without --purge: image kept, unmounted, loop device freed.
+    // rm without --purge: the image kept, mounted, its files where they were.
     manager.destroy(&user, false).await.unwrap();
     assert!(image.exists());
-    assert!(mount_at(&workspace).is_none());
-    assert!(loops_of(&image).is_empty(), "{}", loops_of(&image));
+    assert!(mount_at(&workspace).is_some());
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("data.txt")).unwrap(),
+        "precious\n"
+    );
     let sandbox = session(&manager, &user, &limit).await;
+    assert_eq!(
+        loops_of(&image).lines().count(),
+        1,
+        "one loop device: {}",
+        loops_of(&image)
+    );
     assert_eq!(
         common::sh(&sandbox, "cat data.txt").await.stdout_text(),
         "precious\n"

@@ -24,11 +24,18 @@ pub async fn new(
     let sandbox = sessions
         .get_or_create(user, runtime, overrides, &mut build_progress())
         .await?;
-    let details = sandbox.inspect().await?;
+    let details = sandbox.inspect_with_usage().await?;
     println!(
-        "{}: {} ({}), workspace {}",
-        user, details.name, details.info.runtime, details.info.workspace
+        "{}: {} ({}), workspace {} ({})",
+        user,
+        details.name,
+        details.info.runtime,
+        details.info.workspace,
+        disk_text(details.disk.as_ref())
     );
+    if let Some(note) = details.disk.as_ref().and_then(|disk| disk.note.as_ref()) {
+        eprintln!("sandpit: workspace disk: {note}");
+    }
     Ok(0)
 }
 

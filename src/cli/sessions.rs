@@ -52,8 +52,8 @@ pub async fn list(context: &Context, json: bool) -> anyhow::Result<i32> {
         return Ok(0);
     }
     println!(
-        "{:<20} {:<20} {:<8} {:<12} {:<9} {:<9} {:>6} {:>10}  {}",
-        "USER", "RUNTIME", "STATE", "CONTAINER", "CREATED", "LAST USED", "CPU %", "MEMORY", "DISK"
+        "{:<20} {:<20} {:<8} {:<12} {:<9} {:<9} {:>6} {:>10}  DISK",
+        "USER", "RUNTIME", "STATE", "CONTAINER", "CREATED", "LAST USED", "CPU %", "MEMORY"
     );
     let now = unix_now();
     for row in rows {

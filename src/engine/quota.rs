@@ -9,8 +9,9 @@
 //!
 //! Layout, beside the workspaces: `<workspace_root>/.sandpit/disks/<user>.ext4`.
 //! The image outlives mounts: after a host reboot it is there, unmounted,
-//! and the next start of the sandbox mounts it again; `rm` unmounts it and
-//! keeps it, `rm --purge` unmounts and deletes it.
+//! and the next start of the sandbox mounts it again; `rm` keeps it mounted
+//! (the files stay where they were on the host), `rm --purge` unmounts and
+//! deletes it.
 //!
 //! Only root (CAP_SYS_ADMIN) with a local engine can do this. Elsewhere the
 //! limit is not enforced, and [`hard_limit_unavailable`] says why, for
@@ -233,6 +234,30 @@ fn image_mounted(workspace: &Path, image: &Path) -> bool {
     mount_at(workspace).is_some_and(|m| backing_file(&m.source).is_some_and(|b| b == real(image)))
 }
 
+/// Holds `<image>.lock` exclusively while a workspace's image is made,
+/// grown, mounted or unmounted, so two sandpit processes never do it at
+/// once (say, two creating the same user's sandbox). The lock is held
+/// while the returned file is open.
+fn lock(image: &Path) -> anyhow::Result<std::fs::File> {
+    let dir = image
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("{} has no parent folder", image.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Images hold users' files: only root reads them on the host.
+    let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    let mut name = image.as_os_str().to_os_string();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .with_context(|| format!("cannot open {}", Path::new(&name).display()))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .with_context(|| format!("cannot lock {}", Path::new(&name).display()))?;
+    Ok(file)
+}
+
 /// What [`prepare`] set up, for the sandbox's labels and the log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Prepared {
@@ -275,6 +300,7 @@ pub(crate) fn prepare(
         });
     };
     if image.exists() {
+        let _lock = lock(&image)?;
         return prepare_existing(workspace, &image, limit);
     }
     let Some(limit) = limit else {
@@ -303,6 +329,11 @@ pub(crate) fn prepare(
             "cannot give the workspace {} its size limit: {missing}",
             workspace.display()
         );
+    }
+    let _lock = lock(&image)?;
+    // Another process may have made it while this one waited for the lock.
+    if image.exists() {
+        return prepare_existing(workspace, &image, Some(limit));
     }
     create_image(&image, limit, uid, gid).and_then(|()| {
         mount(&image, workspace).inspect_err(|_| {
@@ -404,12 +435,6 @@ fn holds_files(folder: &Path) -> anyhow::Result<bool> {
 /// A sparse file of `size` bytes with an ext4 file system on it, its root
 /// folder `uid:gid`'s. Deleted again when mkfs fails.
 fn create_image(image: &Path, size: u64, uid: u32, gid: u32) -> anyhow::Result<()> {
-    let dir = image
-        .parent()
-        .ok_or_else(|| anyhow::anyhow!("{} has no parent folder", image.display()))?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    // Images hold users' files: only root reads them on the host.
-    let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -500,7 +525,7 @@ fn unmount(workspace: &Path) -> anyhow::Result<()> {
 }
 
 /// Mounts the workspace's image again when it has one and it is not mounted
-/// (after a host reboot, or an `rm` without `--purge`). Does nothing for a
+/// (after a host reboot). Does nothing for a
 /// workspace without an image. Blocking.
 ///
 /// Errors: the image cannot be mounted, naming the command's error; the
@@ -519,6 +544,10 @@ pub fn remount(workspace: &Path) -> anyhow::Result<()> {
             image.display()
         );
     }
+    let _lock = lock(&image)?;
+    if image_mounted(workspace, &image) {
+        return Ok(());
+    }
     tracing::info!("mounting the workspace image {} again", image.display());
     mount(&image, workspace)
 }
@@ -536,14 +565,18 @@ pub fn needs_remount(workspace: &Path) -> bool {
 /// Errors: the unmount fails (something on the host holds the folder), or
 /// the image cannot be deleted; the image is then kept.
 pub fn release(workspace: &Path, purge: bool) -> anyhow::Result<()> {
-    let Some(image) = image_path(workspace) else {
+    let Some(image) = image_path(workspace).filter(|image| image.exists()) else {
         return Ok(());
     };
+    let _lock = lock(&image)?;
     // Every mount of the image at the folder, in case one was stacked.
     while image_mounted(workspace, &image) {
         unmount(workspace)?;
     }
     if purge {
+        let mut name = image.as_os_str().to_os_string();
+        name.push(".lock");
+        let _ = std::fs::remove_file(name);
         match std::fs::remove_file(&image) {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
@@ -588,7 +621,7 @@ pub fn usage(workspace: &Path, asked: Option<u64>) -> Option<DiskUsage> {
     let (used, complete) = walk_usage(workspace, metadata.dev());
     let note = if let Some(image) = &image {
         Some(format!(
-            "the workspace image {} is not mounted: the sandbox sees an empty folder until sandpit mounts it (start the sandbox)",
+            "the workspace image {} is not mounted (after a reboot?): sandpit mounts it when the sandbox starts or is next used",
             image.display()
         ))
     } else if asked.is_some() {

@@ -542,9 +542,9 @@ impl Sandbox {
     }
 
     /// Removes the container; the workspace folder is deleted only when
-    /// `delete_workspace` is set. The workspace's disk image is unmounted
-    /// either way (its loop device freed) and kept, unless
-    /// `delete_workspace`; the next sandbox of the user mounts it again.
+    /// `delete_workspace` is set. Without it the workspace's disk image
+    /// stays mounted, so its files stay where they were on the host; with
+    /// it the image is unmounted (its loop device freed) and deleted first.
     pub async fn remove(&self, delete_workspace: bool) -> anyhow::Result<()> {
         let workspace = self.inspect().await?.info.workspace;
         self.engine
@@ -555,9 +555,9 @@ impl Sandbox {
             )
             .await
             .map_err(|err| self.gone_or(err, "remove"))?;
-        if !workspace.is_empty() {
+        if delete_workspace && !workspace.is_empty() {
             let path = PathBuf::from(&workspace);
-            tokio::task::spawn_blocking(move || quota::release(&path, delete_workspace))
+            tokio::task::spawn_blocking(move || quota::release(&path, true))
                 .await
                 .context("releasing the workspace image stopped")?
                 .with_context(|| {
