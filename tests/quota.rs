@@ -388,4 +388,26 @@ fn doctor_says_plainly_when_limits_cannot_hold() {
     if quota::hard_limit_unavailable().is_none() {
         assert!(text.contains("disk quota  enforced"), "{text}");
     }
+    // Not root: setpriv drops to nobody with no capabilities.
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|path| Path::new(path).is_file());
+    let Some(setpriv) = setpriv else {
+        eprintln!("the not-root half skipped: no setpriv (util-linux)");
+        return;
+    };
+    let output = std::process::Command::new(setpriv)
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args(["--inh-caps=-all", "--bounding-set=-all"])
+        .arg(env!("CARGO_BIN_EXE_sandpit"))
+        .arg("doctor")
+        .env_remove("DOCKER_HOST")
+        .output()
+        .expect("setpriv runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("disk quota  NOT ENFORCED: sandpit does not run as root"),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -90,14 +90,19 @@ pub fn image_path(workspace: &Path) -> Option<PathBuf> {
 /// it needs CAP_SYS_ADMIN (root) to mount, and the engine on this host, so
 /// that the folder it bind-mounts is the one mounted here.
 pub fn hard_limit_unavailable() -> Option<String> {
-    let host = super::engine_host();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    unavailable_with(&super::engine_host(), &status)
+}
+
+/// [`hard_limit_unavailable`] for an engine address and the text of
+/// /proc/self/status.
+fn unavailable_with(host: &str, status: &str) -> Option<String> {
     if !host.starts_with("unix://") {
         return Some(format!(
             "the engine is remote (DOCKER_HOST={host}): sandpit cannot mount a size-limited file system on the engine's host, so workspaces have no hard size limit"
         ));
     }
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    if cap_eff(&status).is_some_and(|caps| caps & CAP_SYS_ADMIN_BIT == 0) {
+    if cap_eff(status).is_some_and(|caps| caps & CAP_SYS_ADMIN_BIT == 0) {
         return Some(
             "sandpit does not run as root (no CAP_SYS_ADMIN): it cannot mount a size-limited file system at each workspace, so workspaces have no hard size limit; run sandpit as root to enforce `disk`".to_string(),
         );
@@ -694,6 +699,23 @@ mod tests {
         assert_eq!(mounts[1].point, PathBuf::from("/tmp/a b/ws"));
         assert_eq!(mounts[1].fstype, "ext4");
         assert_eq!(mounts[1].source, "/dev/loop0");
+    }
+
+    #[test]
+    fn no_hard_limit_without_root_or_with_a_remote_engine() {
+        let root = "CapEff:\t000001ffffffffff\n";
+        let user = "CapEff:\t0000000000000000\n";
+        assert_eq!(unavailable_with("unix:///var/run/docker.sock", root), None);
+        let remote = unavailable_with("tcp://10.0.0.5:2376", root).unwrap();
+        assert!(
+            remote.contains("the engine is remote (DOCKER_HOST=tcp://10.0.0.5:2376)"),
+            "{remote}"
+        );
+        let ssh = unavailable_with("ssh://me@host", root).unwrap();
+        assert!(ssh.contains("remote"), "{ssh}");
+        let not_root = unavailable_with("unix:///var/run/docker.sock", user).unwrap();
+        assert!(not_root.contains("does not run as root"), "{not_root}");
+        assert!(not_root.contains("no hard size limit"), "{not_root}");
     }
 
     #[test]
