@@ -46,6 +46,7 @@ mod tests {
             enforced,
             complete,
             image: None,
+            image_size: None,
             note: None,
         };
         assert_eq!(disk_text(None), "-");

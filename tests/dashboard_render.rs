@@ -339,6 +339,7 @@ fn stats_pane_shows_workspace_usage_against_its_limit() {
         enforced: true,
         complete: true,
         image: None,
+        image_size: None,
         note: None,
     });
     let mut bob = session("bob", "node-minimal", false);
@@ -348,6 +349,7 @@ fn stats_pane_shows_workspace_usage_against_its_limit() {
         enforced: false,
         complete: true,
         image: None,
+        image_size: None,
         note: Some("not root".to_string()),
     });
     app.apply(Update::Sessions(vec![alice, bob]));

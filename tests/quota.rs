@@ -174,8 +174,11 @@ async fn a_full_workspace_fails_writes_inside_and_spares_the_host_and_others() {
     let details = alice_box.inspect_with_usage().await.unwrap();
     let usage = details.disk.expect("usage of a local workspace");
     assert!(usage.enforced);
-    assert_eq!(usage.limit, Some(64 << 20));
-    assert!(usage.used > 0 && usage.used < 64 << 20, "{usage:?}");
+    assert_eq!(usage.image_size, Some(64 << 20));
+    // What files can fill: the image less the file system's own tables.
+    let capacity = usage.limit.unwrap();
+    assert!(capacity > 48 << 20 && capacity < 64 << 20, "{usage:?}");
+    assert!(usage.used > 0 && usage.used < capacity, "{usage:?}");
     let listed = manager.list().await.unwrap();
     let row = listed
         .iter()
@@ -336,7 +339,12 @@ async fn a_larger_limit_grows_the_image_and_a_smaller_one_is_not_applied() {
         "v1\n"
     );
     let usage = sandbox.inspect_with_usage().await.unwrap().disk.unwrap();
-    assert_eq!(usage.limit, Some(64 << 20));
+    assert_eq!(usage.image_size, Some(64 << 20));
+    let note = usage.note.unwrap_or_default();
+    assert!(
+        note.contains("keeps its size 64m (32m asked for)"),
+        "{note}"
+    );
     manager.destroy(&user, true).await.unwrap();
     assert!(loops_of(&image).is_empty());
 }

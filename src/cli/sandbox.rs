@@ -126,7 +126,10 @@ pub async fn inspect(context: &Context, user: &UserId, json: bool) -> anyhow::Re
             println!("{:<18} NOT ENFORCED: writes are not limited", "disk limit");
         }
         if let Some(image) = &disk.image {
-            println!("{:<18} {image}", "disk image");
+            let size = disk
+                .image_size
+                .map_or(String::new(), |size| format!(" ({})", human_bytes(size)));
+            println!("{:<18} {image}{size}", "disk image");
         }
         if let Some(note) = &disk.note {
             println!("{:<18} {note}", "disk note");

@@ -61,8 +61,9 @@ pub struct DiskUsage {
     /// Bytes in use; when not enforced, the bytes the files take on the host,
     /// counted up to a bound (see `complete`).
     pub used: u64,
-    /// The limit in bytes: the image's size when enforced, else the limit
-    /// asked for; `None` for no limit.
+    /// The limit in bytes. When enforced, what files can fill: the image's
+    /// size less the file system's own journal and tables (a few percent);
+    /// else the limit asked for. `None` for no limit.
     pub limit: Option<u64>,
     /// Whether writes past `limit` fail (the workspace is a mounted image).
     pub enforced: bool,
@@ -71,6 +72,8 @@ pub struct DiskUsage {
     pub complete: bool,
     /// The image file, when the workspace has one.
     pub image: Option<String>,
+    /// The image file's size in bytes: the limit it was made or grown to.
+    pub image_size: Option<u64>,
     /// Why the limit is not enforced, or differs from the one asked for.
     pub note: Option<String>,
 }
@@ -607,18 +610,23 @@ pub fn usage(workspace: &Path, asked: Option<u64>) -> Option<DiskUsage> {
         let used = stats.f_blocks.saturating_sub(stats.f_bfree) * stats.f_frsize;
         let size = std::fs::metadata(image).map(|m| m.len()).ok();
         let note = match (asked, size) {
-            (Some(asked), Some(size)) if asked > size => Some(format!(
-                "the image keeps its size; {} was asked for",
-                super::policy::ByteSize(asked)
+            (asked, Some(size)) if asked != Some(size) => Some(format!(
+                "the image keeps its size {} ({} asked for): a smaller limit is never applied to an existing workspace, a larger one only while the image is not in use",
+                super::policy::ByteSize(size),
+                asked.map_or("no limit".to_string(), |asked| super::policy::ByteSize(
+                    asked
+                )
+                .to_string())
             )),
             _ => None,
         };
         return Some(DiskUsage {
             used,
-            limit: size,
+            limit: Some(stats.f_blocks * stats.f_frsize),
             enforced: true,
             complete: true,
             image: Some(image.display().to_string()),
+            image_size: size,
             note,
         });
     }
@@ -641,6 +649,10 @@ pub fn usage(workspace: &Path, asked: Option<u64>) -> Option<DiskUsage> {
         limit: asked,
         enforced: false,
         complete,
+        image_size: image
+            .as_ref()
+            .and_then(|image| std::fs::metadata(image).ok())
+            .map(|m| m.len()),
         image: image.map(|image| image.display().to_string()),
         note,
     })
