@@ -358,4 +358,11 @@ fn stats_pane_shows_workspace_usage_against_its_limit() {
         screen.contains("disk 3.0 MiB / 1.0 GiB"),
         "no disk usage in\n{screen}"
     );
+    // A stopped session shows it too, and says when nothing holds the limit.
+    app.selected_session = 1;
+    let screen = render(&mut app, 120, 32);
+    assert!(
+        screen.contains("disk 5.0 MiB / 1.0 GiB (not enforced)"),
+        "no disk usage in\n{screen}"
+    );
 }

@@ -409,6 +409,10 @@ fn prepare_existing(
     if !image_mounted(workspace, image) {
         mount(image, workspace)?;
     }
+    if size_now != size {
+        // e2fsck may have made lost+found again (see `prepare`).
+        let _ = std::fs::remove_dir(workspace.join("lost+found"));
+    }
     Ok(Prepared {
         enforced: Some(size_now),
         note,
@@ -558,6 +562,24 @@ pub fn remount(workspace: &Path) -> anyhow::Result<()> {
     }
     tracing::info!("mounting the workspace image {} again", image.display());
     mount(&image, workspace)
+}
+
+/// Refuses early, before a long image build, a workspace limit that cannot
+/// be set up because e2fsprogs is missing; passes whenever [`prepare`] would
+/// not need it (no limit, an image already made, no hard limit possible, a
+/// workspace made before quotas).
+pub fn check(workspace: &Path, limit: Option<u64>) -> anyhow::Result<()> {
+    let needs_mkfs = limit.is_some()
+        && image_path(workspace).is_some_and(|image| !image.exists())
+        && hard_limit_unavailable().is_none()
+        && !holds_files(workspace).unwrap_or(true);
+    match tools_missing() {
+        Some(missing) if needs_mkfs => bail!(
+            "cannot give the workspace {} its size limit: {missing}",
+            workspace.display()
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Whether the workspace has an image that is not mounted at it.

@@ -193,6 +193,7 @@ impl SessionManager {
         // before a long image build.
         let (uid, gid) = policy.uid_gid();
         crate::engine::workspace::check(&self.workspace_of(user), uid, gid)?;
+        quota::check(&self.workspace_of(user), policy.disk.bytes())?;
         let image = self
             .engine
             .build_runtime(&runtime, &self.config.build, on_build)
@@ -292,6 +293,12 @@ impl SessionManager {
 
     /// Every session on the engine, by user, with its workspace usage.
     pub async fn list(&self) -> anyhow::Result<Vec<Session>> {
+        self.list_sessions(true).await
+    }
+
+    /// Every session; its workspace measured only when `with_usage` (the
+    /// reaper has no use for it, and an unlimited workspace is walked).
+    async fn list_sessions(&self, with_usage: bool) -> anyhow::Result<Vec<Session>> {
         let sandboxes = self.engine.list_sandboxes().await?;
         let mut sessions = Vec::with_capacity(sandboxes.len());
         for sandbox in sandboxes {
@@ -299,7 +306,11 @@ impl SessionManager {
                 .ok()
                 .and_then(|user| self.last_used(&user));
             let last_used = recorded.unwrap_or(sandbox.created).max(sandbox.created);
-            let disk = workspace_usage(&sandbox).await;
+            let disk = if with_usage {
+                workspace_usage(&sandbox).await
+            } else {
+                None
+            };
             sessions.push(Session {
                 sandbox,
                 last_used,
@@ -323,7 +334,7 @@ impl SessionManager {
         let now = unix_seconds(now);
         let timeout = i64::try_from(self.config.idle_timeout.as_secs()).unwrap_or(i64::MAX);
         let mut stopped = Vec::new();
-        for session in self.list().await? {
+        for session in self.list_sessions(false).await? {
             let ours = std::path::Path::new(&session.sandbox.workspace).parent()
                 == Some(self.config.workspace_root.as_path());
             if !ours || !session.sandbox.is_running() || now - session.last_used <= timeout {

@@ -27,7 +27,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         } else {
             "select a session to see its CPU and memory"
         };
-        frame.render_widget(Paragraph::new(text).style(theme.muted()), inner);
+        let mut lines = vec![Line::from(text)];
+        if let Some(disk) = app.selected().and_then(|s| s.disk.as_ref()) {
+            lines.push(Line::from(format!(
+                "disk {}",
+                crate::units::disk_text(Some(disk))
+            )));
+        }
+        frame.render_widget(Paragraph::new(lines).style(theme.muted()), inner);
         return;
     };
     let Some(latest) = history.latest() else {
