@@ -218,31 +218,44 @@ pub fn unmount_under(root: &Path) {
 /// The mount points of this process's mount namespace, from mountinfo
 /// (`\040` and such undone).
 pub fn mount_points() -> Vec<PathBuf> {
+    mounts().into_iter().map(|(point, _)| point).collect()
+}
+
+/// Every mount of this process's mount namespace: its point and source.
+pub fn mounts() -> Vec<(PathBuf, String)> {
     use std::os::unix::ffi::OsStrExt as _;
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|field| {
-            let bytes = field.as_bytes();
-            let mut out = Vec::new();
-            let mut i = 0;
-            while i < bytes.len() {
-                let octal = bytes
-                    .get(i + 1..i + 4)
-                    .and_then(|o| std::str::from_utf8(o).ok())
-                    .and_then(|o| u8::from_str_radix(o, 8).ok());
-                match octal {
-                    Some(value) if bytes[i] == b'\\' => {
-                        out.push(value);
-                        i += 4;
-                    }
-                    _ => {
-                        out.push(bytes[i]);
-                        i += 1;
-                    }
+    let unescape = |field: &str| {
+        let bytes = field.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            let octal = bytes
+                .get(i + 1..i + 4)
+                .and_then(|o| std::str::from_utf8(o).ok())
+                .and_then(|o| u8::from_str_radix(o, 8).ok());
+            match octal {
+                Some(value) if bytes[i] == b'\\' => {
+                    out.push(value);
+                    i += 4;
+                }
+                _ => {
+                    out.push(bytes[i]);
+                    i += 1;
                 }
             }
-            PathBuf::from(std::ffi::OsStr::from_bytes(&out))
+        }
+        out
+    };
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let point = unescape(left.split(' ').nth(4)?);
+            let source = unescape(right.split(' ').nth(1)?);
+            Some((
+                PathBuf::from(std::ffi::OsStr::from_bytes(&point)),
+                String::from_utf8_lossy(&source).into_owned(),
+            ))
         })
         .collect()
 }
@@ -341,11 +354,22 @@ impl Drop for Cleanup {
             let Some(user) = container.strip_prefix("sandpit-") else {
                 continue;
             };
-            for point in mount_points() {
-                let ours = point.file_name().is_some_and(|name| name == user)
-                    && point
-                        .parent()
-                        .is_some_and(|root| root.join(".sandpit/disks").is_dir());
+            // Found by the loop device's backing file, which sysfs still
+            // names (with " (deleted)") after a temporary folder went first.
+            let image = format!("/.sandpit/disks/{user}.ext4");
+            for (point, source) in mounts() {
+                let backing = Path::new(&source)
+                    .file_name()
+                    .and_then(|name| {
+                        std::fs::read_to_string(format!(
+                            "/sys/block/{}/loop/backing_file",
+                            name.to_string_lossy()
+                        ))
+                        .ok()
+                    })
+                    .unwrap_or_default();
+                let ours =
+                    point.file_name().is_some_and(|name| name == user) && backing.contains(&image);
                 if ours {
                     let _ = std::process::Command::new("umount")
                         .arg(&point)
