@@ -389,8 +389,18 @@ fn prepare_existing(
                     super::policy::ByteSize(wanted)
                 ));
             } else {
-                grow(image, wanted)?;
-                size_now = wanted;
+                match grow(image, wanted) {
+                    Ok(()) => size_now = wanted,
+                    // The files are safe at the old size: mount it as it is.
+                    Err(err) => {
+                        size_now = image_size(image)?;
+                        note = Some(format!(
+                            "the workspace image {} could not grow to {}, so it keeps its file system's size: {err:#}",
+                            image.display(),
+                            super::policy::ByteSize(wanted)
+                        ));
+                    }
+                }
             }
         }
         Some(wanted) if wanted < size => {

@@ -190,6 +190,19 @@ impl Engine {
         let name = spec.user.container_name();
         let (uid, gid) = spec.policy.uid_gid();
         let disk = prepare_workspace(spec.workspace.clone(), spec.policy.disk, uid, gid).await?;
+        match disk.enforced {
+            Some(limit) => tracing::info!(
+                "workspace {}: size limit {} enforced",
+                spec.workspace.display(),
+                ByteSize(limit)
+            ),
+            None if spec.policy.disk.bytes().is_some() => tracing::warn!(
+                "workspace {}: size limit NOT ENFORCED: {}",
+                spec.workspace.display(),
+                disk.note.as_deref().unwrap_or("unknown reason")
+            ),
+            None => {}
+        }
         match self.create_container(spec, &name).await {
             Ok(sandbox) => Ok(sandbox),
             Err(err) => {
