@@ -83,6 +83,28 @@ fn allocated(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().blocks() * 512
 }
 
+/// Bytes taken on the host's disk by everything under `top` on its file
+/// system (mounted workspaces are not entered: their image is counted).
+fn allocated_under(top: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let device = std::fs::metadata(top).unwrap().dev();
+    let mut total = 0;
+    let mut folders = vec![top.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let metadata = entry.as_ref().unwrap().metadata().unwrap();
+            if metadata.dev() != device {
+                continue;
+            }
+            total += metadata.blocks() * 512;
+            if metadata.is_dir() {
+                folders.push(entry.unwrap().path());
+            }
+        }
+    }
+    total
+}
+
 /// Free bytes of the file system holding `path`.
 fn free_bytes(path: &Path) -> u64 {
     let output = std::process::Command::new("df")
@@ -138,13 +160,20 @@ async fn a_full_workspace_fails_writes_inside_and_spares_the_host_and_others() {
         "{}",
         fill.stderr_text()
     );
-    // What the host gave: the image, never more than its size. The free
-    // space of the whole disk moves with other tests too, hence the slack.
+    // What the host gave: the image, never more than its size, and nothing
+    // else under the workspace root. (The free space of the whole disk moves
+    // with every other test and engineer on this host, so it is printed,
+    // not asserted: a drop of 240 MB was seen while others wrote.)
     assert!(allocated(&image) <= 64 << 20, "{}", allocated(&image));
-    let drop = free_before.saturating_sub(free_after);
+    let under_root = allocated_under(root.path());
     assert!(
-        drop < (64 << 20) + (128 << 20),
-        "the host lost {drop} bytes of free space"
+        under_root <= (64 << 20) + (1 << 20),
+        "{under_root} bytes under the workspace root"
+    );
+    eprintln!(
+        "host free space: {free_before} before the fill, {free_after} after ({} less); the image holds {}",
+        free_before as i64 - free_after as i64,
+        allocated(&image)
     );
     // The underlying folder on the host got nothing.
     common::unmount_under(&workspace);

@@ -49,6 +49,10 @@ const MOUNT_OPTIONS: &str = "loop,nosuid,nodev,noatime,discard,noinit_itable";
 /// reports what it counted: the dashboard asks often.
 const USAGE_WALK_LIMIT: u64 = 20_000;
 
+/// How long a removed container's hold on a workspace image may take to go
+/// before the image is grown (see `prepare_existing`).
+const LOOP_RELEASE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Bit of CAP_SYS_ADMIN, which mount needs, in /proc/self/status.
 const CAP_SYS_ADMIN_BIT: u64 = 1 << 21;
 
@@ -237,6 +241,44 @@ fn backing_file(device: &str) -> Option<PathBuf> {
     Some(PathBuf::from(text.trim_end_matches('\n')))
 }
 
+/// Loop devices attached to `image`, from sysfs.
+fn loops_of(image: &Path) -> Vec<String> {
+    let image = real(image);
+    let Ok(devices) = std::fs::read_dir("/sys/block") else {
+        return Vec::new();
+    };
+    devices
+        .flatten()
+        .filter_map(|device| {
+            let name = device.file_name().to_string_lossy().into_owned();
+            let backing = std::fs::read_to_string(device.path().join("loop/backing_file")).ok()?;
+            (Path::new(backing.trim_end_matches('\n')) == image).then_some(name)
+        })
+        .collect()
+}
+
+/// Waits, up to [`LOOP_RELEASE_DEADLINE`], until no loop device is attached
+/// to `image`; false when one still is.
+fn loop_released(image: &Path) -> bool {
+    let deadline = std::time::Instant::now() + LOOP_RELEASE_DEADLINE;
+    loop {
+        let attached = loops_of(image);
+        if attached.is_empty() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!(
+                "the workspace image {} is still attached to {} after {:?}",
+                image.display(),
+                attached.join(", "),
+                LOOP_RELEASE_DEADLINE
+            );
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Whether the workspace's own image is mounted at it.
 fn image_mounted(workspace: &Path, image: &Path) -> bool {
     mount_at(workspace).is_some_and(|m| backing_file(&m.source).is_some_and(|b| b == real(image)))
@@ -381,7 +423,10 @@ fn prepare_existing(
                 // Unmounted only when nothing uses it; otherwise it keeps its size.
                 let _ = unmount(workspace);
             }
-            if image_mounted(workspace, image) {
+            // A container just removed may hold the file system a moment
+            // longer in its own mount namespace: checking or resizing it
+            // then could corrupt it, so wait for its loop device to go.
+            if image_mounted(workspace, image) || !loop_released(image) {
                 note = Some(format!(
                     "the workspace image {} is in use, so it keeps its size {} rather than {}",
                     image.display(),
