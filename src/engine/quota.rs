@@ -45,9 +45,11 @@ pub const STATE_DIR: &str = ".sandpit";
 /// the kernel need not zero its inode tables (which would fill the image).
 const MOUNT_OPTIONS: &str = "loop,nosuid,nodev,noatime,discard,noinit_itable";
 
-/// Entries `usage` looks at in an unlimited workspace before it stops and
-/// reports what it counted: the dashboard asks often.
-const USAGE_WALK_LIMIT: u64 = 20_000;
+/// Entries [`usage`] looks at in a workspace without a mounted image before
+/// it stops and reports what it counted: for one sandbox (`inspect`), and
+/// for each of a list (`sessions`, and the dashboard on every change).
+pub const USAGE_WALK_ONE: u64 = 100_000;
+pub const USAGE_WALK_EACH: u64 = 2_000;
 
 /// How long a removed container's hold on a workspace image may take to go
 /// before the image is grown (see `prepare_existing`).
@@ -677,8 +679,9 @@ pub fn release(workspace: &Path, purge: bool) -> anyhow::Result<()> {
 
 /// The workspace's usage against its limit. `asked` is the limit the sandbox
 /// was made with (`None`: no limit). `None` when the folder does not exist.
-/// Blocking: cheap for a mounted image (statvfs), a bounded walk otherwise.
-pub fn usage(workspace: &Path, asked: Option<u64>) -> Option<DiskUsage> {
+/// Blocking: cheap for a mounted image (statvfs), otherwise a walk of at
+/// most `walk_limit` entries (see [`USAGE_WALK_ONE`]).
+pub fn usage(workspace: &Path, asked: Option<u64>, walk_limit: u64) -> Option<DiskUsage> {
     let image = image_path(workspace).filter(|image| image.exists());
     if let Some(image) = &image
         && image_mounted(workspace, image)
@@ -708,7 +711,7 @@ pub fn usage(workspace: &Path, asked: Option<u64>) -> Option<DiskUsage> {
         });
     }
     let metadata = std::fs::metadata(workspace).ok()?;
-    let (used, complete) = walk_usage(workspace, metadata.dev());
+    let (used, complete) = walk_usage(workspace, metadata.dev(), walk_limit);
     let note = if let Some(image) = &image {
         Some(format!(
             "the workspace image {} is not mounted (after a reboot?): sandpit mounts it when the sandbox starts or is next used",
@@ -736,8 +739,8 @@ pub fn usage(workspace: &Path, asked: Option<u64>) -> Option<DiskUsage> {
 }
 
 /// Bytes allocated under `top` on its own file system, links not followed,
-/// up to [`USAGE_WALK_LIMIT`] entries; and whether the walk was complete.
-fn walk_usage(top: &Path, device: u64) -> (u64, bool) {
+/// up to `limit` entries; and whether the walk was complete.
+fn walk_usage(top: &Path, device: u64, limit: u64) -> (u64, bool) {
     let mut total = 0u64;
     let mut seen = 0u64;
     let mut folders = vec![top.to_path_buf()];
@@ -747,7 +750,7 @@ fn walk_usage(top: &Path, device: u64) -> (u64, bool) {
         };
         for entry in entries.flatten() {
             seen += 1;
-            if seen > USAGE_WALK_LIMIT {
+            if seen > limit {
                 return (total, false);
             }
             let Ok(metadata) = entry.metadata() else {
@@ -776,6 +779,28 @@ mod tests {
             Some(PathBuf::from("/srv/ws/.sandpit/disks/alice.ext4"))
         );
         assert_eq!(image_path(Path::new("/")), None);
+    }
+
+    #[test]
+    fn an_unlimited_workspace_is_measured_within_a_bound() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = tmp.path().join("ws");
+        std::fs::create_dir_all(ws.join("sub")).unwrap();
+        for i in 0..10 {
+            std::fs::write(ws.join("sub").join(i.to_string()), vec![1u8; 10_000]).unwrap();
+        }
+        let whole = usage(&ws, None, 100).unwrap();
+        assert!(whole.complete && !whole.enforced && whole.limit.is_none());
+        assert!(whole.used >= 100_000, "{whole:?}");
+        assert!(whole.note.is_none(), "no limit asked, nothing to say");
+        let cut = usage(&ws, Some(1 << 30), 5).unwrap();
+        assert!(!cut.complete && cut.used < whole.used, "{cut:?}");
+        assert_eq!(cut.limit, Some(1 << 30));
+        assert!(
+            cut.note.is_some(),
+            "a limit that does not hold is explained"
+        );
+        assert_eq!(usage(&tmp.path().join("missing"), None, 100), None);
     }
 
     #[test]

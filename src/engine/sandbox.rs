@@ -403,15 +403,16 @@ async fn prepare_workspace(
     .context("preparing the workspace folder stopped")?
 }
 
-/// A sandbox's workspace usage against its limit (see [`quota::usage`]);
-/// `None` when the workspace folder is not on this host.
-pub async fn workspace_usage(info: &SandboxInfo) -> Option<DiskUsage> {
+/// A sandbox's workspace usage against its limit (see [`quota::usage`],
+/// which walks at most `walk_limit` entries of a workspace without a mounted
+/// image); `None` when the workspace folder is not on this host.
+pub async fn workspace_usage(info: &SandboxInfo, walk_limit: u64) -> Option<DiskUsage> {
     if info.workspace.is_empty() {
         return None;
     }
     let path = PathBuf::from(&info.workspace);
     let limit = info.disk_limit;
-    tokio::task::spawn_blocking(move || quota::usage(&path, limit))
+    tokio::task::spawn_blocking(move || quota::usage(&path, limit, walk_limit))
         .await
         .ok()
         .flatten()
@@ -637,7 +638,7 @@ impl Sandbox {
     /// [`Sandbox::inspect`] with the workspace's usage against its limit.
     pub async fn inspect_with_usage(&self) -> anyhow::Result<SandboxDetails> {
         let mut details = self.inspect().await?;
-        details.disk = workspace_usage(&details.info).await;
+        details.disk = workspace_usage(&details.info, quota::USAGE_WALK_ONE).await;
         Ok(details)
     }
 

@@ -307,7 +307,7 @@ impl SessionManager {
                 .and_then(|user| self.last_used(&user));
             let last_used = recorded.unwrap_or(sandbox.created).max(sandbox.created);
             let disk = if with_usage {
-                workspace_usage(&sandbox).await
+                workspace_usage(&sandbox, quota::USAGE_WALK_EACH).await
             } else {
                 None
             };
