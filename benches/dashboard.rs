@@ -40,8 +40,10 @@ fn app_with(sessions: usize) -> App {
                     image: "sandpit/python-datascience:0123456789ab".to_string(),
                     workspace: format!("/srv/workspaces/user-{i:03}"),
                     created: 1_700_000_000,
+                    disk_limit: Some(1 << 30),
                 },
                 last_used: 1_700_000_000,
+                disk: None,
             })
             .collect(),
     ));

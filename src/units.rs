@@ -55,6 +55,24 @@ pub fn human_duration_ms(ms: u64) -> String {
     }
 }
 
+/// A workspace's usage against its limit: `1.2 MiB / 1.0 GiB`; `(not
+/// enforced)` after a limit nothing holds; `no limit`; `-` when unknown.
+pub fn disk_text(disk: Option<&crate::engine::quota::DiskUsage>) -> String {
+    let Some(disk) = disk else {
+        return "-".to_string();
+    };
+    let used = format!(
+        "{}{}",
+        if disk.complete { "" } else { "≥" },
+        human_bytes(disk.used)
+    );
+    match disk.limit {
+        None => format!("{used} / no limit"),
+        Some(limit) if disk.enforced => format!("{used} / {}", human_bytes(limit)),
+        Some(limit) => format!("{used} / {} (not enforced)", human_bytes(limit)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +91,32 @@ mod tests {
         assert_eq!(human_duration_ms(12_340), "12.3s");
         assert_eq!(human_duration_ms(245_000), "4m05s");
         assert_eq!(human_duration_ms(7_800_000), "2h10m");
+    }
+
+    #[test]
+    fn disk_texts() {
+        let usage = |limit, enforced, complete| crate::engine::quota::DiskUsage {
+            used: 3 << 20,
+            limit,
+            enforced,
+            complete,
+            image: None,
+            image_size: None,
+            note: None,
+        };
+        assert_eq!(disk_text(None), "-");
+        assert_eq!(
+            disk_text(Some(&usage(Some(1 << 30), true, true))),
+            "3.0 MiB / 1.0 GiB"
+        );
+        assert_eq!(
+            disk_text(Some(&usage(Some(1 << 30), false, false))),
+            "≥3.0 MiB / 1.0 GiB (not enforced)"
+        );
+        assert_eq!(
+            disk_text(Some(&usage(None, false, true))),
+            "3.0 MiB / no limit"
+        );
     }
 
     #[test]

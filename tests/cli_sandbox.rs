@@ -14,6 +14,8 @@ struct Cli {
 impl Drop for Cli {
     fn drop(&mut self) {
         common::remove_container_now(&format!("sandpit-{}", self.user));
+        // Workspace disk images the test left mounted (`rm` keeps them).
+        common::unmount_under(self.workspace_root.path());
     }
 }
 
@@ -121,6 +123,7 @@ fn exec_exit_statuses_follow_the_command() {
 
     let removed = cli.run(&["rm", user]);
     assert!(removed.status.success(), "{}", text(&removed.stderr));
+    // `rm` keeps the workspace's disk image mounted: its files stay put.
     assert!(
         cli.workspace_root
             .path()

@@ -28,8 +28,10 @@ fn session(user: &str, running: bool) -> Session {
             image: String::new(),
             workspace: format!("/ws/{user}"),
             created: 0,
+            disk_limit: None,
         },
         last_used: 0,
+        disk: None,
     }
 }
 

@@ -30,8 +30,10 @@ fn session(user: &str, runtime: &str, running: bool) -> Session {
             image: format!("sandpit/{runtime}:0123456789ab"),
             workspace: format!("/srv/workspaces/{user}"),
             created: 1_700_000_000,
+            disk_limit: None,
         },
         last_used: 1_700_000_100,
+        disk: None,
     }
 }
 
@@ -323,5 +325,44 @@ fn files_pane_shows_odd_names_escaped() {
     assert!(
         !screen.contains(['\x1b', '\u{202e}', '\u{fffd}']),
         "{screen}"
+    );
+}
+
+#[test]
+fn stats_pane_shows_workspace_usage_against_its_limit() {
+    let mut app = demo_app();
+    let mut alice = session("alice", "python-datascience", true);
+    alice.sandbox.disk_limit = Some(1 << 30);
+    alice.disk = Some(sandpit::engine::quota::DiskUsage {
+        used: 3 << 20,
+        limit: Some(1 << 30),
+        enforced: true,
+        complete: true,
+        image: None,
+        image_size: None,
+        note: None,
+    });
+    let mut bob = session("bob", "node-minimal", false);
+    bob.disk = Some(sandpit::engine::quota::DiskUsage {
+        used: 5 << 20,
+        limit: Some(1 << 30),
+        enforced: false,
+        complete: true,
+        image: None,
+        image_size: None,
+        note: Some("not root".to_string()),
+    });
+    app.apply(Update::Sessions(vec![alice, bob]));
+    let screen = render(&mut app, 120, 32);
+    assert!(
+        screen.contains("disk 3.0 MiB / 1.0 GiB"),
+        "no disk usage in\n{screen}"
+    );
+    // A stopped session shows it too, and says when nothing holds the limit.
+    app.selected_session = 1;
+    let screen = render(&mut app, 120, 32);
+    assert!(
+        screen.contains("disk 5.0 MiB / 1.0 GiB (not enforced)"),
+        "no disk usage in\n{screen}"
     );
 }

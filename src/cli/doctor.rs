@@ -12,7 +12,38 @@ struct Report {
     base_images: Vec<Presence>,
     runtimes: Vec<RuntimeImage>,
     build_ca_file: Option<String>,
+    disk_quota: DiskQuota,
     problems: Vec<String>,
+}
+
+/// Whether workspace size limits hold on this host, and how.
+#[derive(serde::Serialize)]
+struct DiskQuota {
+    enforced: bool,
+    /// How they are enforced, or why they are not.
+    detail: String,
+}
+
+fn disk_quota(problems: &mut Vec<String>) -> DiskQuota {
+    use crate::engine::quota;
+    if let Some(reason) = quota::hard_limit_unavailable() {
+        problems.push(format!("workspace size limits are NOT ENFORCED: {reason}"));
+        return DiskQuota {
+            enforced: false,
+            detail: reason,
+        };
+    }
+    if let Some(missing) = quota::tools_missing() {
+        problems.push(format!("workspace size limits cannot be set up: {missing}"));
+        return DiskQuota {
+            enforced: false,
+            detail: missing,
+        };
+    }
+    DiskQuota {
+        enforced: true,
+        detail: "each workspace is its own ext4 image on a loop device (<workspace_root>/.sandpit/disks)".to_string(),
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -36,11 +67,13 @@ pub async fn doctor(context: &Context, json: bool) -> anyhow::Result<i32> {
         }
         path.display().to_string()
     });
+    let disk_quota = disk_quota(&mut problems);
     let mut report = Report {
         engine: Err(String::new()),
         base_images: Vec::new(),
         runtimes: Vec::new(),
         build_ca_file,
+        disk_quota,
         problems: Vec::new(),
     };
     match connect().await {
@@ -123,6 +156,15 @@ fn print_report(report: &Report) {
             .build_ca_file
             .as_deref()
             .unwrap_or("not set (builds use the image's own CAs)")
+    );
+    println!(
+        "disk quota  {}: {}",
+        if report.disk_quota.enforced {
+            "enforced"
+        } else {
+            "NOT ENFORCED"
+        },
+        report.disk_quota.detail
     );
     for problem in &report.problems {
         println!("problem     {problem}");

@@ -19,7 +19,7 @@ use clap::{CommandFactory as _, Parser, Subcommand};
 use crate::config::{self, Config};
 use crate::engine::Engine;
 use crate::engine::images::BuildOptions;
-use crate::engine::policy::{ByteSize, PolicyOverrides};
+use crate::engine::policy::{ByteSize, DiskLimit, PolicyOverrides};
 use crate::engine::runtimes::RuntimeSet;
 use crate::engine::sandbox::UserId;
 use crate::sessions::{SessionConfig, SessionManager};
@@ -353,6 +353,9 @@ pub struct PolicyArgs {
     /// Mount a host folder: HOST:PATH, or HOST:PATH:ro for read-only (repeatable)
     #[arg(long = "volume", value_name = "HOST:PATH[:ro]", value_parser = parse_volume_arg)]
     volumes: Vec<(String, String)>,
+    /// Workspace size limit, e.g. 5g; 0 for none [default: 1g]
+    #[arg(long, value_parser = DiskLimit::parse)]
+    disk: Option<DiskLimit>,
 }
 
 fn parse_volume_arg(text: &str) -> Result<(String, String), String> {
@@ -371,6 +374,7 @@ impl PolicyArgs {
             pids_limit: self.pids_limit,
             read_only: self.writable_root.then_some(false),
             volumes: (!self.volumes.is_empty()).then(|| self.volumes.iter().cloned().collect()),
+            disk: self.disk,
             ..Default::default()
         }
     }

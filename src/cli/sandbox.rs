@@ -6,7 +6,7 @@ use crate::engine::stats::StatsSample;
 
 use super::Context;
 use super::build::build_progress;
-use crate::units::human_bytes;
+use crate::units::{disk_text, human_bytes};
 
 pub async fn new(
     context: &Context,
@@ -24,11 +24,18 @@ pub async fn new(
     let sandbox = sessions
         .get_or_create(user, runtime, overrides, &mut build_progress())
         .await?;
-    let details = sandbox.inspect().await?;
+    let details = sandbox.inspect_with_usage().await?;
     println!(
-        "{}: {} ({}), workspace {}",
-        user, details.name, details.info.runtime, details.info.workspace
+        "{}: {} ({}), workspace {} ({})",
+        user,
+        details.name,
+        details.info.runtime,
+        details.info.workspace,
+        disk_text(details.disk.as_ref())
     );
+    if let Some(note) = details.disk.as_ref().and_then(|disk| disk.note.as_ref()) {
+        eprintln!("sandpit: workspace disk: {note}");
+    }
     Ok(0)
 }
 
@@ -59,7 +66,13 @@ pub async fn remove(context: &Context, user: &UserId, purge: bool) -> anyhow::Re
 }
 
 pub async fn inspect(context: &Context, user: &UserId, json: bool) -> anyhow::Result<i32> {
-    let details = context.sessions().await?.get(user).await?.inspect().await?;
+    let details = context
+        .sessions()
+        .await?
+        .get(user)
+        .await?
+        .inspect_with_usage()
+        .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&details)?);
         return Ok(0);
@@ -103,9 +116,24 @@ pub async fn inspect(context: &Context, user: &UserId, json: bool) -> anyhow::Re
         ),
         ("no-new-privileges", policy.no_new_privileges.to_string()),
         ("init", policy.init.to_string()),
+        ("disk", disk_text(details.disk.as_ref())),
     ];
     for (key, value) in rows {
         println!("{key:<18} {value}");
+    }
+    if let Some(disk) = &details.disk {
+        if disk.limit.is_some() && !disk.enforced {
+            println!("{:<18} NOT ENFORCED: writes are not limited", "disk limit");
+        }
+        if let Some(image) = &disk.image {
+            let size = disk
+                .image_size
+                .map_or(String::new(), |size| format!(" ({})", human_bytes(size)));
+            println!("{:<18} {image}{size}", "disk image");
+        }
+        if let Some(note) = &disk.note {
+            println!("{:<18} {note}", "disk note");
+        }
     }
     for volume in &policy.volumes {
         println!(

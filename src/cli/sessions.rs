@@ -12,7 +12,7 @@ use crate::sessions::isolation;
 
 use super::Context;
 use super::build::build_progress;
-use crate::units::human_bytes;
+use crate::units::{disk_text, human_bytes};
 
 #[derive(serde::Serialize)]
 struct SessionRow {
@@ -52,7 +52,7 @@ pub async fn list(context: &Context, json: bool) -> anyhow::Result<i32> {
         return Ok(0);
     }
     println!(
-        "{:<20} {:<20} {:<8} {:<12} {:<9} {:<9} {:>6} {:>10}",
+        "{:<20} {:<20} {:<8} {:<12} {:<9} {:<9} {:>6} {:>10}  DISK",
         "USER", "RUNTIME", "STATE", "CONTAINER", "CREATED", "LAST USED", "CPU %", "MEMORY"
     );
     let now = unix_now();
@@ -66,7 +66,7 @@ pub async fn list(context: &Context, json: bool) -> anyhow::Result<i32> {
             None => ("-".to_string(), "-".to_string()),
         };
         println!(
-            "{:<20} {:<20} {:<8} {:<12} {:<9} {:<9} {:>6} {:>10}",
+            "{:<20} {:<20} {:<8} {:<12} {:<9} {:<9} {:>6} {:>10}  {}",
             sandbox.user,
             sandbox.runtime,
             sandbox.state,
@@ -77,7 +77,8 @@ pub async fn list(context: &Context, json: bool) -> anyhow::Result<i32> {
             ago(now - sandbox.created),
             ago(now - row.session.last_used),
             cpu,
-            memory
+            memory,
+            disk_text(row.session.disk.as_ref())
         );
     }
     Ok(0)

@@ -7,6 +7,7 @@ pub mod files;
 pub mod images;
 pub mod names;
 pub mod policy;
+pub mod quota;
 pub mod runtimes;
 pub mod sandbox;
 pub mod stats;

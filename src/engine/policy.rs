@@ -15,6 +15,11 @@ pub const DEFAULT_PIDS_LIMIT: i64 = 256;
 pub const DEFAULT_NETWORK: &str = "none";
 pub const DEFAULT_TMP_SIZE: u64 = 64 << 20;
 pub const DEFAULT_NOFILE: i64 = 1024;
+/// Size limit of a workspace, in bytes.
+pub const DEFAULT_DISK: u64 = 1 << 30;
+/// The smallest workspace limit: an ext4 file system needs room for its
+/// journal and tables before any file fits.
+pub const MIN_DISK: u64 = 16 << 20;
 
 /// A byte size written as `1g`, `512m`, `64k` or a plain number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -84,6 +89,60 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// A workspace size limit: a [`ByteSize`], or none at all, written `0` or
+/// `"none"` (in the config file, a runtime's table or `--disk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub struct DiskLimit(pub Option<ByteSize>);
+
+impl DiskLimit {
+    /// Parses `5g`, `512m`, … or `0` / `none` for no limit.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "0" | "none" => Ok(Self(None)),
+            _ => ByteSize::parse(text)
+                .map(|size| Self(Some(size)))
+                .map_err(|err| format!("{err}, or 0 for no limit")),
+        }
+    }
+
+    /// The limit in bytes; `None` when there is none.
+    pub fn bytes(self) -> Option<u64> {
+        self.0.map(|size| size.0)
+    }
+}
+
+impl fmt::Display for DiskLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(size) => size.fmt(f),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+impl From<DiskLimit> for String {
+    fn from(limit: DiskLimit) -> String {
+        limit.to_string()
+    }
+}
+
+impl<'de> Deserialize<'de> for DiskLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(0) => Ok(DiskLimit(None)),
+            Raw::Number(bytes) => Ok(DiskLimit(Some(ByteSize(bytes)))),
+            Raw::Text(text) => DiskLimit::parse(&text).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 /// A host folder mounted into a sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Volume {
@@ -115,6 +174,8 @@ pub struct PolicyOverrides {
     pub no_new_privileges: Option<bool>,
     /// Run an init process that reaps orphans (default true).
     pub init: Option<bool>,
+    /// Hard size limit of the workspace (default 1g; `0` for none).
+    pub disk: Option<DiskLimit>,
 }
 
 impl PolicyOverrides {
@@ -139,6 +200,14 @@ impl PolicyOverrides {
             && memory.0 < 16 << 20
         {
             return Err(format!("memory must be at least 16m, got {memory}"));
+        }
+        if let Some(DiskLimit(Some(disk))) = self.disk
+            && disk.0 < MIN_DISK
+        {
+            return Err(format!(
+                "disk must be at least {}, or 0 for no limit, got {disk}",
+                ByteSize(MIN_DISK)
+            ));
         }
         if let Some(nofile) = self.nofile
             && nofile < 64
@@ -182,6 +251,9 @@ pub struct SandboxPolicy {
     pub no_new_privileges: bool,
     pub init: bool,
     pub volumes: Vec<Volume>,
+    /// Hard size limit of the workspace. Not part of the engine's host
+    /// config: a label carries it (see `Engine::create_sandbox`).
+    pub disk: DiskLimit,
 }
 
 impl Default for SandboxPolicy {
@@ -200,6 +272,7 @@ impl Default for SandboxPolicy {
             no_new_privileges: true,
             init: true,
             volumes: Vec::new(),
+            disk: DiskLimit(Some(ByteSize(DEFAULT_DISK))),
         }
     }
 }
@@ -251,6 +324,9 @@ impl SandboxPolicy {
         }
         if let Some(init) = layer.init {
             self.init = init;
+        }
+        if let Some(disk) = layer.disk {
+            self.disk = disk;
         }
         if let Some(volumes) = &layer.volumes {
             for (host, container) in volumes {
@@ -313,8 +389,15 @@ impl SandboxPolicy {
     }
 
     /// Reads the policy back from a container's host config, so `inspect`
-    /// shows what the engine enforces rather than what was asked for.
-    pub fn from_host_config(user: &str, host: &HostConfig, work_dir: &str) -> Self {
+    /// shows what the engine enforces rather than what was asked for. The
+    /// disk limit is not in the host config: it comes from the sandbox's
+    /// label, `disk`.
+    pub fn from_host_config(
+        user: &str,
+        host: &HostConfig,
+        work_dir: &str,
+        disk: DiskLimit,
+    ) -> Self {
         let mut policy = Self {
             user: if user.is_empty() {
                 "0:0 (root)".to_string()
@@ -358,6 +441,7 @@ impl SandboxPolicy {
                 .any(|opt| opt.starts_with("no-new-privileges")),
             init: host.init.unwrap_or(false),
             volumes: Vec::new(),
+            disk,
         };
         for bind in host.binds.iter().flatten() {
             let mut parts = bind.split(':');
@@ -482,8 +566,58 @@ mod tests {
         assert!(!policy.cap_drop_all && !policy.init && policy.no_new_privileges);
         assert_eq!(policy.pids_limit, DEFAULT_PIDS_LIMIT);
         let host = policy.host_config("/ws/bob", "/workspace");
-        let back = SandboxPolicy::from_host_config(&policy.user, &host, "/workspace");
+        let back = SandboxPolicy::from_host_config(&policy.user, &host, "/workspace", policy.disk);
         assert_eq!(back, policy);
+    }
+
+    #[test]
+    fn disk_limits_parse_and_layer_in_order() {
+        assert_eq!(DiskLimit::parse("5g").unwrap().bytes(), Some(5 << 30));
+        assert_eq!(DiskLimit::parse("0").unwrap().bytes(), None);
+        assert_eq!(DiskLimit::parse("none").unwrap().bytes(), None);
+        assert!(
+            DiskLimit::parse("-1g")
+                .unwrap_err()
+                .contains("0 for no limit")
+        );
+        assert_eq!(
+            SandboxPolicy::default().disk.bytes(),
+            Some(DEFAULT_DISK),
+            "1 GiB unless set"
+        );
+
+        // config [sandbox], then the runtime's table, then the sandbox's flag.
+        #[derive(Deserialize)]
+        struct Layer {
+            sandbox: PolicyOverrides,
+        }
+        let layer = |text: &str| toml::from_str::<Layer>(text).unwrap().sandbox;
+        let config = layer("[sandbox]\ndisk = \"2g\"\n");
+        let runtime = layer("[sandbox]\ndisk = \"512m\"\n");
+        let none = layer("[sandbox]\ndisk = 0\n");
+        let flag = PolicyOverrides {
+            disk: Some(DiskLimit::parse("5g").unwrap()),
+            ..Default::default()
+        };
+        let unset = PolicyOverrides::default();
+        let resolve = |layers: [&PolicyOverrides; 3]| SandboxPolicy::resolve(layers).unwrap().disk;
+        assert_eq!(resolve([&config, &unset, &unset]).bytes(), Some(2 << 30));
+        assert_eq!(
+            resolve([&config, &runtime, &unset]).bytes(),
+            Some(512 << 20)
+        );
+        assert_eq!(resolve([&config, &runtime, &flag]).bytes(), Some(5 << 30));
+        assert_eq!(resolve([&config, &none, &unset]).bytes(), None);
+        assert_eq!(resolve([&none, &unset, &flag]).bytes(), Some(5 << 30));
+        assert_eq!(
+            resolve([&unset, &unset, &unset]).bytes(),
+            Some(DEFAULT_DISK)
+        );
+
+        let tiny = layer("[sandbox]\ndisk = \"1m\"\n");
+        let err = SandboxPolicy::resolve([&tiny]).unwrap_err();
+        assert!(err.contains("disk must be at least 16m"), "{err}");
+        assert!(toml::from_str::<Layer>("[sandbox]\ndisk = \"lots\"\n").is_err());
     }
 
     #[test]

@@ -21,7 +21,8 @@ use super::exec::{
     EngineExec, ExecEvent, ExecRequest, ExecResult, ExecTarget, ExecTransport, SIGKILL_EXIT_CODE,
     SandboxLoss,
 };
-use super::policy::SandboxPolicy;
+use super::policy::{ByteSize, DiskLimit, SandboxPolicy};
+use super::quota::{self, DiskUsage};
 use super::runtimes::Runtime;
 use super::{Engine, is_not_found, labels};
 
@@ -38,6 +39,8 @@ pub mod sandbox_labels {
     pub const CREATED: &str = "sandpit.created";
     pub const KIND: &str = "sandpit.kind";
     pub const KIND_SANDBOX: &str = "sandbox";
+    /// The workspace limit asked for, in bytes; `0` for none.
+    pub const DISK: &str = "sandpit.disk";
 }
 
 /// A user id: letters, digits, `-`, `_` and `.`, 1 to 64 characters, not
@@ -130,6 +133,9 @@ pub struct SandboxInfo {
     pub workspace: String,
     /// Unix seconds.
     pub created: i64,
+    /// The workspace limit the sandbox was made with, in bytes; `None` for
+    /// none.
+    pub disk_limit: Option<u64>,
 }
 
 impl SandboxInfo {
@@ -148,6 +154,10 @@ pub struct SandboxDetails {
     pub started_at: String,
     pub oom_killed: bool,
     pub policy: SandboxPolicy,
+    /// The workspace's usage and whether its limit is enforced; filled by
+    /// [`Sandbox::inspect_with_usage`] only (measuring may walk the folder),
+    /// and `None` when the folder is not on this host.
+    pub disk: Option<DiskUsage>,
 }
 
 /// A handle on one sandbox container.
@@ -177,10 +187,43 @@ impl Engine {
     /// handed over whole, links not followed (see `prepare_workspace`), or
     /// refused, before any container exists, when sandpit cannot give files
     /// away. Nothing is left behind on failure.
+    ///
+    /// With a disk limit (`policy.disk`), the workspace is first made its
+    /// own size-limited file system (see [`quota`]); where that is not
+    /// possible the sandbox is made without one and `inspect` says why.
     pub async fn create_sandbox(&self, spec: &SandboxSpec) -> anyhow::Result<Sandbox> {
         let name = spec.user.container_name();
         let (uid, gid) = spec.policy.uid_gid();
-        prepare_workspace(spec.workspace.clone(), uid, gid).await?;
+        let disk = prepare_workspace(spec.workspace.clone(), spec.policy.disk, uid, gid).await?;
+        match disk.enforced {
+            Some(limit) => tracing::info!(
+                "workspace {}: size limit {} enforced",
+                spec.workspace.display(),
+                ByteSize(limit)
+            ),
+            None if spec.policy.disk.bytes().is_some() => tracing::warn!(
+                "workspace {}: size limit NOT ENFORCED: {}",
+                spec.workspace.display(),
+                disk.note.as_deref().unwrap_or("unknown reason")
+            ),
+            None => {}
+        }
+        match self.create_container(spec, &name).await {
+            Ok(sandbox) => Ok(sandbox),
+            Err(err) => {
+                // The image mounted for a sandbox that never came to be is
+                // released; one made just now goes too.
+                let workspace = spec.workspace.clone();
+                let created = disk.created;
+                let _ =
+                    tokio::task::spawn_blocking(move || quota::release(&workspace, created)).await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn create_container(&self, spec: &SandboxSpec, name: &str) -> anyhow::Result<Sandbox> {
+        let name = name.to_string();
         let workspace = spec.workspace.display().to_string();
         let created_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -195,6 +238,10 @@ impl Engine {
             (labels::RUNTIME.to_string(), spec.runtime.name.clone()),
             (sandbox_labels::WORKSPACE.to_string(), workspace.clone()),
             (sandbox_labels::CREATED.to_string(), created_at.to_string()),
+            (
+                sandbox_labels::DISK.to_string(),
+                spec.policy.disk.bytes().unwrap_or(0).to_string(),
+            ),
         ]);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
@@ -322,6 +369,7 @@ impl Engine {
                     image: container.image.unwrap_or_default(),
                     workspace: label(sandbox_labels::WORKSPACE),
                     created: label(sandbox_labels::CREATED).parse().unwrap_or_default(),
+                    disk_limit: disk_label(&labels),
                 }
             })
             .collect();
@@ -339,10 +387,48 @@ impl Engine {
 /// owners (root's, say) are left as they are and logged. When sandpit is not
 /// root it cannot give files away: a differing owner is then refused with
 /// what to do, and nothing is created. The walk runs on a blocking thread.
-async fn prepare_workspace(path: PathBuf, uid: u32, gid: u32) -> anyhow::Result<()> {
-    tokio::task::spawn_blocking(move || super::workspace::prepare(&path, uid, gid))
+///
+/// The disk image (see [`quota::prepare`]) is mounted first, so the
+/// hand-over works on the file system the sandbox will see.
+async fn prepare_workspace(
+    path: PathBuf,
+    disk: DiskLimit,
+    uid: u32,
+    gid: u32,
+) -> anyhow::Result<quota::Prepared> {
+    tokio::task::spawn_blocking(move || {
+        let prepared = quota::prepare(&path, disk.bytes(), uid, gid)?;
+        if let Err(err) = super::workspace::prepare(&path, uid, gid) {
+            let _ = quota::release(&path, prepared.created);
+            return Err(err);
+        }
+        Ok(prepared)
+    })
+    .await
+    .context("preparing the workspace folder stopped")?
+}
+
+/// A sandbox's workspace usage against its limit (see [`quota::usage`],
+/// which walks at most `walk_limit` entries of a workspace without a mounted
+/// image); `None` when the workspace folder is not on this host.
+pub async fn workspace_usage(info: &SandboxInfo, walk_limit: u64) -> Option<DiskUsage> {
+    if info.workspace.is_empty() {
+        return None;
+    }
+    let path = PathBuf::from(&info.workspace);
+    let limit = info.disk_limit;
+    tokio::task::spawn_blocking(move || quota::usage(&path, limit, walk_limit))
         .await
-        .context("preparing the workspace folder stopped")?
+        .ok()
+        .flatten()
+}
+
+/// The sandbox's disk limit from its label: bytes, `0` for none.
+fn disk_label(labels: &HashMap<String, String>) -> Option<u64> {
+    labels
+        .get(sandbox_labels::DISK)
+        .and_then(|value| value.parse().ok())
+        .filter(|bytes| *bytes > 0)
 }
 
 impl Sandbox {
@@ -386,7 +472,39 @@ impl Sandbox {
         *self.oom_kills_seen.lock().await = None;
     }
 
+    /// Mounts the workspace's disk image again when it has one that is not
+    /// mounted (after a host reboot, or an `rm` without `--purge`). A
+    /// running container would keep its view of the unmounted folder, so it
+    /// is stopped first and started again after.
+    pub async fn ensure_workspace_mounted(&self) -> anyhow::Result<()> {
+        let details = self.inspect().await?;
+        if details.info.workspace.is_empty() {
+            return Ok(());
+        }
+        let workspace = PathBuf::from(&details.info.workspace);
+        if !quota::needs_remount(&workspace) {
+            return Ok(());
+        }
+        let running = details.info.is_running();
+        if running {
+            self.stop().await?;
+        }
+        tokio::task::spawn_blocking(move || quota::remount(&workspace))
+            .await
+            .context("mounting the workspace image stopped")??;
+        if running {
+            self.start_container().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the sandbox, its workspace image mounted first.
     pub async fn start(&self) -> anyhow::Result<()> {
+        self.ensure_workspace_mounted().await?;
+        self.start_container().await
+    }
+
+    async fn start_container(&self) -> anyhow::Result<()> {
         self.forget_oom_baseline().await;
         match self
             .engine
@@ -426,6 +544,7 @@ impl Sandbox {
     }
 
     pub async fn restart(&self) -> anyhow::Result<()> {
+        self.ensure_workspace_mounted().await?;
         self.forget_oom_baseline().await;
         self.engine
             .docker()
@@ -442,7 +561,9 @@ impl Sandbox {
     }
 
     /// Removes the container; the workspace folder is deleted only when
-    /// `delete_workspace` is set.
+    /// `delete_workspace` is set. Without it the workspace's disk image
+    /// stays mounted, so its files stay where they were on the host; with
+    /// it the image is unmounted (its loop device freed) and deleted first.
     pub async fn remove(&self, delete_workspace: bool) -> anyhow::Result<()> {
         let workspace = self.inspect().await?.info.workspace;
         self.engine
@@ -453,6 +574,15 @@ impl Sandbox {
             )
             .await
             .map_err(|err| self.gone_or(err, "remove"))?;
+        if delete_workspace && !workspace.is_empty() {
+            let path = PathBuf::from(&workspace);
+            tokio::task::spawn_blocking(move || quota::release(&path, true))
+                .await
+                .context("releasing the workspace image stopped")?
+                .with_context(|| {
+                    format!("removed the sandbox but cannot release its workspace {workspace}")
+                })?;
+        }
         if delete_workspace && !workspace.is_empty() {
             match std::fs::remove_dir_all(&workspace) {
                 Ok(()) => {}
@@ -483,6 +613,7 @@ impl Sandbox {
         let state = inspect.state.unwrap_or_default();
         let host_config = inspect.host_config.unwrap_or_default();
         let work_dir = config.working_dir.clone().unwrap_or_default();
+        let disk_limit = disk_label(&labels);
         Ok(SandboxDetails {
             info: SandboxInfo {
                 user: label(sandbox_labels::USER),
@@ -493,6 +624,7 @@ impl Sandbox {
                 image: config.image.clone().unwrap_or_default(),
                 workspace: label(sandbox_labels::WORKSPACE),
                 created: label(sandbox_labels::CREATED).parse().unwrap_or_default(),
+                disk_limit,
             },
             name: self.target.container.clone(),
             started_at: state.started_at.unwrap_or_default(),
@@ -501,9 +633,18 @@ impl Sandbox {
                 config.user.as_deref().unwrap_or_default(),
                 &host_config,
                 &work_dir,
+                DiskLimit(disk_limit.map(ByteSize)),
             ),
             work_dir,
+            disk: None,
         })
+    }
+
+    /// [`Sandbox::inspect`] with the workspace's usage against its limit.
+    pub async fn inspect_with_usage(&self) -> anyhow::Result<SandboxDetails> {
+        let mut details = self.inspect().await?;
+        details.disk = workspace_usage(&details.info, quota::USAGE_WALK_ONE).await;
+        Ok(details)
     }
 
     /// Whether any command is running in the sandbox right now, from any

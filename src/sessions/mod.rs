@@ -20,13 +20,18 @@ use crate::engine::events::SandboxEvent;
 use crate::engine::images::{BuildEvent, BuildOptions};
 use crate::engine::policy::{PolicyOverrides, SandboxPolicy};
 use crate::engine::runtimes::RuntimeSet;
-use crate::engine::sandbox::{Sandbox, SandboxExists, SandboxInfo, SandboxSpec, UserId};
+use crate::engine::sandbox::{
+    Sandbox, SandboxExists, SandboxInfo, SandboxSpec, UserId, workspace_usage,
+};
 
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
-/// Folder under the workspace root for sandpit's own bookkeeping. User ids
-/// cannot start with `.`, so it never collides with a workspace.
-pub(crate) const STATE_DIR: &str = ".sandpit";
+use crate::engine::quota::{self, DiskUsage};
+
+/// Folder under the workspace root for sandpit's own bookkeeping (use
+/// records, quota images, the activity log). User ids cannot start with `.`,
+/// so it never collides with a workspace.
+pub(crate) use crate::engine::quota::STATE_DIR;
 
 /// How sessions are made.
 #[derive(Debug, Clone)]
@@ -62,6 +67,9 @@ pub struct Session {
     pub sandbox: SandboxInfo,
     /// Unix seconds.
     pub last_used: i64,
+    /// The workspace's usage against its limit; `None` when its folder is
+    /// not on this host.
+    pub disk: Option<DiskUsage>,
 }
 
 /// Gives each user their sandbox, creating it on first use.
@@ -167,6 +175,13 @@ impl SessionManager {
                     details.info.runtime
                 );
             }
+            // After a host reboot the workspace image is there but not
+            // mounted: mount it again (stopping a running container first,
+            // whose view of the folder would be stale).
+            let workspace = std::path::Path::new(&details.info.workspace);
+            if !details.info.workspace.is_empty() && quota::needs_remount(workspace) {
+                sandbox.ensure_workspace_mounted().await?;
+            }
             if !details.info.is_running() {
                 sandbox.start().await?;
             }
@@ -183,6 +198,7 @@ impl SessionManager {
         // before a long image build.
         let (uid, gid) = policy.uid_gid();
         crate::engine::workspace::check(&self.workspace_of(user), uid, gid)?;
+        quota::check(&self.workspace_of(user), policy.disk.bytes())?;
         let image = self
             .engine
             .build_runtime(&runtime, &self.config.build, on_build)
@@ -280,19 +296,33 @@ impl SessionManager {
         Ok(())
     }
 
-    /// Every session on the engine, by user.
+    /// Every session on the engine, by user, with its workspace usage.
     pub async fn list(&self) -> anyhow::Result<Vec<Session>> {
+        self.list_sessions(true).await
+    }
+
+    /// Every session; its workspace measured only when `with_usage` (the
+    /// reaper has no use for it, and an unlimited workspace is walked).
+    async fn list_sessions(&self, with_usage: bool) -> anyhow::Result<Vec<Session>> {
         let sandboxes = self.engine.list_sandboxes().await?;
-        Ok(sandboxes
-            .into_iter()
-            .map(|sandbox| {
-                let recorded = UserId::parse(&sandbox.user)
-                    .ok()
-                    .and_then(|user| self.last_used(&user));
-                let last_used = recorded.unwrap_or(sandbox.created).max(sandbox.created);
-                Session { sandbox, last_used }
-            })
-            .collect())
+        let mut sessions = Vec::with_capacity(sandboxes.len());
+        for sandbox in sandboxes {
+            let recorded = UserId::parse(&sandbox.user)
+                .ok()
+                .and_then(|user| self.last_used(&user));
+            let last_used = recorded.unwrap_or(sandbox.created).max(sandbox.created);
+            let disk = if with_usage {
+                workspace_usage(&sandbox, quota::USAGE_WALK_EACH).await
+            } else {
+                None
+            };
+            sessions.push(Session {
+                sandbox,
+                last_used,
+                disk,
+            });
+        }
+        Ok(sessions)
     }
 
     /// Stops every running session unused for longer than the idle timeout,
@@ -309,7 +339,7 @@ impl SessionManager {
         let now = unix_seconds(now);
         let timeout = i64::try_from(self.config.idle_timeout.as_secs()).unwrap_or(i64::MAX);
         let mut stopped = Vec::new();
-        for session in self.list().await? {
+        for session in self.list_sessions(false).await? {
             let ours = std::path::Path::new(&session.sandbox.workspace).parent()
                 == Some(self.config.workspace_root.as_path());
             if !ours || !session.sandbox.is_running() || now - session.last_used <= timeout {

@@ -193,7 +193,71 @@ impl TestRoot {
 impl Drop for TestRoot {
     fn drop(&mut self) {
         remove_container_now(&self.container);
+        unmount_under(self.dir.path());
     }
+}
+
+/// Unmounts every mount at or under `root` (workspace disk images a test
+/// left mounted), deepest first, so the temporary folder can go and no loop
+/// device stays taken: `mount -o loop` frees it on unmount.
+pub fn unmount_under(root: &Path) {
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let mut points: Vec<PathBuf> = mount_points()
+        .into_iter()
+        .filter(|point| point.starts_with(&root))
+        .collect();
+    points.sort_by_key(|point| std::cmp::Reverse(point.components().count()));
+    for point in points {
+        let _ = std::process::Command::new("umount")
+            .arg(&point)
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// The mount points of this process's mount namespace, from mountinfo
+/// (`\040` and such undone).
+pub fn mount_points() -> Vec<PathBuf> {
+    mounts().into_iter().map(|(point, _)| point).collect()
+}
+
+/// Every mount of this process's mount namespace: its point and source.
+pub fn mounts() -> Vec<(PathBuf, String)> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let unescape = |field: &str| {
+        let bytes = field.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            let octal = bytes
+                .get(i + 1..i + 4)
+                .and_then(|o| std::str::from_utf8(o).ok())
+                .and_then(|o| u8::from_str_radix(o, 8).ok());
+            match octal {
+                Some(value) if bytes[i] == b'\\' => {
+                    out.push(value);
+                    i += 4;
+                }
+                _ => {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+        }
+        out
+    };
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let point = unescape(left.split(' ').nth(4)?);
+            let source = unescape(right.split(' ').nth(1)?);
+            Some((
+                PathBuf::from(std::ffi::OsStr::from_bytes(&point)),
+                String::from_utf8_lossy(&source).into_owned(),
+            ))
+        })
+        .collect()
 }
 
 /// Force-removes a container with the docker CLI: usable from Drop, where
@@ -278,13 +342,41 @@ pub async fn manager(
     )
 }
 
-/// Removes the named users' containers when dropped, even if a test fails.
+/// Removes the named users' containers when dropped, even if a test fails,
+/// and unmounts their workspace disk images (mount points named for the
+/// user, under a `.sandpit/disks` layout; test user ids are unique per run).
 pub struct Cleanup(pub Vec<String>);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for container in &self.0 {
             remove_container_now(container);
+            let Some(user) = container.strip_prefix("sandpit-") else {
+                continue;
+            };
+            // Found by the loop device's backing file, which sysfs still
+            // names (with " (deleted)") after a temporary folder went first.
+            let image = format!("/.sandpit/disks/{user}.ext4");
+            for (point, source) in mounts() {
+                let backing = Path::new(&source)
+                    .file_name()
+                    .and_then(|name| {
+                        std::fs::read_to_string(format!(
+                            "/sys/block/{}/loop/backing_file",
+                            name.to_string_lossy()
+                        ))
+                        .ok()
+                    })
+                    .unwrap_or_default();
+                let ours =
+                    point.file_name().is_some_and(|name| name == user) && backing.contains(&image);
+                if ours {
+                    let _ = std::process::Command::new("umount")
+                        .arg(&point)
+                        .stderr(std::process::Stdio::null())
+                        .status();
+                }
+            }
         }
     }
 }

@@ -27,7 +27,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         } else {
             "select a session to see its CPU and memory"
         };
-        frame.render_widget(Paragraph::new(text).style(theme.muted()), inner);
+        let mut lines = vec![Line::from(text)];
+        if let Some(disk) = app.selected().and_then(|s| s.disk.as_ref()) {
+            lines.push(Line::from(format!(
+                "disk {}",
+                crate::units::disk_text(Some(disk))
+            )));
+        }
+        frame.render_widget(Paragraph::new(lines).style(theme.muted()), inner);
         return;
     };
     let Some(latest) = history.latest() else {
@@ -50,10 +57,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .collect();
     let memory: Vec<u64> = history.iter().skip(skip).map(|s| s.memory_used).collect();
     frame.render_widget(
-        Paragraph::new(Line::from(format!(
-            "CPU {:.1}%   pids {}",
-            latest.cpu_percent, latest.pids
-        )))
+        Paragraph::new(Line::from(
+            match app.selected().and_then(|s| s.disk.as_ref()) {
+                Some(disk) => format!(
+                    "CPU {:.1}%   pids {}   disk {}",
+                    latest.cpu_percent,
+                    latest.pids,
+                    crate::units::disk_text(Some(disk))
+                ),
+                None => format!("CPU {:.1}%   pids {}", latest.cpu_percent, latest.pids),
+            },
+        ))
         .style(theme.text().fg(theme.cpu)),
         cpu_label,
     );
