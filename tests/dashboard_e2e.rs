@@ -122,12 +122,14 @@ fn create_a_session_from_the_dashboard_and_see_it_live() {
     let other = common::test_user("e2c");
     let _other_cleanup = common::Cleanup(vec![other.container_name()]);
     let cli = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_sandpit"))
-            .arg("--workspace-root")
-            .arg(home.path().join("ws"))
-            .args(args)
-            .output()
-            .unwrap();
+        let output = common::output_within(
+            Command::new(env!("CARGO_BIN_EXE_sandpit"))
+                .arg("--workspace-root")
+                .arg(home.path().join("ws"))
+                .args(args),
+            common::CLI_DEADLINE,
+            "the sandpit CLI",
+        );
         assert!(
             output.status.success(),
             "{}",
@@ -245,12 +247,14 @@ fn type_a_program_run_it_and_survive_a_flood() {
     let _cleanup = common::Cleanup(vec![user.container_name()]);
     let home = tempfile::tempdir().unwrap();
     let workspace_root = home.path().join("ws");
-    let created = Command::new(env!("CARGO_BIN_EXE_sandpit"))
-        .arg("--workspace-root")
-        .arg(&workspace_root)
-        .args(["new", user.as_str()])
-        .output()
-        .unwrap();
+    let created = common::output_within(
+        Command::new(env!("CARGO_BIN_EXE_sandpit"))
+            .arg("--workspace-root")
+            .arg(&workspace_root)
+            .args(["new", user.as_str()]),
+        common::CLI_DEADLINE,
+        "the sandpit CLI",
+    );
     assert!(
         created.status.success(),
         "{}",
@@ -389,12 +393,16 @@ fn paste_text() -> String {
 
 /// Destructive engine events for `container` between two Unix times.
 fn destructive_events(container: &str, since: u64, until: u64) -> Vec<String> {
-    let output = Command::new("docker")
+    let mut command = Command::new("docker");
+    command
         .args(["events", "--format", "{{.Action}}"])
         .args(["--since", &since.to_string(), "--until", &until.to_string()])
-        .args(["--filter", &format!("container={container}")])
-        .output()
-        .expect("the docker CLI lists engine events");
+        .args(["--filter", &format!("container={container}")]);
+    let output = common::output_within(
+        &mut command,
+        std::time::Duration::from_secs(60),
+        "docker events over a past window",
+    );
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|action| ["kill", "die", "stop", "destroy", "restart"].contains(action))
@@ -415,12 +423,14 @@ fn a_paste_deletes_nothing_and_lands_in_the_editor_as_text() {
     let home = tempfile::tempdir().unwrap();
     let workspace_root = home.path().join("ws");
     let cli = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_sandpit"))
-            .arg("--workspace-root")
-            .arg(&workspace_root)
-            .args(args)
-            .output()
-            .unwrap();
+        let output = common::output_within(
+            Command::new(env!("CARGO_BIN_EXE_sandpit"))
+                .arg("--workspace-root")
+                .arg(&workspace_root)
+                .args(args),
+            common::CLI_DEADLINE,
+            "the sandpit CLI",
+        );
         assert!(
             output.status.success(),
             "{args:?}: {}",
@@ -544,4 +554,205 @@ fn a_paste_deletes_nothing_and_lands_in_the_editor_as_text() {
         "the paste undone",
         |screen| !screen.contains("def parse(x):") && screen.contains("import platform"),
     );
+}
+
+/// The pid of the local dockerd.
+fn dockerd_pid() -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "dockerd")
+        })
+}
+
+/// Waits for a child to exit, killing it and failing at the deadline.
+fn wait_child(
+    child: &mut std::process::Child,
+    deadline: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Stops the local dockerd (SIGTERM: it stops the containers, as at a
+/// host shutdown) and waits, with a deadline, for it to exit.
+fn stop_engine() {
+    let pid = dockerd_pid().expect("this test restarts a local dockerd; none runs here");
+    let killed = Command::new("kill").arg(pid.to_string()).status().unwrap();
+    assert!(killed.success(), "kill {pid} (dockerd)");
+    let until = Instant::now() + Duration::from_secs(60);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            Instant::now() < until,
+            "timed out after 60 s waiting for dockerd ({pid}) to exit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Starts dockerd with scripts/docker-up, in a session of its own so that
+/// nothing that ends this test's process group ends the engine.
+fn start_engine() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/docker-up");
+    let mut up = Command::new("setsid")
+        .args(["-w", script])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = wait_child(&mut up, Duration::from_secs(90), "scripts/docker-up");
+    assert!(status.success(), "scripts/docker-up failed: {status}");
+}
+
+#[test]
+#[ignore = "restarts dockerd, stopping every container on the machine: run alone by scripts/run-tests"]
+fn engine_restart_ends_commands_and_the_dashboard_and_sessions_come_back() {
+    let user = common::test_user("restart");
+    let _cleanup = common::Cleanup(vec![user.container_name()]);
+    let home = tempfile::tempdir().unwrap();
+    let workspace = home.path().join("ws").join(user.as_str());
+    let cli = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sandpit"));
+        command
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .env("XDG_STATE_HOME", home.path().join("state"))
+            .arg("--workspace-root")
+            .arg(home.path().join("ws"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(ca) = common::build_options().ca_file {
+            command.env(sandpit::config::CA_FILE_ENV, ca);
+        }
+        command
+    };
+    let finish = |mut child: std::process::Child, what: &str| {
+        let status = wait_child(&mut child, Duration::from_secs(120), what);
+        let output = child.wait_with_output().unwrap();
+        (
+            status,
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (status, _, stderr) = finish(
+        cli(&[
+            "exec",
+            "--user",
+            user.as_str(),
+            "--",
+            "sh",
+            "-c",
+            "echo kept > keep.txt",
+        ])
+        .spawn()
+        .unwrap(),
+        "the first command",
+    );
+    assert!(status.success(), "{stderr}");
+
+    let name = format!("sandpit-e2e-restart-{}", std::process::id());
+    let _session = start_dashboard(&name, home.path(), "", (120, 35));
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the session listed as running",
+        |screen| {
+            screen
+                .lines()
+                .any(|line| line.contains(user.as_str()) && line.contains("running"))
+        },
+    );
+
+    // A command runs while the engine goes away.
+    let running = cli(&[
+        "exec",
+        "--user",
+        user.as_str(),
+        "--",
+        "sh",
+        "-c",
+        "touch started; sleep 300",
+    ])
+    .spawn()
+    .unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    while !workspace.join("started").exists() {
+        assert!(
+            Instant::now() < until,
+            "timed out after 60 s waiting for the command to start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let restarted_at = Instant::now();
+    let _engine_back = EngineBack;
+    stop_engine();
+
+    // The command reports an error, while the engine is still away.
+    let (status, _, stderr) = finish(running, "the command to end once the engine went away");
+    eprintln!("command when the engine stopped: {status}; stderr: {stderr}");
+    assert!(!status.success(), "the cut command must not report success");
+    assert!(!stderr.trim().is_empty(), "the cut command says why");
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the engine-down banner",
+        |screen| screen.contains("Docker engine not answering"),
+    );
+
+    start_engine();
+    eprintln!(
+        "engine away for {:.1} s",
+        restarted_at.elapsed().as_secs_f64()
+    );
+    wait_for_screen(&name, Duration::from_secs(60), "the reconnect", |screen| {
+        !screen.contains("not answering") && screen.contains(user.as_str())
+    });
+
+    // The session comes back with its workspace, and the dashboard sees it.
+    let (status, stdout, stderr) = finish(
+        cli(&["exec", "--user", user.as_str(), "--", "cat", "keep.txt"])
+            .spawn()
+            .unwrap(),
+        "a command after the restart",
+    );
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout, "kept\n");
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the session running again",
+        |screen| {
+            screen
+                .lines()
+                .any(|line| line.contains(user.as_str()) && line.contains("running"))
+        },
+    );
+    tmux(&["send-keys", "-t", &name, "q"]);
+}
+
+/// Starts the engine again when dropped, so a failing restart test does not
+/// leave the machine without one.
+struct EngineBack;
+
+impl Drop for EngineBack {
+    fn drop(&mut self) {
+        if dockerd_pid().is_none() {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/docker-up");
+            let _ = Command::new("setsid").args(["-w", script]).status();
+        }
+    }
 }

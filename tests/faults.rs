@@ -338,22 +338,11 @@ fn cli(root: &Path, args: &[&str]) -> Command {
 
 /// Runs a CLI command to its end, within a deadline.
 fn cli_output(root: &Path, args: &[&str]) -> std::process::Output {
-    let mut child = cli(root, args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn sandpit");
-    let until = std::time::Instant::now() + FAULT_DEADLINE;
-    loop {
-        if child.try_wait().expect("wait for sandpit").is_some() {
-            return child.wait_with_output().expect("sandpit's output");
-        }
-        if std::time::Instant::now() >= until {
-            let _ = child.kill();
-            panic!("sandpit {args:?} did not end within {FAULT_DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::output_within(
+        &mut cli(root, args),
+        FAULT_DEADLINE,
+        &format!("sandpit {args:?}"),
+    )
 }
 
 #[tokio::test]

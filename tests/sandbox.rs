@@ -298,7 +298,10 @@ async fn order_within_each_stream_is_kept() {
         .await
         .unwrap();
     assert_eq!(result.exit_code, Some(0));
-    let (out, err) = collector.await.unwrap();
+    let (out, err) = tokio::time::timeout(Duration::from_secs(30), collector)
+        .await
+        .expect("the event collector ends within 30 s of the command")
+        .unwrap();
     let expected = |prefix: &str| {
         (1..=3000)
             .map(|i| format!("{prefix} {i}\n"))
