@@ -439,3 +439,70 @@ async fn sigkill_during_a_file_write_leaves_the_old_or_the_new_file_whole() {
     );
     assert_eq!(write_temporaries(&workspace), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn the_cli_ends_a_command_whose_sandbox_is_removed_with_a_failure() {
+    let root = tempfile::tempdir().unwrap();
+    let user = common::test_user("fault-cli-run");
+    let _cleanup = common::Cleanup(vec![user.container_name()]);
+    let made = cli_output(root.path(), &["new", user.as_str()]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let mut running = cli(
+        root.path(),
+        &[
+            "exec",
+            "--user",
+            user.as_str(),
+            "--",
+            "sh",
+            "-c",
+            "touch started; sleep 120",
+        ],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn sandpit exec");
+    let started = root.path().join(user.as_str()).join("started");
+    wait_until(FAULT_DEADLINE, "the command to start", || started.exists()).await;
+    docker_rm_f(&user.container_name());
+
+    let until = std::time::Instant::now() + FAULT_DEADLINE;
+    let status = loop {
+        if let Some(status) = running.try_wait().expect("wait for sandpit exec") {
+            break status;
+        }
+        if std::time::Instant::now() >= until {
+            let _ = running.kill();
+            panic!("sandpit exec did not end within {FAULT_DEADLINE:?} of its sandbox's removal");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let stderr = running.wait_with_output().expect("sandpit's stderr").stderr;
+    let stderr = String::from_utf8_lossy(&stderr);
+    eprintln!("sandpit exec in a removed sandbox: {status}; stderr: {stderr}");
+    // Loose on purpose: a distinct "sandbox removed during the command"
+    // outcome (its own exit status and message) is being added to the exec
+    // path; whatever it becomes, it is a failure, never a success.
+    assert!(
+        !status.success(),
+        "a command whose sandbox was removed must fail"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // The next command brings the user back.
+    let again = cli_output(
+        root.path(),
+        &["exec", "--user", user.as_str(), "--", "echo", "back"],
+    );
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "back\n");
+}

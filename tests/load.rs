@@ -22,12 +22,13 @@ use sandpit::engine::sandbox::UserId;
 const SESSIONS: usize = 50;
 const COMMANDS: usize = 200;
 const AT_A_TIME: usize = 20;
-/// Generous: about 15 commands a second were measured on the 2-core host
-/// with other suites running (11 minutes for the 10,000); half as fast
-/// again still passes. The nextest override for this binary allows 20.
+/// Generous: 10,000 commands took 407 s (24.6 a second) on the 2-core host
+/// while other suites ran (load average 25-40); more than twice that still
+/// passes. The nextest override for this binary allows 20 minutes.
 const DEADLINE: Duration = Duration::from_secs(17 * 60);
-/// The test process's peak resident memory may not pass this.
-const MEMORY_BOUND_MIB: u64 = 256;
+/// The test process's peak resident memory may not pass this (10 MiB
+/// measured).
+const MEMORY_BOUND_MIB: u64 = 64;
 
 /// This process's open file descriptors, with what each is.
 fn open_fds() -> Vec<String> {
@@ -148,7 +149,7 @@ fn fifty_sessions_of_two_hundred_commands_lose_nothing() {
                                 ));
                             }
                             let total = done.fetch_add(1, Ordering::Relaxed) + 1;
-                            if total % 1000 == 0 {
+                            if total.is_multiple_of(1000) {
                                 eprintln!("load: {total} commands done");
                             }
                         }
