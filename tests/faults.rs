@@ -145,10 +145,10 @@ async fn a_sandbox_removed_during_a_file_write_keeps_the_old_file() {
     let sandbox = session(&manager, &user).await;
     let old = b"the old contents".to_vec();
     sandbox.write_file("data.bin", old.clone()).await.unwrap();
-    let new = patterned(256 << 20, 0x5a);
+    // Big enough that the write is still going when the sandbox goes.
+    let contents = patterned(256 << 20, 0x5a);
 
     let writer = sandbox.clone();
-    let contents = new.clone();
     let write = tokio::spawn(async move { writer.write_file("data.bin", contents).await });
     let workspace = manager.workspace_of(&user);
     wait_until(FAULT_DEADLINE, "the write's temporary file", || {
