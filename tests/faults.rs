@@ -227,11 +227,12 @@ fn build_container(token: &str) -> Option<String> {
 async fn a_build_whose_container_is_removed_fails_clearly_and_the_next_call_works() {
     let root = tempfile::tempdir().unwrap();
     let user = common::test_user("fault-build");
-    let _cleanup = common::Cleanup(vec![user.container_name()]);
-    let token = format!("fault{}x{}", std::process::id(), common_unix_nanos());
+    let token = format!("fault{}x{}", std::process::id(), unix_nanos());
     let runtime = slow_runtime(&token);
     let tag = sandpit::engine::images::image_ref(&runtime);
+    // Dropped after the container, which uses the image.
     let _image = RemoveImage(tag.clone());
+    let _cleanup = common::Cleanup(vec![user.container_name()]);
     let mut runtimes = RuntimeSet::builtin().unwrap();
     runtimes.overlay(vec![runtime]);
     let mut config = sandpit::sessions::SessionConfig::new(root.path().to_path_buf());
@@ -307,7 +308,7 @@ async fn a_build_whose_container_is_removed_fails_clearly_and_the_next_call_work
     assert_eq!(before.bytes, b"from before");
 }
 
-fn common_unix_nanos() -> u128 {
+fn unix_nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
