@@ -4,8 +4,8 @@
 //! error (never a hang or a panic), and the next `get_or_create` brings the
 //! user back with their workspace.
 //!
-//! The engine-restart fault is in `engine_restart.rs`: it stops every
-//! container on the machine, so it runs alone in its own pass.
+//! The engine-restart fault, which needs the dashboard in tmux, is in
+//! `dashboard_e2e.rs`.
 
 mod common;
 
