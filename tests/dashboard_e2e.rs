@@ -579,8 +579,9 @@ fn wait_child(
 }
 
 /// A Docker engine of the test's own: a second dockerd with its own socket,
-/// data, state, pid file and (empty) config, no bridge and no iptables
-/// rules, started directly as scripts/docker-up starts the shared one.
+/// data, state, pid file, (empty) config and network namespace, no bridge
+/// and no iptables rules, started directly as scripts/docker-up starts the
+/// shared one.
 /// Restarting it for real disturbs no other test; the shared engine is left
 /// alone. Dropping it stops it and deletes its folder.
 struct PrivateEngine {
@@ -622,7 +623,12 @@ impl PrivateEngine {
             .open(self.dir.join("dockerd.log"))
             .unwrap();
         let dir = self.dir.display();
-        let dockerd = Command::new("dockerd")
+        // In a network namespace of its own: with no bridge, dockerd deletes
+        // any `docker0` interface it sees, and the host's belongs to the
+        // shared engine. Its containers have no network; its socket is a
+        // file, reachable from any namespace.
+        let dockerd = Command::new("unshare")
+            .args(["--net", "--", "dockerd"])
             .arg(format!("--host={}", self.host()))
             .arg(format!("--data-root={dir}/data"))
             .arg(format!("--exec-root={dir}/exec"))
@@ -697,6 +703,9 @@ impl Drop for PrivateEngine {
 
 #[test]
 fn engine_restart_ends_commands_and_the_dashboard_and_sessions_come_back() {
+    // The shared engine's bridge must outlive the test's engine.
+    let shared_bridge = std::path::Path::new("/sys/class/net/docker0");
+    let had_bridge = shared_bridge.exists();
     let mut engine = PrivateEngine::new();
     // The runtime's image, copied from the shared engine: no build needed.
     let image = tokio::runtime::Builder::new_current_thread()
@@ -723,7 +732,8 @@ fn engine_restart_ends_commands_and_the_dashboard_and_sessions_come_back() {
         String::from_utf8_lossy(&loaded.stderr)
     );
 
-    let user = common::test_user("restart");
+    // Short: the Sessions column shows about 14 characters of a name.
+    let user = common::test_user("rs");
     let home = tempfile::tempdir().unwrap();
     let workspace = home.path().join("ws").join(user.as_str());
     let host = engine.host();
@@ -859,5 +869,11 @@ fn engine_restart_ends_commands_and_the_dashboard_and_sessions_come_back() {
         removed.status.success(),
         "{}",
         String::from_utf8_lossy(&removed.stderr)
+    );
+    drop(engine);
+    assert_eq!(
+        shared_bridge.exists(),
+        had_bridge,
+        "the test's engine touched the host's docker0"
     );
 }

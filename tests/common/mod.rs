@@ -208,12 +208,25 @@ impl Drop for TestRoot {
 
 /// Force-removes a container with the docker CLI: usable from Drop, where
 /// nothing async can run.
+/// Bounded: an engine that does not answer within a minute is given up on
+/// (never a panic: this runs in Drop).
 pub fn remove_container_now(name: &str) {
-    let _ = std::process::Command::new("docker")
+    let child = std::process::Command::new("docker")
         .args(["rm", "-f", name])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .status();
+        .spawn();
+    let Ok(mut child) = child else { return };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while matches!(child.try_wait(), Ok(None)) {
+        if std::time::Instant::now() >= until {
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("gave up removing {name}: the engine did not answer within 60 s");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// A fresh python-minimal sandbox with the given policy overrides. The
