@@ -1,13 +1,17 @@
 //! An engine that is down gets a clear error, not a panic.
 
+mod common;
+
 use std::process::Command;
 
 fn sandpit(args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_sandpit"))
-        .args(args)
-        .env("DOCKER_HOST", "unix:///nonexistent/sandpit-test.sock")
-        .output()
-        .unwrap();
+    let output = common::output_within(
+        Command::new(env!("CARGO_BIN_EXE_sandpit"))
+            .args(args)
+            .env("DOCKER_HOST", "unix:///nonexistent/sandpit-test.sock"),
+        std::time::Duration::from_secs(60),
+        &format!("sandpit {args:?} against an absent engine"),
+    );
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -41,7 +41,11 @@ impl Cli {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
+        common::output_within(
+            &mut self.command(args),
+            common::CLI_DEADLINE,
+            &format!("sandpit {args:?}"),
+        )
     }
 }
 
@@ -328,7 +332,15 @@ fn an_output_flood_keeps_sandpit_memory_bounded() {
     // VmHWM is the peak so far, so the last reading before exit is the peak
     // of the whole run.
     let mut peak_kib = 0;
+    let until = std::time::Instant::now() + common::CLI_DEADLINE;
     while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() >= until {
+            let _ = child.kill();
+            panic!(
+                "timed out after {:?} waiting for the flood's command to end",
+                common::CLI_DEADLINE
+            );
+        }
         if let Some(kib) = peak_rss_kib(child.id()) {
             peak_kib = peak_kib.max(kib);
         }

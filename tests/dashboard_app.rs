@@ -545,9 +545,14 @@ fn a_user_keymap_changes_the_keys() {
 }
 
 fn focus_editor(app: &mut App) {
-    while app.focus != Pane::Editor {
+    // Bounded: a pane Tab never reaches fails instead of spinning.
+    for _ in 0..16 {
+        if app.focus == Pane::Editor {
+            break;
+        }
         press(app, KeyCode::Tab);
     }
+    assert!(app.focus == Pane::Editor, "Tab never reached Editor");
 }
 
 #[test]
@@ -656,9 +661,14 @@ fn files_pane_lists_opens_creates_renames_and_deletes() {
         mtime: 0.0,
     };
     let mut app = app();
-    while app.focus != Pane::Files {
+    // Bounded: a pane Tab never reaches fails instead of spinning.
+    for _ in 0..16 {
+        if app.focus == Pane::Files {
+            break;
+        }
         press(&mut app, KeyCode::Tab);
     }
+    assert!(app.focus == Pane::Files, "Tab never reached Files");
     // Focusing the pane asks for the workspace listing.
     assert!(app.outbox.contains(&Request::ListDir {
         user: "alice".to_string(),
@@ -791,9 +801,14 @@ fn files_pane_lists_opens_creates_renames_and_deletes() {
 #[test]
 fn output_scrolls_searches_and_saves() {
     let mut app = app();
-    while app.focus != Pane::Editor {
+    // Bounded: a pane Tab never reaches fails instead of spinning.
+    for _ in 0..16 {
+        if app.focus == Pane::Editor {
+            break;
+        }
         press(&mut app, KeyCode::Tab);
     }
+    assert!(app.focus == Pane::Editor, "Tab never reached Editor");
     press(&mut app, KeyCode::F(5));
     for i in 0..100 {
         app.apply(Update::RunOutput {
@@ -853,9 +868,14 @@ fn files_pane_acts_on_odd_names_by_their_escaped_form() {
     use sandpit::engine::files::{DirEntry, EntryKind};
     use sandpit::tui::collector::FileOp;
     let mut app = app();
-    while app.focus != Pane::Files {
+    // Bounded: a pane Tab never reaches fails instead of spinning.
+    for _ in 0..16 {
+        if app.focus == Pane::Files {
+            break;
+        }
         press(&mut app, KeyCode::Tab);
     }
+    assert!(app.focus == Pane::Files, "Tab never reached Files");
     app.apply(Update::DirListing {
         user: "alice".to_string(),
         path: String::new(),

@@ -1,5 +1,7 @@
 //! The real binary in tmux against the real engine: create a session with
-//! keystrokes and see it listed with live CPU and memory.
+//! keystrokes and see it listed with live CPU and memory; the engine goes
+//! away and comes back (a proxy socket, and a real restart of an engine of
+//! the test's own).
 
 mod common;
 
@@ -122,12 +124,14 @@ fn create_a_session_from_the_dashboard_and_see_it_live() {
     let other = common::test_user("e2c");
     let _other_cleanup = common::Cleanup(vec![other.container_name()]);
     let cli = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_sandpit"))
-            .arg("--workspace-root")
-            .arg(home.path().join("ws"))
-            .args(args)
-            .output()
-            .unwrap();
+        let output = common::output_within(
+            Command::new(env!("CARGO_BIN_EXE_sandpit"))
+                .arg("--workspace-root")
+                .arg(home.path().join("ws"))
+                .args(args),
+            common::CLI_DEADLINE,
+            "the sandpit CLI",
+        );
         assert!(
             output.status.success(),
             "{}",
@@ -245,12 +249,14 @@ fn type_a_program_run_it_and_survive_a_flood() {
     let _cleanup = common::Cleanup(vec![user.container_name()]);
     let home = tempfile::tempdir().unwrap();
     let workspace_root = home.path().join("ws");
-    let created = Command::new(env!("CARGO_BIN_EXE_sandpit"))
-        .arg("--workspace-root")
-        .arg(&workspace_root)
-        .args(["new", user.as_str()])
-        .output()
-        .unwrap();
+    let created = common::output_within(
+        Command::new(env!("CARGO_BIN_EXE_sandpit"))
+            .arg("--workspace-root")
+            .arg(&workspace_root)
+            .args(["new", user.as_str()]),
+        common::CLI_DEADLINE,
+        "the sandpit CLI",
+    );
     assert!(
         created.status.success(),
         "{}",
@@ -404,12 +410,16 @@ fn paste_text() -> String {
 
 /// Destructive engine events for `container` between two Unix times.
 fn destructive_events(container: &str, since: u64, until: u64) -> Vec<String> {
-    let output = Command::new("docker")
+    let mut command = Command::new("docker");
+    command
         .args(["events", "--format", "{{.Action}}"])
         .args(["--since", &since.to_string(), "--until", &until.to_string()])
-        .args(["--filter", &format!("container={container}")])
-        .output()
-        .expect("the docker CLI lists engine events");
+        .args(["--filter", &format!("container={container}")]);
+    let output = common::output_within(
+        &mut command,
+        std::time::Duration::from_secs(60),
+        "docker events over a past window",
+    );
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|action| ["kill", "die", "stop", "destroy", "restart"].contains(action))
@@ -430,12 +440,14 @@ fn a_paste_deletes_nothing_and_lands_in_the_editor_as_text() {
     let home = tempfile::tempdir().unwrap();
     let workspace_root = home.path().join("ws");
     let cli = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_sandpit"))
-            .arg("--workspace-root")
-            .arg(&workspace_root)
-            .args(args)
-            .output()
-            .unwrap();
+        let output = common::output_within(
+            Command::new(env!("CARGO_BIN_EXE_sandpit"))
+                .arg("--workspace-root")
+                .arg(&workspace_root)
+                .args(args),
+            common::CLI_DEADLINE,
+            "the sandpit CLI",
+        );
         assert!(
             output.status.success(),
             "{args:?}: {}",
@@ -558,5 +570,325 @@ fn a_paste_deletes_nothing_and_lands_in_the_editor_as_text() {
         Duration::from_secs(10),
         "the paste undone",
         |screen| !screen.contains("def parse(x):") && screen.contains("import platform"),
+    );
+}
+
+/// Waits for a child to exit, killing it and failing at the deadline.
+fn wait_child(
+    child: &mut std::process::Child,
+    deadline: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A Docker engine of the test's own: a second dockerd with its own socket,
+/// data, state, pid file, (empty) config and network namespace, no bridge
+/// and no iptables rules, started directly as scripts/docker-up starts the
+/// shared one.
+/// Restarting it for real disturbs no other test; the shared engine is left
+/// alone. Dropping it stops it and deletes its folder.
+struct PrivateEngine {
+    dir: std::path::PathBuf,
+    dockerd: Option<std::process::Child>,
+}
+
+impl PrivateEngine {
+    fn new() -> Self {
+        // Under /var/lib, beside the shared engine's data: overlay2 needs a
+        // filesystem it can stack on, which a tmpfs /tmp may not be.
+        let dir = std::path::PathBuf::from(format!(
+            "/var/lib/sandpit-test-engine-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("daemon.json"), "{}").unwrap();
+        let mut engine = Self { dir, dockerd: None };
+        engine.start();
+        engine
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}/docker.sock", self.dir.display())
+    }
+
+    fn docker(&self) -> Command {
+        let mut command = Command::new("docker");
+        command.env("DOCKER_HOST", self.host());
+        command
+    }
+
+    /// Starts dockerd and waits, with a deadline, until it answers.
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("dockerd.log"))
+            .unwrap();
+        let dir = self.dir.display();
+        // In a network namespace of its own: with no bridge, dockerd deletes
+        // any `docker0` interface it sees, and the host's belongs to the
+        // shared engine. Its containers have no network; its socket is a
+        // file, reachable from any namespace.
+        let dockerd = Command::new("unshare")
+            .args(["--net", "--", "dockerd"])
+            .arg(format!("--host={}", self.host()))
+            .arg(format!("--data-root={dir}/data"))
+            .arg(format!("--exec-root={dir}/exec"))
+            .arg(format!("--pidfile={dir}/docker.pid"))
+            .arg(format!("--config-file={dir}/daemon.json"))
+            .args(["--bridge=none", "--iptables=false", "--ip-masq=false"])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("this test runs a dockerd of its own; none is installed");
+        self.dockerd = Some(dockerd);
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let answered = common::output_within(
+                self.docker()
+                    .args(["version", "--format", "{{.Server.Version}}"]),
+                Duration::from_secs(30),
+                "docker version against the test's engine",
+            );
+            if answered.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "timed out after 60 s waiting for the test's dockerd to answer; its log:\n{}",
+                std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Stops dockerd (SIGTERM: it stops its containers first, as at a host
+    /// shutdown) and waits, with a deadline, for it to exit.
+    fn stop(&mut self) {
+        let Some(mut dockerd) = self.dockerd.take() else {
+            return;
+        };
+        let _ = Command::new("kill").arg(dockerd.id().to_string()).status();
+        wait_child(
+            &mut dockerd,
+            Duration::from_secs(60),
+            "the test's dockerd to exit",
+        );
+    }
+}
+
+impl Drop for PrivateEngine {
+    fn drop(&mut self) {
+        if let Some(mut dockerd) = self.dockerd.take() {
+            let _ = Command::new("kill").arg(dockerd.id().to_string()).status();
+            let until = Instant::now() + Duration::from_secs(60);
+            while dockerd.try_wait().ok().flatten().is_none() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = dockerd.kill();
+            let _ = dockerd.wait();
+        }
+        // Anything still mounted below the folder goes before the folder.
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let prefix = self.dir.display().to_string();
+        for point in mounts
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(1))
+            .filter(|point| point.starts_with(&prefix))
+        {
+            let _ = Command::new("umount").args(["-l", point]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn engine_restart_ends_commands_and_the_dashboard_and_sessions_come_back() {
+    // The shared engine's bridge must outlive the test's engine.
+    let shared_bridge = std::path::Path::new("/sys/class/net/docker0");
+    let had_bridge = shared_bridge.exists();
+    let mut engine = PrivateEngine::new();
+    // The runtime's image, copied from the shared engine: no build needed.
+    let image = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async { common::python_image(&common::engine().await).await });
+    let loaded = common::output_within(
+        Command::new("bash")
+            .args([
+                "-o",
+                "pipefail",
+                "-c",
+                r#"docker save "$1" | DOCKER_HOST="$2" docker load"#,
+                "load",
+            ])
+            .args([image.as_str(), engine.host().as_str()]),
+        Duration::from_secs(180),
+        "the runtime image copied to the test's engine",
+    );
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+
+    // Short: the Sessions column shows about 14 characters of a name.
+    let user = common::test_user("rs");
+    let home = tempfile::tempdir().unwrap();
+    let workspace = home.path().join("ws").join(user.as_str());
+    let host = engine.host();
+    let cli = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sandpit"));
+        command
+            .env("DOCKER_HOST", &host)
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .env("XDG_STATE_HOME", home.path().join("state"))
+            .arg("--workspace-root")
+            .arg(home.path().join("ws"))
+            .args(args);
+        command
+    };
+    let made = common::output_within(
+        &mut cli(&[
+            "exec",
+            "--user",
+            user.as_str(),
+            "--",
+            "sh",
+            "-c",
+            "echo kept > keep.txt",
+        ]),
+        common::CLI_DEADLINE,
+        "the first command",
+    );
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+
+    let name = format!("sandpit-e2e-restart-{}", std::process::id());
+    let _session = start_dashboard(
+        &name,
+        home.path(),
+        &format!("DOCKER_HOST={}", engine.host()),
+        (120, 35),
+    );
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the session listed as running",
+        |screen| {
+            screen
+                .lines()
+                .any(|line| line.contains(user.as_str()) && line.contains("running"))
+        },
+    );
+
+    // A command runs while the engine goes away.
+    let mut running = cli(&[
+        "exec",
+        "--user",
+        user.as_str(),
+        "--",
+        "sh",
+        "-c",
+        "touch started; sleep 300",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    while !workspace.join("started").exists() {
+        assert!(
+            Instant::now() < until,
+            "timed out after 60 s waiting for the command to start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stopped_at = Instant::now();
+    engine.stop();
+
+    // The command reports an error, while the engine is still away.
+    let status = wait_child(
+        &mut running,
+        Duration::from_secs(60),
+        "the command to end once the engine went away",
+    );
+    let output = running.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("command when the engine stopped: {status}; stderr: {stderr}");
+    assert!(!status.success(), "the cut command must not report success");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the engine-down banner",
+        |screen| screen.contains("Docker engine not answering"),
+    );
+
+    engine.start();
+    eprintln!(
+        "engine away for {:.1} s",
+        stopped_at.elapsed().as_secs_f64()
+    );
+    wait_for_screen(&name, Duration::from_secs(60), "the reconnect", |screen| {
+        !screen.contains("not answering") && screen.contains(user.as_str())
+    });
+
+    // The session comes back with its workspace, and the dashboard sees it.
+    let after = common::output_within(
+        &mut cli(&["exec", "--user", user.as_str(), "--", "cat", "keep.txt"]),
+        common::CLI_DEADLINE,
+        "a command after the restart",
+    );
+    assert!(
+        after.status.success(),
+        "{}",
+        String::from_utf8_lossy(&after.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&after.stdout), "kept\n");
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the session running again",
+        |screen| {
+            screen
+                .lines()
+                .any(|line| line.contains(user.as_str()) && line.contains("running"))
+        },
+    );
+    tmux(&["send-keys", "-t", &name, "q"]);
+    let removed = common::output_within(
+        engine.docker().args(["rm", "-f", &user.container_name()]),
+        Duration::from_secs(60),
+        "removing the session from the test's engine",
+    );
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    drop(engine);
+    assert_eq!(
+        shared_bridge.exists(),
+        had_bridge,
+        "the test's engine touched the host's docker0"
     );
 }

@@ -238,9 +238,17 @@ fn every_size_renders_without_panicking() {
 #[test]
 fn editor_and_output_after_a_run() {
     let mut app = demo_app();
-    while app.focus != sandpit::tui::app::Pane::Editor {
+    // Bounded: a pane Tab never reaches fails instead of spinning.
+    for _ in 0..16 {
+        if app.focus == sandpit::tui::app::Pane::Editor {
+            break;
+        }
         key(&mut app, KeyCode::Tab);
     }
+    assert!(
+        app.focus == sandpit::tui::app::Pane::Editor,
+        "Tab never reached Editor"
+    );
     key(&mut app, KeyCode::F(5));
     app.apply(Update::RunOutput {
         user: "alice".to_string(),
@@ -273,9 +281,17 @@ fn files_pane_tree() {
         mtime: 0.0,
     };
     let mut app = demo_app();
-    while app.focus != sandpit::tui::app::Pane::Files {
+    // Bounded: a pane Tab never reaches fails instead of spinning.
+    for _ in 0..16 {
+        if app.focus == sandpit::tui::app::Pane::Files {
+            break;
+        }
         key(&mut app, KeyCode::Tab);
     }
+    assert!(
+        app.focus == sandpit::tui::app::Pane::Files,
+        "Tab never reached Files"
+    );
     app.apply(Update::DirListing {
         user: "alice".to_string(),
         path: String::new(),
@@ -306,9 +322,17 @@ fn files_pane_shows_odd_names_escaped() {
         mtime: 0.0,
     };
     let mut app = demo_app();
-    while app.focus != sandpit::tui::app::Pane::Files {
+    // Bounded: a pane Tab never reaches fails instead of spinning.
+    for _ in 0..16 {
+        if app.focus == sandpit::tui::app::Pane::Files {
+            break;
+        }
         key(&mut app, KeyCode::Tab);
     }
+    assert!(
+        app.focus == sandpit::tui::app::Pane::Files,
+        "Tab never reached Files"
+    );
     app.apply(Update::DirListing {
         user: "alice".to_string(),
         path: String::new(),

@@ -99,7 +99,11 @@ impl Cli {
         if let Some(ca) = common::build_options().ca_file {
             command.env(sandpit::config::CA_FILE_ENV, ca);
         }
-        command.output().unwrap()
+        common::output_within(
+            &mut command,
+            common::CLI_DEADLINE,
+            &format!("sandpit files {args:?}"),
+        )
     }
 
     /// Runs `files ARGS` and returns its stdout; fails unless it succeeds.

@@ -2,6 +2,8 @@
 //! apt sources (or SANDPIT_DEBIAN_MIRROR), never from a built-in public host.
 //! These run only its `--print-mirror` mode against made-up apt folders.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -18,7 +20,11 @@ fn print_mirror(apt_root: &Path, mirror_env: Option<&str>) -> Output {
     if let Some(mirror) = mirror_env {
         command.env("SANDPIT_DEBIAN_MIRROR", mirror);
     }
-    command.output().expect("the script runs")
+    common::output_within(
+        &mut command,
+        std::time::Duration::from_secs(60),
+        "scripts/offline-base-image --print-mirror",
+    )
 }
 
 fn apt_root(files: &[(&str, &str)]) -> tempfile::TempDir {

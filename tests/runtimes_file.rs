@@ -1,6 +1,8 @@
 //! Invalid runtimes files give precise errors: each fixture in
 //! fixtures/runtimes/invalid starts with `# expect: LINE:COLUMN: TEXT`.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -53,13 +55,15 @@ fn each_invalid_fixture_gives_its_precise_error() {
 #[test]
 fn the_cli_reports_a_bad_user_file_without_panicking() {
     for path in fixtures() {
-        let output = Command::new(env!("CARGO_BIN_EXE_sandpit"))
-            .arg("--runtimes")
-            .arg(&path)
-            .arg("runtimes")
-            .env("DOCKER_HOST", "unix:///nonexistent/sandpit-test.sock")
-            .output()
-            .unwrap();
+        let output = common::output_within(
+            Command::new(env!("CARGO_BIN_EXE_sandpit"))
+                .arg("--runtimes")
+                .arg(&path)
+                .arg("runtimes")
+                .env("DOCKER_HOST", "unix:///nonexistent/sandpit-test.sock"),
+            std::time::Duration::from_secs(60),
+            &format!("sandpit runtimes with {}", path.display()),
+        );
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(
             output.status.code(),

@@ -246,7 +246,11 @@ async fn cancelling_kills_the_whole_process_tree() {
         .expect("an event");
     assert_eq!(first.data, b"started\n");
     cancel.cancel();
-    let result = run.await.unwrap().unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the cancelled command ends within 30 s")
+        .unwrap()
+        .unwrap();
     assert!(result.cancelled && !result.timed_out, "{result:?}");
     let left = common::process_list(&sandbox).await;
     assert!(
@@ -298,7 +302,10 @@ async fn order_within_each_stream_is_kept() {
         .await
         .unwrap();
     assert_eq!(result.exit_code, Some(0));
-    let (out, err) = collector.await.unwrap();
+    let (out, err) = tokio::time::timeout(Duration::from_secs(30), collector)
+        .await
+        .expect("the event collector ends within 30 s of the command")
+        .unwrap();
     let expected = |prefix: &str| {
         (1..=3000)
             .map(|i| format!("{prefix} {i}\n"))
@@ -555,7 +562,10 @@ async fn half_a_cpu_reads_about_50_percent() {
     let settled = &readings[2..];
     let mean = settled.iter().sum::<f64>() / settled.len() as f64;
     assert!((40.0..=60.0).contains(&mean), "readings {readings:?}");
-    assert!(busy.await.unwrap().unwrap().timed_out);
+    let busy = tokio::time::timeout(Duration::from_secs(60), busy)
+        .await
+        .expect("the busy loop ends at its 9 s timeout, within 60 s");
+    assert!(busy.unwrap().unwrap().timed_out);
     sandbox.remove(true).await.unwrap();
 }
 
@@ -667,7 +677,10 @@ async fn stats_agree_with_docker_stats() {
         ours.memory_used
     );
     assert_eq!(ours.memory_limit as f64, docker_limit);
-    assert!(load.await.unwrap().unwrap().timed_out);
+    let load = tokio::time::timeout(Duration::from_secs(60), load)
+        .await
+        .expect("the load ends at its own timeout, within 60 s");
+    assert!(load.unwrap().unwrap().timed_out);
     sandbox.remove(true).await.unwrap();
 }
 

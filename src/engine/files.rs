@@ -199,8 +199,27 @@ case $op in
     mkdir -p -- "$dir" || exit 1
     # Re-check after creating parents: none of them may be a symlink out.
     full "$dir" 83
-    tmp="$dir/.sandpit-write.$$"
-    cat > "$tmp" && mv -f -- "$tmp" "$p" || { rm -f -- "$tmp"; exit 1; } ;;
+    # Written whole under a temporary name, then renamed over the file, so
+    # the file is always the old or the new contents. The name carries the
+    # exec's tag: a temporary whose exec is gone (its sandbox removed
+    # mid-write) is a leftover, cleared here.
+    for old in "$dir"/.sandpit-write.*; do
+      t=${old##*/.sandpit-write.}
+      case $t in ''|*[!0-9a-f-]*) continue ;; esac
+      [ -f "$old" ] || continue
+      live=""
+      for e in /proc/[0-9]*/environ; do
+        tr '\0' '\n' < "$e" 2>/dev/null | grep -qxF "SANDPIT_EXEC_TAG=$t" && { live=1; break; }
+      done
+      [ -n "$live" ] || rm -f -- "$old"
+    done
+    tmp="$dir/.sandpit-write.${SANDPIT_EXEC_TAG:-$$}"
+    cat > "$tmp" || { rm -f -- "$tmp"; exit 1; }
+    # A client killed mid-transfer closes stdin early, and cat ends as if
+    # the data were complete: only the whole size may replace the file.
+    got=$(stat -c %s -- "$tmp")
+    [ "$got" = "$2" ] || { rm -f -- "$tmp"; printf '%s' "$got"; exit 89; }
+    mv -f -- "$tmp" "$p" || { rm -f -- "$tmp"; exit 1; } ;;
   mkdir)
     dec "$1"; full "$R" 83
     mkdir -p -- "$R" ;;
@@ -275,6 +294,11 @@ impl Sandbox {
             ),
             Some(86) => bail!("`{path}` is not a folder"),
             Some(87) => bail!("`{path}` is a folder, not a file"),
+            Some(89) => bail!(
+                "the write of `{path}` was cut short ({} of {} bytes arrived); the file is unchanged",
+                result.stdout_text().trim(),
+                extra.first().map_or("?", String::as_str)
+            ),
             other => {
                 let all: Vec<String> = (0..paths.len()).map(shown).collect();
                 bail!(
@@ -298,6 +322,7 @@ impl Sandbox {
             .split(|byte| *byte == 0)
             .filter(|record| !record.is_empty())
             .filter_map(parse_find_record)
+            .filter(|entry| !is_write_temporary(&entry.name))
             .collect();
         entries.sort_by(|a, b| {
             (a.kind != EntryKind::Dir, &a.name).cmp(&(b.kind != EntryKind::Dir, &b.name))
@@ -316,14 +341,18 @@ impl Sandbox {
         Ok(FileData { bytes, binary })
     }
 
-    /// Writes a file, creating parent folders; replaces it atomically.
+    /// Writes a file, creating parent folders; replaces it atomically: the
+    /// file holds the old or the new contents whatever happens to sandpit or
+    /// the sandbox meanwhile. Errors: the path is refused, or the contents
+    /// did not all arrive (the file is then unchanged).
     pub async fn write_file(
         &self,
         path: impl AsRef<[u8]>,
         contents: Vec<u8>,
     ) -> anyhow::Result<()> {
         let absolute = confine(self.work_dir(), path)?;
-        self.files_op("write", &[&absolute], &[], Some(contents), 4096)
+        let size = contents.len().to_string();
+        self.files_op("write", &[&absolute], &[size], Some(contents), 4096)
             .await
             .map(drop)
     }
@@ -360,6 +389,18 @@ impl Sandbox {
             .await
             .map(drop)
     }
+}
+
+/// Whether `name` is a temporary of a write in progress or cut short:
+/// `.sandpit-write.` and an exec tag (hex digits and dashes), the names
+/// `FILES_SH`'s write uses and clears. Listings leave them out.
+pub fn is_write_temporary(name: &[u8]) -> bool {
+    name.strip_prefix(b".sandpit-write.").is_some_and(|tag| {
+        !tag.is_empty()
+            && tag
+                .iter()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(byte) || *byte == b'-')
+    })
 }
 
 /// One `find -printf '%y\t%s\t%T@\t%f'` record; the name is the last field,
@@ -403,6 +444,14 @@ mod tests {
 
     fn confined(w: &str, path: impl AsRef<[u8]>) -> String {
         names::escape(&confine(w, path).unwrap())
+    }
+
+    #[test]
+    fn write_temporaries_are_told_from_user_files() {
+        assert!(is_write_temporary(b".sandpit-write.1f-18a2b-0"));
+        assert!(!is_write_temporary(b".sandpit-write."));
+        assert!(!is_write_temporary(b".sandpit-write.notes"));
+        assert!(!is_write_temporary(b"sandpit-write.1f-2-3"));
     }
 
     #[test]

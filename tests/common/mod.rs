@@ -97,7 +97,13 @@ pub async fn run_once(
         .start_container(&name, None)
         .await
         .expect("start container");
-    let exit_code = match docker.wait_container(&name, None).next().await {
+    let waited = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        docker.wait_container(&name, None).next(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("timed out after 300 s waiting for {cmd:?} in {name} to end"));
+    let exit_code = match waited {
         Some(Ok(response)) => response.status_code,
         Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
         other => panic!("waiting for {name}: {other:?}"),
@@ -113,7 +119,11 @@ pub async fn run_once(
         ),
     );
     let (mut stdout, mut stderr) = (String::new(), String::new());
-    while let Some(chunk) = logs.next().await {
+    let logs_by = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while let Some(chunk) = tokio::time::timeout_at(logs_by, logs.next())
+        .await
+        .unwrap_or_else(|_| panic!("timed out after 60 s reading the logs of {name}"))
+    {
         match chunk.expect("read logs") {
             bollard::container::LogOutput::StdOut { message } => {
                 stdout.push_str(&String::from_utf8_lossy(&message))
@@ -262,12 +272,25 @@ pub fn mounts() -> Vec<(PathBuf, String)> {
 
 /// Force-removes a container with the docker CLI: usable from Drop, where
 /// nothing async can run.
+/// Bounded: an engine that does not answer within a minute is given up on
+/// (never a panic: this runs in Drop).
 pub fn remove_container_now(name: &str) {
-    let _ = std::process::Command::new("docker")
+    let child = std::process::Command::new("docker")
         .args(["rm", "-f", name])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .status();
+        .spawn();
+    let Ok(mut child) = child else { return };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while matches!(child.try_wait(), Ok(None)) {
+        if std::time::Instant::now() >= until {
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("gave up removing {name}: the engine did not answer within 60 s");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// A fresh python-minimal sandbox with the given policy overrides. The
@@ -380,3 +403,67 @@ impl Drop for Cleanup {
         }
     }
 }
+
+/// Runs a command to its end and returns its output, like
+/// `Command::output`, but fails naming `what` if it has not ended within
+/// `deadline` (it is killed then, and what it printed so far is shown).
+pub fn output_within(
+    command: &mut std::process::Command,
+    deadline: std::time::Duration,
+    what: &str,
+) -> std::process::Output {
+    use std::io::Read;
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot start {what}: {err}"));
+    // Drained while waiting, so a chatty child never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let until = std::time::Instant::now() + deadline;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for a child") {
+            break status;
+        }
+        if std::time::Instant::now() >= until {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = stderr.join().unwrap_or_default();
+            panic!(
+                "timed out after {deadline:?} waiting for {what}; its stderr so far:\n{}",
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+/// How long one sandpit CLI command may take in a test: long enough for a
+/// cold image build of python-minimal on a busy host.
+pub const CLI_DEADLINE: std::time::Duration = std::time::Duration::from_secs(180);
