@@ -1,6 +1,8 @@
 use std::collections::BTreeSet;
 
 use crate::engine::images::{self, ImageState};
+use crate::engine::oci::{self, OciRuntime};
+use crate::engine::policy::SandboxPolicy;
 use crate::engine::runtimes::ImageSource;
 use crate::engine::{EngineInfo, engine_host};
 
@@ -11,6 +13,8 @@ struct Report {
     engine: Result<EngineInfo, String>,
     base_images: Vec<Presence>,
     runtimes: Vec<RuntimeImage>,
+    /// The OCI runtimes the engine offers (runc, runsc, ...).
+    oci_runtimes: Vec<OciRuntime>,
     build_ca_file: Option<String>,
     problems: Vec<String>,
 }
@@ -40,6 +44,7 @@ pub async fn doctor(context: &Context, json: bool) -> anyhow::Result<i32> {
         engine: Err(String::new()),
         base_images: Vec::new(),
         runtimes: Vec::new(),
+        oci_runtimes: Vec::new(),
         build_ca_file,
         problems: Vec::new(),
     };
@@ -50,6 +55,27 @@ pub async fn doctor(context: &Context, json: bool) -> anyhow::Result<i32> {
         }
         Ok(engine) => {
             report.engine = engine.info().await.map_err(|err| format!("{err:#}"));
+            match engine.oci_runtimes().await {
+                Ok(runtimes) => report.oci_runtimes = runtimes,
+                Err(err) => problems.push(format!("{err:#}")),
+            }
+            // Every OCI runtime the configuration asks for must be offered,
+            // with the network each runtime's policy gives its sandboxes.
+            let wanted: BTreeSet<(String, String)> = context
+                .runtimes
+                .iter()
+                .filter_map(|runtime| {
+                    SandboxPolicy::resolve([&context.config.sandbox, &runtime.sandbox]).ok()
+                })
+                .filter_map(|policy| Some((policy.oci_runtime?, policy.network)))
+                .collect();
+            for (name, network) in wanted {
+                if !report.oci_runtimes.is_empty()
+                    && let Err(problem) = oci::check_offered(&report.oci_runtimes, &name, &network)
+                {
+                    problems.push(format!("configured {problem}"));
+                }
+            }
             let bases: BTreeSet<&str> = context
                 .runtimes
                 .iter()
@@ -115,6 +141,28 @@ fn print_report(report: &Report) {
             runtime.runtime,
             runtime.state.as_str(),
             runtime.image
+        );
+    }
+    for runtime in &report.oci_runtimes {
+        println!(
+            "OCI runtime {:<20} {}{}{}",
+            runtime.name,
+            runtime.path,
+            if runtime.args.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", runtime.args.join(" "))
+            },
+            if runtime.default { " (default)" } else { "" }
+        );
+    }
+    if !report.oci_runtimes.is_empty()
+        && !report.oci_runtimes.iter().any(|r| r.name == oci::GVISOR)
+    {
+        println!(
+            "gVisor      not offered: to use oci_runtime = \"{}\", {}",
+            oci::GVISOR,
+            oci::how_to_add(oci::GVISOR)
         );
     }
     println!(

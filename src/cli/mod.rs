@@ -263,6 +263,9 @@ pub struct PolicyArgs {
     /// Mount a host folder: HOST:PATH, or HOST:PATH:ro for read-only (repeatable)
     #[arg(long = "volume", value_name = "HOST:PATH[:ro]", value_parser = parse_volume_arg)]
     volumes: Vec<(String, String)>,
+    /// The engine's OCI runtime, e.g. runsc for gVisor (`sandpit doctor` lists them)
+    #[arg(long)]
+    oci_runtime: Option<String>,
 }
 
 fn parse_volume_arg(text: &str) -> Result<(String, String), String> {
@@ -281,6 +284,7 @@ impl PolicyArgs {
             pids_limit: self.pids_limit,
             read_only: self.writable_root.then_some(false),
             volumes: (!self.volumes.is_empty()).then(|| self.volumes.iter().cloned().collect()),
+            oci_runtime: self.oci_runtime.clone(),
             ..Default::default()
         }
     }

@@ -15,6 +15,9 @@ pub const DEFAULT_PIDS_LIMIT: i64 = 256;
 pub const DEFAULT_NETWORK: &str = "none";
 pub const DEFAULT_TMP_SIZE: u64 = 64 << 20;
 pub const DEFAULT_NOFILE: i64 = 1024;
+/// Size of the sandbox's `/dev/shm`, in bytes: set explicitly so an engine
+/// configured with a larger default does not loosen it.
+pub const SHM_SIZE: u64 = 64 << 20;
 
 /// A byte size written as `1g`, `512m`, `64k` or a plain number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -115,6 +118,9 @@ pub struct PolicyOverrides {
     pub no_new_privileges: Option<bool>,
     /// Run an init process that reaps orphans (default true).
     pub init: Option<bool>,
+    /// The engine's OCI runtime to start the sandbox with, e.g. `runsc` for
+    /// gVisor; unset leaves the engine's default (normally `runc`).
+    pub oci_runtime: Option<String>,
 }
 
 impl PolicyOverrides {
@@ -161,6 +167,19 @@ impl PolicyOverrides {
                 parse_volume(host, container)?;
             }
         }
+        if let Some(runtime) = &self.oci_runtime {
+            let valid = !runtime.is_empty()
+                && runtime.len() <= 64
+                && runtime
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !valid {
+                return Err(format!(
+                    "oci_runtime `{}` is not a runtime name such as runc or runsc",
+                    runtime.escape_debug()
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -182,6 +201,8 @@ pub struct SandboxPolicy {
     pub no_new_privileges: bool,
     pub init: bool,
     pub volumes: Vec<Volume>,
+    /// The engine's OCI runtime; `None` is the engine's default.
+    pub oci_runtime: Option<String>,
 }
 
 impl Default for SandboxPolicy {
@@ -200,6 +221,7 @@ impl Default for SandboxPolicy {
             no_new_privileges: true,
             init: true,
             volumes: Vec::new(),
+            oci_runtime: None,
         }
     }
 }
@@ -252,6 +274,9 @@ impl SandboxPolicy {
         if let Some(init) = layer.init {
             self.init = init;
         }
+        if let Some(runtime) = &layer.oci_runtime {
+            self.oci_runtime = Some(runtime.clone());
+        }
         if let Some(volumes) = &layer.volumes {
             for (host, container) in volumes {
                 let volume = parse_volume(host, container)?;
@@ -303,6 +328,8 @@ impl SandboxPolicy {
                 .no_new_privileges
                 .then(|| vec!["no-new-privileges:true".to_string()]),
             init: Some(self.init),
+            shm_size: Some(SHM_SIZE as i64),
+            runtime: self.oci_runtime.clone(),
             ulimits: Some(vec![ResourcesUlimits {
                 name: Some("nofile".to_string()),
                 soft: Some(self.nofile),
@@ -358,6 +385,7 @@ impl SandboxPolicy {
                 .any(|opt| opt.starts_with("no-new-privileges")),
             init: host.init.unwrap_or(false),
             volumes: Vec::new(),
+            oci_runtime: host.runtime.clone(),
         };
         for bind in host.binds.iter().flatten() {
             let mut parts = bind.split(':');
@@ -453,6 +481,8 @@ mod tests {
         assert!(host.tmpfs.unwrap()["/tmp"].contains("size=67108864"));
         assert_eq!(policy.uid_gid(), (1000, 1000));
         assert_eq!(host.privileged, None);
+        assert_eq!(host.runtime, None, "the engine's default runtime");
+        assert_eq!(host.shm_size, Some(64 << 20));
     }
 
     #[test]
@@ -470,6 +500,7 @@ mod tests {
             read_only: Some(false),
             drop_capabilities: Some(false),
             init: Some(false),
+            oci_runtime: Some("runsc".to_string()),
             volumes: Some([("/host/data".to_string(), "/workspace/data:ro".to_string())].into()),
             ..Default::default()
         };
@@ -481,6 +512,7 @@ mod tests {
         assert!(!policy.read_only);
         assert!(!policy.cap_drop_all && !policy.init && policy.no_new_privileges);
         assert_eq!(policy.pids_limit, DEFAULT_PIDS_LIMIT);
+        assert_eq!(policy.oci_runtime.as_deref(), Some("runsc"));
         let host = policy.host_config("/ws/bob", "/workspace");
         let back = SandboxPolicy::from_host_config(&policy.user, &host, "/workspace");
         assert_eq!(back, policy);
@@ -530,6 +562,13 @@ mod tests {
                     ..Default::default()
                 },
                 "volume sandbox path",
+            ),
+            (
+                PolicyOverrides {
+                    oci_runtime: Some("run sc".into()),
+                    ..Default::default()
+                },
+                "oci_runtime `run sc`",
             ),
         ];
         for (overrides, expected) in cases {

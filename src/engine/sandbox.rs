@@ -167,13 +167,19 @@ impl fmt::Debug for Sandbox {
 }
 
 impl Engine {
-    /// Creates and starts a sandbox. Its workspace folder is created when
+    /// Creates and starts a sandbox. An OCI runtime the policy asks for
+    /// must be one the engine offers (see [`Engine::check_oci_runtime`]). Its workspace folder is created when
     /// missing and made the sandbox's uid's: a workspace another uid owns is
     /// handed over whole, links not followed (see `prepare_workspace`), or
     /// refused, before any container exists, when sandpit cannot give files
     /// away. Nothing is left behind on failure.
     pub async fn create_sandbox(&self, spec: &SandboxSpec) -> anyhow::Result<Sandbox> {
         let name = spec.user.container_name();
+        if let Some(runtime) = &spec.policy.oci_runtime {
+            self.check_oci_runtime(runtime, &spec.policy.network)
+                .await
+                .with_context(|| format!("cannot create the sandbox of `{}`", spec.user))?;
+        }
         let (uid, gid) = spec.policy.uid_gid();
         prepare_workspace(spec.workspace.clone(), uid, gid).await?;
         let workspace = spec.workspace.display().to_string();
