@@ -5,6 +5,7 @@ use futures_util::future::join_all;
 
 use crate::engine::Engine;
 use crate::engine::policy::PolicyOverrides;
+use crate::sessions::isolation::Verdict;
 use crate::engine::sandbox::UserId;
 use crate::engine::stats::StatsSample;
 use crate::sessions::Session;
@@ -128,7 +129,8 @@ pub async fn check_isolation(
         .await?;
     let target_workspace = target.inspect().await?.info.workspace;
     let results = isolation::check_isolation(&from, &target, &target_workspace).await?;
-    let leaked = results.iter().filter(|r| !r.blocked).count();
+    let count = |verdict: Verdict| results.iter().filter(|r| r.verdict == verdict).count();
+    let (leaked, untested) = (count(Verdict::Leaked), count(Verdict::Untested));
     if json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
@@ -136,19 +138,22 @@ pub async fn check_isolation(
         let width = results.iter().map(|r| r.probe.len()).max().unwrap_or(10);
         for result in &results {
             println!(
-                "{:<width$}  {:<7}  {}",
+                "{:<width$}  {:<8}  {}",
                 result.probe,
                 result.verdict(),
-                result.detail
+                result.evidence
             );
         }
-        if leaked == 0 {
-            println!("every probe blocked");
+        if leaked == 0 && untested == 0 {
+            println!("every probe blocked ({} probes)", results.len());
         } else {
-            println!("{leaked} probe(s) LEAKED");
+            println!(
+                "{leaked} probe(s) LEAKED, {untested} untested, of {}",
+                results.len()
+            );
         }
     }
-    Ok(if leaked == 0 { 0 } else { 1 })
+    Ok(if leaked == 0 && untested == 0 { 0 } else { 1 })
 }
 
 pub async fn reap(context: &Context) -> anyhow::Result<i32> {
