@@ -7,11 +7,10 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt as _;
-use sandpit::engine::exec::ExecRequest;
 use sandpit::engine::policy::PolicyOverrides;
 use sandpit::engine::sandbox::UserId;
 use sandpit::sessions::SessionManager;
-use sandpit::sessions::isolation::{self, PROBES};
+use sandpit::sessions::isolation::{self, PROBES, ProbeResult, Verdict};
 
 async fn session(manager: &SessionManager, user: &UserId) -> sandpit::engine::sandbox::Sandbox {
     manager
@@ -397,19 +396,48 @@ async fn events_report_sessions_coming_and_going() {
     }
 }
 
+/// Probes that do not hold under the default policy today, with the verdict
+/// they give and why: the battery reports them honestly, and these tests
+/// say so rather than hide them.
+fn known_gaps() -> Vec<(&'static str, Verdict)> {
+    // No workspace quota yet (issue 13 §1): a write can fill the host's disk.
+    let mut gaps = vec![("workspace disk quota", Verdict::Leaked)];
+    if common::under_gvisor() {
+        // gVisor shows no pids cgroup, and flooding to find the limit would
+        // kill the sandbox.
+        gaps.push(("pids limit", Verdict::Untested));
+    }
+    gaps
+}
+
+/// Asserts exactly `leaked` (plus the known gaps) did not hold.
+fn assert_only_leaks(results: &[ProbeResult], leaked: &[&str], case: &str) {
+    assert_eq!(results.len(), PROBES.len());
+    let gaps = known_gaps();
+    for result in results {
+        let expected = if leaked.contains(&result.probe.as_str()) {
+            Verdict::Leaked
+        } else {
+            gaps.iter()
+                .find(|(name, _)| *name == result.probe)
+                .map_or(Verdict::Blocked, |(_, verdict)| *verdict)
+        };
+        assert_eq!(
+            result.verdict, expected,
+            "{case}: probe `{}` gave {}: {}",
+            result.probe,
+            result.verdict(),
+            result.evidence
+        );
+        assert!(!result.evidence.is_empty(), "{case}: {result:?}");
+    }
+}
+
 #[tokio::test]
-async fn isolation_check_blocks_everything_and_names_a_loosened_probe() {
+async fn isolation_battery_blocks_everything_under_the_default_policy() {
     let root = tempfile::tempdir().unwrap();
-    let (a, b, open) = (
-        common::test_user("check-a"),
-        common::test_user("check-b"),
-        common::test_user("check-open"),
-    );
-    let _cleanup = common::Cleanup(vec![
-        a.container_name(),
-        b.container_name(),
-        open.container_name(),
-    ]);
+    let (a, b) = (common::test_user("check-a"), common::test_user("check-b"));
+    let _cleanup = common::Cleanup(vec![a.container_name(), b.container_name()]);
     let manager = common::manager(root.path(), |_| {}).await;
     let from = session(&manager, &a).await;
     let target = session(&manager, &b).await;
@@ -417,35 +445,76 @@ async fn isolation_check_blocks_everything_and_names_a_loosened_probe() {
     let results = isolation::check_isolation(&from, &target, &workspace)
         .await
         .unwrap_or_else(|err| panic!("{err:#}"));
-    assert_eq!(results.len(), PROBES.len());
-    for result in &results {
-        assert!(result.blocked, "{} leaked: {}", result.probe, result.detail);
-        assert!(!result.detail.contains("did not start"), "{result:?}");
-    }
-    // The canary and the marker are cleaned up.
+    assert!(PROBES.len() >= 20);
+    assert_only_leaks(&results, &[], "default policy");
+    // The canary and the marker are cleaned up, and so are the probes' files.
     assert!(target.list_dir(".").await.unwrap().is_empty());
     let left = common::process_list(&target).await;
     assert!(left.iter().all(|p| !p.contains("sleep 600")), "{left:?}");
+    let litter = common::sh(&from, "find /tmp /dev/shm -name '.sandpit-probe*'").await;
+    assert_eq!(litter.stdout_text(), "");
+}
 
-    // Deliberately give one sandbox a network: only that probe leaks.
-    let loosened = manager
-        .get_or_create(
-            &open,
-            None,
-            &PolicyOverrides {
+/// Each protection loosened on purpose makes exactly its probes leak.
+#[tokio::test]
+async fn isolation_battery_names_each_loosened_protection() {
+    let root = tempfile::tempdir().unwrap();
+    let target_user = common::test_user("loose-target");
+    let _cleanup = common::Cleanup(vec![target_user.container_name()]);
+    let manager = common::manager(root.path(), |_| {}).await;
+    let target = session(&manager, &target_user).await;
+    let workspace = manager.workspace_of(&target_user).display().to_string();
+    let mut cases: Vec<(&str, PolicyOverrides, Vec<&str>)> = vec![
+        (
+            "the other workspace mounted as a volume",
+            PolicyOverrides {
+                volumes: Some([(workspace.clone(), "/mnt/other:ro".to_string())].into()),
+                ..Default::default()
+            },
+            vec!["other workspace by path", "host paths in mountinfo"],
+        ),
+        (
+            "a writable root",
+            PolicyOverrides {
+                read_only: Some(false),
+                ..Default::default()
+            },
+            vec!["write outside the workspace"],
+        ),
+    ];
+    if common::under_gvisor() {
+        // gVisor registered with --network=none cannot give a network: a
+        // bridge is refused (see sandbox.rs's test); its /proc shows no
+        // NoNewPrivs line.
+    } else {
+        cases.push((
+            "a network",
+            PolicyOverrides {
                 network: Some("bridge".to_string()),
                 ..Default::default()
             },
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
-    let results = isolation::check_isolation(&loosened, &target, &workspace)
-        .await
-        .unwrap();
-    for result in &results {
-        let should_leak = result.probe == "reach the network";
-        assert_eq!(!result.blocked, should_leak, "{result:?}");
+            vec!["reach the network"],
+        ));
+        cases.push((
+            "setuid allowed",
+            PolicyOverrides {
+                no_new_privileges: Some(false),
+                ..Default::default()
+            },
+            vec!["setuid binary gains a uid", "gain capabilities"],
+        ));
     }
-    let _ = loosened.exec_collect(ExecRequest::shell("true")).await;
+    for (index, (case, overrides, leaked)) in cases.into_iter().enumerate() {
+        let user = common::test_user(&format!("loose{index}"));
+        let _cleanup = common::Cleanup(vec![user.container_name()]);
+        let loosened = manager
+            .get_or_create(&user, None, &overrides, &mut |_| {})
+            .await
+            .unwrap_or_else(|err| panic!("{case}: {err:#}"));
+        let results = isolation::check_isolation(&loosened, &target, &workspace)
+            .await
+            .unwrap_or_else(|err| panic!("{case}: {err:#}"));
+        assert_only_leaks(&results, &leaked, case);
+        manager.destroy(&user, true).await.unwrap();
+    }
 }

@@ -219,6 +219,12 @@ pub fn test_oci_runtime() -> Option<String> {
         .filter(|value| !value.is_empty())
 }
 
+/// Whether the tests run under gVisor, whose kernel shows less (no cgroup
+/// files, no NoNewPrivs line) and answers statx with EINVAL (so no `ls`).
+pub fn under_gvisor() -> bool {
+    test_oci_runtime().as_deref() == Some(sandpit::engine::oci::GVISOR)
+}
+
 /// A fresh python-minimal sandbox with the given policy overrides (under
 /// the OCI runtime of [`OCI_RUNTIME_ENV`] unless they name one). The
 /// returned root holds its workspace (at `ws/`).
