@@ -423,7 +423,8 @@ fn assert_only_leaks(results: &[ProbeResult], leaked: &[&str], case: &str) {
                 .map_or(Verdict::Blocked, |(_, verdict)| *verdict)
         };
         assert_eq!(
-            result.verdict, expected,
+            result.verdict,
+            expected,
             "{case}: probe `{}` gave {}: {}",
             result.probe,
             result.verdict(),

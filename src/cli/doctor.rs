@@ -156,8 +156,7 @@ fn print_report(report: &Report) {
             if runtime.default { " (default)" } else { "" }
         );
     }
-    if !report.oci_runtimes.is_empty()
-        && !report.oci_runtimes.iter().any(|r| r.name == oci::GVISOR)
+    if !report.oci_runtimes.is_empty() && !report.oci_runtimes.iter().any(|r| r.name == oci::GVISOR)
     {
         println!(
             "gVisor      not offered: to use oci_runtime = \"{}\", {}",

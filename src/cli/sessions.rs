@@ -5,11 +5,11 @@ use futures_util::future::join_all;
 
 use crate::engine::Engine;
 use crate::engine::policy::PolicyOverrides;
-use crate::sessions::isolation::Verdict;
 use crate::engine::sandbox::UserId;
 use crate::engine::stats::StatsSample;
 use crate::sessions::Session;
 use crate::sessions::isolation;
+use crate::sessions::isolation::Verdict;
 
 use super::Context;
 use super::build::build_progress;

@@ -53,11 +53,9 @@ impl Engine {
     ///
     /// Errors when the engine does not answer.
     pub async fn oci_runtimes(&self) -> anyhow::Result<Vec<OciRuntime>> {
-        let info = self
-            .docker()
-            .info()
-            .await
-            .with_context(|| format!("cannot ask the engine at {} for its runtimes", self.host()))?;
+        let info = self.docker().info().await.with_context(|| {
+            format!("cannot ask the engine at {} for its runtimes", self.host())
+        })?;
         let default = info.default_runtime.unwrap_or_else(|| "runc".to_string());
         let mut runtimes: Vec<OciRuntime> = info
             .runtimes
@@ -126,7 +124,10 @@ mod tests {
         assert!(check_offered(&offered, "runsc", "none").is_ok());
         assert!(check_offered(&offered, "runc", "bridge").is_ok());
         let err = check_offered(&offered, "runsc", "bridge").unwrap_err();
-        assert!(err.contains("network `bridge`") && err.contains(NO_NETWORK_ARG), "{err}");
+        assert!(
+            err.contains("network `bridge`") && err.contains(NO_NETWORK_ARG),
+            "{err}"
+        );
         let err = check_offered(&offered[..1], "runsc", "none").unwrap_err();
         assert!(err.contains("no OCI runtime `runsc`"), "{err}");
         assert!(err.contains("it offers: runc"), "{err}");

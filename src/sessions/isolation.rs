@@ -555,7 +555,11 @@ for d in $found; do
   if try head -c 1 "$d"; then leak "read block device $d"; else held "read $d: ${out##*: }"; fi
 done
 node=/tmp/.sandpit-probe-blk-$$
-if try mknod "$node" b 7 0; then rm -f "$node"; leak "mknod $node b 7 0: created a block device node"; else held "mknod b 7 0: ${out##*: }"; fi
+if try mknod "$node" b 7 0; then
+  made="mknod $node b 7 0 (loop0): created a block device node"
+  if try head -c 1 "$node"; then leak "$made, and read it"; else got "$made; opening it: ${out##*: }"; fi
+  rm -f "$node"
+else held "mknod b 7 0: ${out##*: }"; fi
 [ -n "$found" ] || held "no block device nodes in /dev"
 "##,
         judge: by_lines,
@@ -814,10 +818,7 @@ async fn run_probes(
             None,
             format!("file API read_file({through_api}): no canary"),
         ),
-        Err(err) => (
-            None,
-            format!("file API read_file({through_api}): {err:#}"),
-        ),
+        Err(err) => (None, format!("file API read_file({through_api}): {err:#}")),
     };
     let context = Context {
         marker_seen,
@@ -938,6 +939,9 @@ mod tests {
         assert!(evidence.ends_with("file API: refused"), "{evidence}");
         ctx.file_api_leak = Some("file API read it".to_string());
         let (verdict, evidence) = with_file_api(&outcome(&[], &["cat: denied"], &[]), &ctx);
-        assert_eq!((verdict, evidence.as_str()), (Verdict::Leaked, "file API read it"));
+        assert_eq!(
+            (verdict, evidence.as_str()),
+            (Verdict::Leaked, "file API read it")
+        );
     }
 }
