@@ -352,16 +352,34 @@ fn sessions_and_check_isolation_from_the_cli() {
     let b = common::test_user("cli-sess-b").to_string();
     let _cleanup = common::Cleanup(vec![format!("sandpit-{b}")]);
     let check = cli.run(&["check-isolation", &a, &b]);
+    // Every probe holds but the disk quota: workspaces have none yet (issue
+    // 13 §1), and the battery says so; a leak makes the exit status 1.
     assert_eq!(
         check.status.code(),
-        Some(0),
+        Some(1),
         "{}{}",
         text(&check.stdout),
         text(&check.stderr)
     );
     let table = text(&check.stdout);
-    assert_eq!(table.matches("  blocked  ").count(), 6, "{table}");
-    assert!(table.contains("every probe blocked"));
+    let probes = sandpit::sessions::isolation::PROBES.len();
+    assert_eq!(table.matches("  blocked   ").count(), probes - 1, "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|line| line.starts_with("workspace disk quota") && line.contains("  LEAKED  ")),
+        "{table}"
+    );
+    assert!(table.contains(&format!("1 probe(s) LEAKED, 0 untested, of {probes}")));
+    let json = cli.run(&["check-isolation", &a, &b, "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), probes);
+    for row in rows {
+        assert!(!row["evidence"].as_str().unwrap().is_empty(), "{row}");
+        let verdict = row["verdict"].as_str().unwrap();
+        assert_eq!(row["blocked"], verdict == "blocked", "{row}");
+    }
 
     let listed = cli.run(&["sessions", "--json"]);
     assert!(listed.status.success(), "{}", text(&listed.stderr));

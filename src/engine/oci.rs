@@ -42,9 +42,8 @@ pub fn how_to_add(name: &str) -> String {
             "install gVisor and register it as `{GVISOR}` with `scripts/docker-up --gvisor` (apt-get install runsc; a `runtimes` entry in /etc/docker/daemon.json with runtimeArgs [\"{NO_NETWORK_ARG}\"]; dockerd reloads on SIGHUP)"
         )
     } else {
-        format!(
-            "register it in the `runtimes` of /etc/docker/daemon.json and reload dockerd (SIGHUP)"
-        )
+        "register it in the `runtimes` of /etc/docker/daemon.json and reload dockerd (SIGHUP)"
+            .to_string()
     }
 }
 

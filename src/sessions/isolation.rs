@@ -116,7 +116,7 @@ pub fn by_lines(outcome: &Outcome, _context: &Context) -> (Verdict, String) {
     }
     if !outcome.refused.is_empty() {
         let mut lines = outcome.refused.clone();
-        lines.extend(outcome.untested.iter().map(|line| *line));
+        lines.extend(outcome.untested.iter().copied());
         return (Verdict::Blocked, lines.join("; "));
     }
     if !outcome.untested.is_empty() {
