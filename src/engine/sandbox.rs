@@ -155,6 +155,8 @@ pub struct Sandbox {
     /// The cgroup's OOM-kill count when last looked at, to tell an OOM kill
     /// from any other SIGKILL.
     oom_kills_seen: Arc<Mutex<Option<u64>>>,
+    /// The OCI runtime the container runs under, when not the default.
+    oci_runtime: Option<String>,
 }
 
 impl fmt::Debug for Sandbox {
@@ -251,6 +253,7 @@ impl Engine {
             transport: Arc::new(EngineExec::new(self.clone())),
             // A new cgroup has seen no OOM kill.
             oom_kills_seen: Arc::new(Mutex::new(Some(0))),
+            oci_runtime: spec.policy.oci_runtime.clone(),
         })
     }
 
@@ -264,6 +267,10 @@ impl Engine {
                 return Err(anyhow::Error::new(err).context(format!("cannot inspect {name}")));
             }
         };
+        let oci_runtime = inspect
+            .host_config
+            .as_ref()
+            .and_then(|host| host.runtime.clone());
         let config = inspect.config.unwrap_or_default();
         let managed = config
             .labels
@@ -283,6 +290,7 @@ impl Engine {
             },
             transport: Arc::new(EngineExec::new(self.clone())),
             oom_kills_seen: Arc::new(Mutex::new(None)),
+            oci_runtime,
         }))
     }
 
@@ -534,10 +542,18 @@ impl Sandbox {
             let count = self.read_oom_kills().await;
             *self.oom_kills_seen.lock().await = count;
         }
-        let mut result = self
-            .transport
-            .run(&self.target, request, events, cancel)
-            .await?;
+        let started = std::time::Instant::now();
+        let run = self.transport.run(&self.target, request, events, cancel);
+        let mut result = if self.oci_runtime.as_deref() == Some(super::oci::GVISOR) {
+            // Under gVisor the memory limit kills the whole sandbox, and the
+            // engine then never ends the exec: watch the container too.
+            tokio::select! {
+                result = run => result?,
+                died = self.container_died() => self.after_death(died, started).await?,
+            }
+        } else {
+            run.await?
+        };
         if result.sandbox_restarted {
             self.forget_oom_baseline().await;
         }
@@ -557,6 +573,56 @@ impl Sandbox {
     /// Runs a command and returns its result with output kept, no streaming.
     pub async fn exec_collect(&self, request: ExecRequest) -> anyhow::Result<ExecResult> {
         self.exec(request, None, CancellationToken::new()).await
+    }
+
+    /// Resolves when the container stops running, with whether the engine
+    /// says the memory limit killed it. Never resolves while the engine
+    /// cannot be asked (a transport without one, an engine restarting).
+    async fn container_died(&self) -> bool {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Ok(inspect) = self
+                .engine
+                .docker()
+                .inspect_container(&self.target.container, None)
+                .await
+            {
+                let state = inspect.state.unwrap_or_default();
+                if state.running == Some(false) {
+                    return state.oom_killed.unwrap_or(false);
+                }
+            }
+        }
+    }
+
+    /// The result of a command whose sandbox died under it: it is started
+    /// again (its workspace untouched) and the command reported killed.
+    async fn after_death(
+        &self,
+        oom_killed: bool,
+        started: std::time::Instant,
+    ) -> anyhow::Result<ExecResult> {
+        self.start().await.with_context(|| {
+            format!(
+                "the sandbox of `{}` stopped while a command ran and cannot be started again",
+                self.user
+            )
+        })?;
+        let why = if oom_killed {
+            "the memory limit killed the whole gVisor sandbox"
+        } else {
+            "the sandbox stopped"
+        };
+        Ok(ExecResult {
+            exit_code: Some(SIGKILL_EXIT_CODE),
+            duration: started.elapsed(),
+            oom_killed,
+            sandbox_restarted: true,
+            stderr: format!("sandpit: {why} while the command ran; it was started again\n")
+                .into_bytes(),
+            ..Default::default()
+        })
     }
 
     /// The memory cgroup's OOM-kill counter, read from inside (cgroup v1 or v2).
