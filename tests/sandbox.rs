@@ -810,6 +810,7 @@ async fn an_oci_runtime_the_engine_lacks_or_cannot_network_is_refused_before_any
             "no OCI runtime `sandpit-no-such-runtime`",
         ),
         (oci::GVISOR, "bridge", "network `bridge` would silently be"),
+        (oci::GVISOR, "none", "too low under gVisor"),
     ]
     .into_iter()
     .enumerate()
@@ -825,6 +826,8 @@ async fn an_oci_runtime_the_engine_lacks_or_cannot_network_is_refused_before_any
             policy: SandboxPolicy::resolve([&PolicyOverrides {
                 oci_runtime: Some(runtime.to_string()),
                 network: Some(network.to_string()),
+                // Only the last case asks for too few for gVisor.
+                pids_limit: Some(if index == 2 { 64 } else { 256 }),
                 ..Default::default()
             }])
             .unwrap(),

@@ -61,17 +61,18 @@ pub async fn doctor(context: &Context, json: bool) -> anyhow::Result<i32> {
             }
             // Every OCI runtime the configuration asks for must be offered,
             // with the network each runtime's policy gives its sandboxes.
-            let wanted: BTreeSet<(String, String)> = context
+            let wanted: BTreeSet<(String, String, i64)> = context
                 .runtimes
                 .iter()
                 .filter_map(|runtime| {
                     SandboxPolicy::resolve([&context.config.sandbox, &runtime.sandbox]).ok()
                 })
-                .filter_map(|policy| Some((policy.oci_runtime?, policy.network)))
+                .filter_map(|policy| Some((policy.oci_runtime?, policy.network, policy.pids_limit)))
                 .collect();
-            for (name, network) in wanted {
+            for (name, network, pids_limit) in wanted {
                 if !report.oci_runtimes.is_empty()
-                    && let Err(problem) = oci::check_offered(&report.oci_runtimes, &name, &network)
+                    && let Err(problem) =
+                        oci::check_offered(&report.oci_runtimes, &name, &network, pids_limit)
                 {
                     problems.push(format!("configured {problem}"));
                 }

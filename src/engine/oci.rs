@@ -14,6 +14,12 @@ pub const GVISOR: &str = "runsc";
 /// gVisor offers only loopback whatever network the container is attached to.
 pub const NO_NETWORK_ARG: &str = "--network=none";
 
+/// The lowest pids limit a gVisor sandbox is given: gVisor's own threads
+/// count against it with the sandbox's processes (about 40 when idle,
+/// measured), and at the limit the whole sandbox dies rather than `fork`
+/// failing.
+pub const GVISOR_MIN_PIDS: i64 = 128;
+
 /// One OCI runtime the engine offers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OciRuntime {
@@ -74,14 +80,26 @@ impl Engine {
     /// Checks that the engine offers the OCI runtime `name` and that it can
     /// give the sandbox the `network` asked for. Errors name the runtime, what
     /// the engine offers, and how to add it.
-    pub async fn check_oci_runtime(&self, name: &str, network: &str) -> anyhow::Result<()> {
+    pub async fn check_oci_runtime(
+        &self,
+        name: &str,
+        network: &str,
+        pids_limit: i64,
+    ) -> anyhow::Result<()> {
         let runtimes = self.oci_runtimes().await?;
-        check_offered(&runtimes, name, network).map_err(anyhow::Error::msg)
+        check_offered(&runtimes, name, network, pids_limit).map_err(anyhow::Error::msg)
     }
 }
 
-/// The check behind [`Engine::check_oci_runtime`], on a list already read.
-pub fn check_offered(runtimes: &[OciRuntime], name: &str, network: &str) -> Result<(), String> {
+/// The check behind [`Engine::check_oci_runtime`], on a list already read:
+/// the runtime is offered, can give `network`, and (for gVisor) `pids_limit`
+/// leaves room for gVisor's own threads.
+pub fn check_offered(
+    runtimes: &[OciRuntime],
+    name: &str,
+    network: &str,
+    pids_limit: i64,
+) -> Result<(), String> {
     let Some(runtime) = runtimes.iter().find(|runtime| runtime.name == name) else {
         let offered: Vec<&str> = runtimes.iter().map(|r| r.name.as_str()).collect();
         return Err(format!(
@@ -99,6 +117,11 @@ pub fn check_offered(runtimes: &[OciRuntime], name: &str, network: &str) -> Resu
         // only: a `bridge` sandbox would silently have no network.
         return Err(format!(
             "OCI runtime `{name}` is registered with `{NO_NETWORK_ARG}`, so network `{network}` would silently be loopback only: use network `none` with it, or the default runtime for a networked sandbox"
+        ));
+    }
+    if name == GVISOR && pids_limit < GVISOR_MIN_PIDS {
+        return Err(format!(
+            "pids_limit {pids_limit} is too low under gVisor: its own threads count against the limit with the sandbox's processes, and at the limit the whole sandbox dies; use at least {GVISOR_MIN_PIDS}"
         ));
     }
     Ok(())
@@ -120,18 +143,23 @@ mod tests {
     #[test]
     fn missing_runtimes_and_networks_are_refused_with_the_way_out() {
         let offered = [runtime("runc", &[]), runtime("runsc", &[NO_NETWORK_ARG])];
-        assert!(check_offered(&offered, "runsc", "none").is_ok());
-        assert!(check_offered(&offered, "runc", "bridge").is_ok());
-        let err = check_offered(&offered, "runsc", "bridge").unwrap_err();
+        assert!(check_offered(&offered, "runsc", "none", 256).is_ok());
+        assert!(check_offered(&offered, "runc", "bridge", 16).is_ok());
+        let err = check_offered(&offered, "runsc", "none", 64).unwrap_err();
+        assert!(
+            err.contains("pids_limit 64") && err.contains("at least 128"),
+            "{err}"
+        );
+        let err = check_offered(&offered, "runsc", "bridge", 256).unwrap_err();
         assert!(
             err.contains("network `bridge`") && err.contains(NO_NETWORK_ARG),
             "{err}"
         );
-        let err = check_offered(&offered[..1], "runsc", "none").unwrap_err();
+        let err = check_offered(&offered[..1], "runsc", "none", 256).unwrap_err();
         assert!(err.contains("no OCI runtime `runsc`"), "{err}");
         assert!(err.contains("it offers: runc"), "{err}");
         assert!(err.contains("scripts/docker-up --gvisor"), "{err}");
-        let err = check_offered(&offered, "kata", "none").unwrap_err();
+        let err = check_offered(&offered, "kata", "none", 256).unwrap_err();
         assert!(err.contains("daemon.json"), "{err}");
     }
 }

@@ -178,7 +178,7 @@ impl Engine {
     pub async fn create_sandbox(&self, spec: &SandboxSpec) -> anyhow::Result<Sandbox> {
         let name = spec.user.container_name();
         if let Some(runtime) = &spec.policy.oci_runtime {
-            self.check_oci_runtime(runtime, &spec.policy.network)
+            self.check_oci_runtime(runtime, &spec.policy.network, spec.policy.pids_limit)
                 .await
                 .with_context(|| format!("cannot create the sandbox of `{}`", spec.user))?;
         }
