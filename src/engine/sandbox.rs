@@ -612,7 +612,8 @@ impl Sandbox {
         let why = if oom_killed {
             "the memory limit killed the whole gVisor sandbox"
         } else {
-            "the sandbox stopped"
+            // Measured: a process flood at the pids limit stops gVisor whole.
+            "the gVisor sandbox stopped (reaching its pids limit stops it whole)"
         };
         Ok(ExecResult {
             exit_code: Some(SIGKILL_EXIT_CODE),
