@@ -236,7 +236,7 @@ setuid_exec() {
   done
   status=$(grep -E '^(Uid|CapPrm|CapEff):' /proc/$pid/status 2>/dev/null | tr '\t\n' '  ')
   kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; exec 3>&-; rm -f "$fifo"
-  [ -n "$status" ]
+  [ -n "$status" ] || { untested "$prog exited before its ids could be read"; return 2; }
 }
 "##;
 
@@ -478,23 +478,25 @@ held "interfaces (/proc/net/dev): $ifaces; no route off loopback (nothing was se
         name: "setuid binary gains a uid",
         script: r##"
 found=$(find / -xdev \( -perm -4000 -o -perm -2000 \) -type f 2>/dev/null | tr '\n' ' ' | cut -c1-120)
-if setuid_exec; then
+setuid_exec; ran=$?
+if [ $ran = 0 ]; then
   set -- $status
   # Uid: real effective saved fs
   if [ "$3" != "$(id -u)" ]; then leak "$prog became uid $3 after exec ($status)"; else held "$prog ran as uid $3, not its owner's ($status)"; fi
-else held "no setuid-root program to run; setuid/setgid files: ${found:-none}"; fi
+elif [ $ran = 1 ]; then held "no setuid-root program to run; setuid/setgid files: ${found:-none}"; fi
 "##,
         judge: by_lines,
     },
     Probe {
         name: "capabilities after setuid exec",
         script: r##"
-if setuid_exec; then
+setuid_exec; ran=$?
+if [ $ran = 0 ]; then
   case $status in
     *"CapPrm: 0000000000000000"*"CapEff: 0000000000000000"*) held "$prog after exec: $status" ;;
     *) leak "$prog gained capabilities after exec: $status" ;;
   esac
-else held "no setuid-root program to exec"; fi
+elif [ $ran = 1 ]; then held "no setuid-root program to exec"; fi
 "##,
         judge: by_lines,
     },
