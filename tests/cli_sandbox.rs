@@ -397,3 +397,50 @@ fn sessions_and_check_isolation_from_the_cli() {
     let plain = text(&cli.run(&["sessions"]).stdout);
     assert!(plain.contains(&a) && plain.contains("CPU %"), "{plain}");
 }
+
+#[test]
+fn doctor_lists_oci_runtimes_and_a_sandbox_runs_under_gvisor() {
+    let cli = Cli::new("cli-gvisor");
+    let user = cli.user.as_str();
+    let doctor = cli.run(&["doctor", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let runtimes = report["oci_runtimes"].as_array().unwrap();
+    assert!(
+        runtimes.iter().any(|r| r["default"] == true),
+        "{runtimes:?}"
+    );
+    let gvisor = runtimes
+        .iter()
+        .find(|r| r["name"] == "runsc")
+        .expect("runsc registered: run scripts/test-setup");
+    assert_eq!(gvisor["args"], serde_json::json!(["--network=none"]));
+    let plain = text(&cli.run(&["doctor"]).stdout);
+    assert!(plain.contains("OCI runtime runsc"), "{plain}");
+
+    let new = cli.run(&["new", user, "--oci-runtime", "runsc"]);
+    assert!(new.status.success(), "{}", text(&new.stderr));
+    // gVisor's own kernel answers, not the host's.
+    let dmesg = cli.run(&["exec", "--user", user, "--", "dmesg"]);
+    assert!(
+        text(&dmesg.stdout).contains("gVisor"),
+        "{}",
+        text(&dmesg.stdout)
+    );
+    let inspect = cli.run(&["inspect", user, "--json"]);
+    let details: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(details["policy"]["oci_runtime"], "runsc");
+    assert!(text(&cli.run(&["inspect", user]).stdout).contains("runsc"));
+
+    let missing = cli.run(&[
+        "new",
+        "--oci-runtime",
+        "sandpit-missing",
+        &format!("{user}-x"),
+    ]);
+    assert_eq!(missing.status.code(), Some(1));
+    let err = text(&missing.stderr);
+    assert!(
+        err.contains("no OCI runtime `sandpit-missing`") && err.contains("daemon.json"),
+        "{err}"
+    );
+}
