@@ -168,7 +168,9 @@ untested() { echo "UNTESTED $*"; }
 have() { command -v "$1" >/dev/null 2>&1; }
 # Runs a command; $out holds its output and errors on one trimmed line.
 try() { out=$("$@" 2>&1); rc=$?; out=$(printf '%s' "$out" | tr '\n' ' ' | cut -c1-100); return $rc; }
-in_gvisor() { dmesg 2>/dev/null | grep -q gVisor || grep -qs 'Sun Jan 10 15:06:54 PST 2016' /proc/version; }
+# gVisor's kernel gives this fixed version string; the kernel writes
+# /proc/version, so sandboxed code cannot fake it (a `dmesg` on PATH could).
+in_gvisor() { grep -qs 'Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016' /proc/version; }
 if in_gvisor; then GVISOR=1; else GVISOR=0; fi; export GVISOR
 # Something that succeeded: inside gVisor it reached gVisor's own
 # user-space kernel, not the host's.
