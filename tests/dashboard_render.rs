@@ -8,7 +8,7 @@ use sandpit::engine::runtimes::RuntimeSet;
 use sandpit::engine::sandbox::SandboxInfo;
 use sandpit::engine::stats::StatsSample;
 use sandpit::sessions::Session;
-use sandpit::sessions::isolation::{PROBES, ProbeResult};
+use sandpit::sessions::isolation::{PROBES, ProbeResult, Verdict};
 use sandpit::tui::app::App;
 use sandpit::tui::collector::Update;
 use sandpit::tui::keymap::KeyMap;
@@ -199,14 +199,22 @@ fn isolation_table() {
         target: "bob".to_string(),
         result: Ok(PROBES
             .iter()
-            .map(|probe| ProbeResult {
-                probe: probe.to_string(),
-                blocked: *probe != "reach the network",
-                detail: if *probe == "reach the network" {
-                    "interface eth0".to_string()
-                } else {
-                    "nothing got through".to_string()
-                },
+            .map(|probe| {
+                let leaked = probe.name == "reach the network";
+                ProbeResult {
+                    probe: probe.name.to_string(),
+                    verdict: if leaked {
+                        Verdict::Leaked
+                    } else {
+                        Verdict::Blocked
+                    },
+                    blocked: !leaked,
+                    evidence: if leaked {
+                        "interface eth0".to_string()
+                    } else {
+                        "refused".to_string()
+                    },
+                }
             })
             .collect()),
     });

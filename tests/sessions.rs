@@ -7,11 +7,10 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt as _;
-use sandpit::engine::exec::ExecRequest;
 use sandpit::engine::policy::PolicyOverrides;
 use sandpit::engine::sandbox::UserId;
 use sandpit::sessions::SessionManager;
-use sandpit::sessions::isolation::{self, PROBES};
+use sandpit::sessions::isolation::{self, PROBES, ProbeResult, Verdict};
 
 async fn session(manager: &SessionManager, user: &UserId) -> sandpit::engine::sandbox::Sandbox {
     manager
@@ -397,19 +396,48 @@ async fn events_report_sessions_coming_and_going() {
     }
 }
 
+/// Probes that do not hold under the default policy today, with the verdict
+/// they give and why: the battery reports them honestly, and these tests
+/// say so rather than hide them.
+fn known_gaps() -> Vec<(&'static str, Verdict)> {
+    let mut gaps = Vec::new();
+    if common::under_gvisor() {
+        // gVisor shows no pids cgroup, and flooding to find the limit would
+        // kill the sandbox.
+        gaps.push(("pids limit", Verdict::Untested));
+    }
+    gaps
+}
+
+/// Asserts exactly `leaked` (plus the known gaps) did not hold.
+fn assert_only_leaks(results: &[ProbeResult], leaked: &[&str], case: &str) {
+    assert_eq!(results.len(), PROBES.len());
+    let gaps = known_gaps();
+    for result in results {
+        let expected = if leaked.contains(&result.probe.as_str()) {
+            Verdict::Leaked
+        } else {
+            gaps.iter()
+                .find(|(name, _)| *name == result.probe)
+                .map_or(Verdict::Blocked, |(_, verdict)| *verdict)
+        };
+        assert_eq!(
+            result.verdict,
+            expected,
+            "{case}: probe `{}` gave {}: {}",
+            result.probe,
+            result.verdict(),
+            result.evidence
+        );
+        assert!(!result.evidence.is_empty(), "{case}: {result:?}");
+    }
+}
+
 #[tokio::test]
-async fn isolation_check_blocks_everything_and_names_a_loosened_probe() {
+async fn isolation_battery_blocks_everything_under_the_default_policy() {
     let root = tempfile::tempdir().unwrap();
-    let (a, b, open) = (
-        common::test_user("check-a"),
-        common::test_user("check-b"),
-        common::test_user("check-open"),
-    );
-    let _cleanup = common::Cleanup(vec![
-        a.container_name(),
-        b.container_name(),
-        open.container_name(),
-    ]);
+    let (a, b) = (common::test_user("check-a"), common::test_user("check-b"));
+    let _cleanup = common::Cleanup(vec![a.container_name(), b.container_name()]);
     let manager = common::manager(root.path(), |_| {}).await;
     let from = session(&manager, &a).await;
     let target = session(&manager, &b).await;
@@ -417,35 +445,147 @@ async fn isolation_check_blocks_everything_and_names_a_loosened_probe() {
     let results = isolation::check_isolation(&from, &target, &workspace)
         .await
         .unwrap_or_else(|err| panic!("{err:#}"));
-    assert_eq!(results.len(), PROBES.len());
-    for result in &results {
-        assert!(result.blocked, "{} leaked: {}", result.probe, result.detail);
-        assert!(!result.detail.contains("did not start"), "{result:?}");
-    }
-    // The canary and the marker are cleaned up.
+    assert!(PROBES.len() >= 20);
+    assert_only_leaks(&results, &[], "default policy");
+    // The canary and the marker are cleaned up, and so are the probes' files.
     assert!(target.list_dir(".").await.unwrap().is_empty());
     let left = common::process_list(&target).await;
     assert!(left.iter().all(|p| !p.contains("sleep 600")), "{left:?}");
+    let litter = common::sh(&from, "find /tmp /dev/shm -name '.sandpit-probe*'").await;
+    assert_eq!(litter.stdout_text(), "");
+}
 
-    // Deliberately give one sandbox a network: only that probe leaks.
-    let loosened = manager
-        .get_or_create(
-            &open,
-            None,
-            &PolicyOverrides {
-                network: Some("bridge".to_string()),
-                ..Default::default()
-            },
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
-    let results = isolation::check_isolation(&loosened, &target, &workspace)
-        .await
-        .unwrap();
-    for result in &results {
-        let should_leak = result.probe == "reach the network";
-        assert_eq!(!result.blocked, should_leak, "{result:?}");
+/// One protection loosened on purpose makes exactly its probes leak: the
+/// battery runs from a sandbox with `overrides` against a default one.
+async fn loosened(tag: &str, overrides: PolicyOverrides, leaked: &[&str]) {
+    let root = tempfile::tempdir().unwrap();
+    let (target_user, user) = (
+        common::test_user(&format!("{tag}-t")),
+        common::test_user(tag),
+    );
+    let _cleanup = common::Cleanup(vec![target_user.container_name(), user.container_name()]);
+    let manager = common::manager(root.path(), |_| {}).await;
+    let target = session(&manager, &target_user).await;
+    let workspace = manager.workspace_of(&target_user).display().to_string();
+    let mut overrides = overrides;
+    if let Some(volumes) = &mut overrides.volumes {
+        // The other workspace, known only now.
+        *volumes = volumes
+            .iter()
+            .map(|(host, path)| (host.replace("{other}", &workspace), path.clone()))
+            .collect();
     }
-    let _ = loosened.exec_collect(ExecRequest::shell("true")).await;
+    let from = manager
+        .get_or_create(&user, None, &overrides, &mut |_| {})
+        .await
+        .unwrap_or_else(|err| panic!("{tag}: {err:#}"));
+    let results = isolation::check_isolation(&from, &target, &workspace)
+        .await
+        .unwrap_or_else(|err| panic!("{tag}: {err:#}"));
+    assert_only_leaks(&results, leaked, tag);
+}
+
+#[tokio::test]
+async fn isolation_battery_names_the_other_workspace_mounted_as_a_volume() {
+    loosened(
+        "loose-volume",
+        PolicyOverrides {
+            volumes: Some([("{other}".to_string(), "/mnt/other:ro".to_string())].into()),
+            ..Default::default()
+        },
+        &["other workspace by path", "host paths in mountinfo"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn isolation_battery_names_a_workspace_without_a_size_limit() {
+    loosened(
+        "loose-disk",
+        PolicyOverrides {
+            disk: Some(sandpit::engine::policy::DiskLimit(None)),
+            ..Default::default()
+        },
+        &["workspace disk quota"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn isolation_battery_names_a_writable_root() {
+    loosened(
+        "loose-root",
+        PolicyOverrides {
+            read_only: Some(false),
+            ..Default::default()
+        },
+        &["write outside the workspace"],
+    )
+    .await;
+}
+
+/// Under gVisor (registered with --network=none) a network is refused
+/// before anything is created, rather than silently left offline.
+#[tokio::test]
+async fn isolation_battery_names_a_network() {
+    if common::under_gvisor() {
+        let root = tempfile::tempdir().unwrap();
+        let user = common::test_user("loose-net");
+        let _cleanup = common::Cleanup(vec![user.container_name()]);
+        let manager = common::manager(root.path(), |_| {}).await;
+        let overrides = PolicyOverrides {
+            network: Some("bridge".to_string()),
+            ..Default::default()
+        };
+        let err = manager
+            .get_or_create(&user, None, &overrides, &mut |_| {})
+            .await
+            .expect_err("gVisor with a network");
+        assert!(format!("{err:#}").contains("network `bridge`"), "{err:#}");
+        return;
+    }
+    loosened(
+        "loose-net",
+        PolicyOverrides {
+            network: Some("bridge".to_string()),
+            ..Default::default()
+        },
+        &["reach the network"],
+    )
+    .await;
+}
+
+/// Under gVisor (20221219, measured) a setuid exec gains nothing even
+/// without no-new-privileges, and /proc shows no NoNewPrivs line: only the
+/// capabilities kept show.
+#[tokio::test]
+async fn isolation_battery_names_setuid_and_kept_capabilities() {
+    let loose = PolicyOverrides {
+        no_new_privileges: Some(false),
+        ..Default::default()
+    };
+    let kept = PolicyOverrides {
+        drop_capabilities: Some(false),
+        ..loose.clone()
+    };
+    if common::under_gvisor() {
+        loosened("loose-caps", kept, &["gain capabilities"]).await;
+        return;
+    }
+    loosened(
+        "loose-setuid",
+        loose,
+        &["setuid binary gains a uid", "gain capabilities"],
+    )
+    .await;
+    loosened(
+        "loose-caps",
+        kept,
+        &[
+            "setuid binary gains a uid",
+            "capabilities after setuid exec",
+            "gain capabilities",
+        ],
+    )
+    .await;
 }

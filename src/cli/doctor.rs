@@ -1,6 +1,8 @@
 use std::collections::BTreeSet;
 
 use crate::engine::images::{self, ImageState};
+use crate::engine::oci::{self, OciRuntime};
+use crate::engine::policy::SandboxPolicy;
 use crate::engine::runtimes::ImageSource;
 use crate::engine::{EngineInfo, engine_host};
 
@@ -11,6 +13,8 @@ struct Report {
     engine: Result<EngineInfo, String>,
     base_images: Vec<Presence>,
     runtimes: Vec<RuntimeImage>,
+    /// The OCI runtimes the engine offers (runc, runsc, ...).
+    oci_runtimes: Vec<OciRuntime>,
     build_ca_file: Option<String>,
     disk_quota: DiskQuota,
     problems: Vec<String>,
@@ -72,6 +76,7 @@ pub async fn doctor(context: &Context, json: bool) -> anyhow::Result<i32> {
         engine: Err(String::new()),
         base_images: Vec::new(),
         runtimes: Vec::new(),
+        oci_runtimes: Vec::new(),
         build_ca_file,
         disk_quota,
         problems: Vec::new(),
@@ -83,6 +88,28 @@ pub async fn doctor(context: &Context, json: bool) -> anyhow::Result<i32> {
         }
         Ok(engine) => {
             report.engine = engine.info().await.map_err(|err| format!("{err:#}"));
+            match engine.oci_runtimes().await {
+                Ok(runtimes) => report.oci_runtimes = runtimes,
+                Err(err) => problems.push(format!("{err:#}")),
+            }
+            // Every OCI runtime the configuration asks for must be offered,
+            // with the network each runtime's policy gives its sandboxes.
+            let wanted: BTreeSet<(String, String, i64)> = context
+                .runtimes
+                .iter()
+                .filter_map(|runtime| {
+                    SandboxPolicy::resolve([&context.config.sandbox, &runtime.sandbox]).ok()
+                })
+                .filter_map(|policy| Some((policy.oci_runtime?, policy.network, policy.pids_limit)))
+                .collect();
+            for (name, network, pids_limit) in wanted {
+                if !report.oci_runtimes.is_empty()
+                    && let Err(problem) =
+                        oci::check_offered(&report.oci_runtimes, &name, &network, pids_limit)
+                {
+                    problems.push(format!("configured {problem}"));
+                }
+            }
             let bases: BTreeSet<&str> = context
                 .runtimes
                 .iter()
@@ -148,6 +175,27 @@ fn print_report(report: &Report) {
             runtime.runtime,
             runtime.state.as_str(),
             runtime.image
+        );
+    }
+    for runtime in &report.oci_runtimes {
+        println!(
+            "OCI runtime {:<20} {}{}{}",
+            runtime.name,
+            runtime.path,
+            if runtime.args.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", runtime.args.join(" "))
+            },
+            if runtime.default { " (default)" } else { "" }
+        );
+    }
+    if !report.oci_runtimes.is_empty() && !report.oci_runtimes.iter().any(|r| r.name == oci::GVISOR)
+    {
+        println!(
+            "gVisor      not offered: to use oci_runtime = \"{}\", {}",
+            oci::GVISOR,
+            oci::how_to_add(oci::GVISOR)
         );
     }
     println!(

@@ -356,6 +356,9 @@ pub struct PolicyArgs {
     /// Workspace size limit, e.g. 5g; 0 for none [default: 1g]
     #[arg(long, value_parser = DiskLimit::parse)]
     disk: Option<DiskLimit>,
+    /// The engine's OCI runtime, e.g. runsc for gVisor (`sandpit doctor` lists them)
+    #[arg(long)]
+    oci_runtime: Option<String>,
 }
 
 fn parse_volume_arg(text: &str) -> Result<(String, String), String> {
@@ -375,6 +378,7 @@ impl PolicyArgs {
             read_only: self.writable_root.then_some(false),
             volumes: (!self.volumes.is_empty()).then(|| self.volumes.iter().cloned().collect()),
             disk: self.disk,
+            oci_runtime: self.oci_runtime.clone(),
             ..Default::default()
         }
     }

@@ -117,6 +117,13 @@ pub async fn inspect(context: &Context, user: &UserId, json: bool) -> anyhow::Re
         ("no-new-privileges", policy.no_new_privileges.to_string()),
         ("init", policy.init.to_string()),
         ("disk", disk_text(details.disk.as_ref())),
+        (
+            "OCI runtime",
+            policy
+                .oci_runtime
+                .clone()
+                .unwrap_or_else(|| "engine default".to_string()),
+        ),
     ];
     for (key, value) in rows {
         println!("{key:<18} {value}");

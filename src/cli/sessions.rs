@@ -9,6 +9,7 @@ use crate::engine::sandbox::UserId;
 use crate::engine::stats::StatsSample;
 use crate::sessions::Session;
 use crate::sessions::isolation;
+use crate::sessions::isolation::Verdict;
 
 use super::Context;
 use super::build::build_progress;
@@ -129,7 +130,8 @@ pub async fn check_isolation(
         .await?;
     let target_workspace = target.inspect().await?.info.workspace;
     let results = isolation::check_isolation(&from, &target, &target_workspace).await?;
-    let leaked = results.iter().filter(|r| !r.blocked).count();
+    let count = |verdict: Verdict| results.iter().filter(|r| r.verdict == verdict).count();
+    let (leaked, untested) = (count(Verdict::Leaked), count(Verdict::Untested));
     if json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
@@ -137,19 +139,22 @@ pub async fn check_isolation(
         let width = results.iter().map(|r| r.probe.len()).max().unwrap_or(10);
         for result in &results {
             println!(
-                "{:<width$}  {:<7}  {}",
+                "{:<width$}  {:<8}  {}",
                 result.probe,
                 result.verdict(),
-                result.detail
+                result.evidence
             );
         }
-        if leaked == 0 {
-            println!("every probe blocked");
+        if leaked == 0 && untested == 0 {
+            println!("every probe blocked ({} probes)", results.len());
         } else {
-            println!("{leaked} probe(s) LEAKED");
+            println!(
+                "{leaked} probe(s) LEAKED, {untested} untested, of {}",
+                results.len()
+            );
         }
     }
-    Ok(if leaked == 0 { 0 } else { 1 })
+    Ok(if leaked == 0 && untested == 0 { 0 } else { 1 })
 }
 
 pub async fn reap(context: &Context) -> anyhow::Result<i32> {

@@ -6,6 +6,7 @@ pub mod exec;
 pub mod files;
 pub mod images;
 pub mod names;
+pub mod oci;
 pub mod policy;
 pub mod quota;
 pub mod runtimes;

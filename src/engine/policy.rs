@@ -20,6 +20,9 @@ pub const DEFAULT_DISK: u64 = 1 << 30;
 /// The smallest workspace limit: an ext4 file system needs room for its
 /// journal and tables before any file fits.
 pub const MIN_DISK: u64 = 16 << 20;
+/// Size of the sandbox's `/dev/shm`, in bytes: set explicitly so an engine
+/// configured with a larger default does not loosen it.
+pub const SHM_SIZE: u64 = 64 << 20;
 
 /// A byte size written as `1g`, `512m`, `64k` or a plain number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -176,6 +179,9 @@ pub struct PolicyOverrides {
     pub init: Option<bool>,
     /// Hard size limit of the workspace (default 1g; `0` for none).
     pub disk: Option<DiskLimit>,
+    /// The engine's OCI runtime to start the sandbox with, e.g. `runsc` for
+    /// gVisor; unset leaves the engine's default (normally `runc`).
+    pub oci_runtime: Option<String>,
 }
 
 impl PolicyOverrides {
@@ -230,6 +236,19 @@ impl PolicyOverrides {
                 parse_volume(host, container)?;
             }
         }
+        if let Some(runtime) = &self.oci_runtime {
+            let valid = !runtime.is_empty()
+                && runtime.len() <= 64
+                && runtime
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !valid {
+                return Err(format!(
+                    "oci_runtime `{}` is not a runtime name such as runc or runsc",
+                    runtime.escape_debug()
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -254,6 +273,8 @@ pub struct SandboxPolicy {
     /// Hard size limit of the workspace. Not part of the engine's host
     /// config: a label carries it (see `Engine::create_sandbox`).
     pub disk: DiskLimit,
+    /// The engine's OCI runtime; `None` is the engine's default.
+    pub oci_runtime: Option<String>,
 }
 
 impl Default for SandboxPolicy {
@@ -273,6 +294,7 @@ impl Default for SandboxPolicy {
             init: true,
             volumes: Vec::new(),
             disk: DiskLimit(Some(ByteSize(DEFAULT_DISK))),
+            oci_runtime: None,
         }
     }
 }
@@ -328,6 +350,9 @@ impl SandboxPolicy {
         if let Some(disk) = layer.disk {
             self.disk = disk;
         }
+        if let Some(runtime) = &layer.oci_runtime {
+            self.oci_runtime = Some(runtime.clone());
+        }
         if let Some(volumes) = &layer.volumes {
             for (host, container) in volumes {
                 let volume = parse_volume(host, container)?;
@@ -379,6 +404,8 @@ impl SandboxPolicy {
                 .no_new_privileges
                 .then(|| vec!["no-new-privileges:true".to_string()]),
             init: Some(self.init),
+            shm_size: Some(SHM_SIZE as i64),
+            runtime: self.oci_runtime.clone(),
             ulimits: Some(vec![ResourcesUlimits {
                 name: Some("nofile".to_string()),
                 soft: Some(self.nofile),
@@ -442,6 +469,7 @@ impl SandboxPolicy {
             init: host.init.unwrap_or(false),
             volumes: Vec::new(),
             disk,
+            oci_runtime: host.runtime.clone(),
         };
         for bind in host.binds.iter().flatten() {
             let mut parts = bind.split(':');
@@ -537,6 +565,8 @@ mod tests {
         assert!(host.tmpfs.unwrap()["/tmp"].contains("size=67108864"));
         assert_eq!(policy.uid_gid(), (1000, 1000));
         assert_eq!(host.privileged, None);
+        assert_eq!(host.runtime, None, "the engine's default runtime");
+        assert_eq!(host.shm_size, Some(64 << 20));
     }
 
     #[test]
@@ -554,6 +584,7 @@ mod tests {
             read_only: Some(false),
             drop_capabilities: Some(false),
             init: Some(false),
+            oci_runtime: Some("runsc".to_string()),
             volumes: Some([("/host/data".to_string(), "/workspace/data:ro".to_string())].into()),
             ..Default::default()
         };
@@ -565,6 +596,7 @@ mod tests {
         assert!(!policy.read_only);
         assert!(!policy.cap_drop_all && !policy.init && policy.no_new_privileges);
         assert_eq!(policy.pids_limit, DEFAULT_PIDS_LIMIT);
+        assert_eq!(policy.oci_runtime.as_deref(), Some("runsc"));
         let host = policy.host_config("/ws/bob", "/workspace");
         let back = SandboxPolicy::from_host_config(&policy.user, &host, "/workspace", policy.disk);
         assert_eq!(back, policy);
@@ -664,6 +696,13 @@ mod tests {
                     ..Default::default()
                 },
                 "volume sandbox path",
+            ),
+            (
+                PolicyOverrides {
+                    oci_runtime: Some("run sc".into()),
+                    ..Default::default()
+                },
+                "oci_runtime `run sc`",
             ),
         ];
         for (overrides, expected) in cases {

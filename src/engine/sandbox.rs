@@ -170,6 +170,8 @@ pub struct Sandbox {
     /// The cgroup's OOM-kill count when last looked at, to tell an OOM kill
     /// from any other SIGKILL.
     oom_kills_seen: Arc<Mutex<Option<u64>>>,
+    /// The OCI runtime the container runs under, when not the default.
+    oci_runtime: Option<String>,
 }
 
 impl fmt::Debug for Sandbox {
@@ -182,7 +184,8 @@ impl fmt::Debug for Sandbox {
 }
 
 impl Engine {
-    /// Creates and starts a sandbox. Its workspace folder is created when
+    /// Creates and starts a sandbox. An OCI runtime the policy asks for
+    /// must be one the engine offers (see [`Engine::check_oci_runtime`]). Its workspace folder is created when
     /// missing and made the sandbox's uid's: a workspace another uid owns is
     /// handed over whole, links not followed (see `prepare_workspace`), or
     /// refused, before any container exists, when sandpit cannot give files
@@ -193,6 +196,11 @@ impl Engine {
     /// possible the sandbox is made without one and `inspect` says why.
     pub async fn create_sandbox(&self, spec: &SandboxSpec) -> anyhow::Result<Sandbox> {
         let name = spec.user.container_name();
+        if let Some(runtime) = &spec.policy.oci_runtime {
+            self.check_oci_runtime(runtime, &spec.policy.network, spec.policy.pids_limit)
+                .await
+                .with_context(|| format!("cannot create the sandbox of `{}`", spec.user))?;
+        }
         let (uid, gid) = spec.policy.uid_gid();
         let disk = prepare_workspace(spec.workspace.clone(), spec.policy.disk, uid, gid).await?;
         match disk.enforced {
@@ -297,6 +305,7 @@ impl Engine {
             transport: Arc::new(EngineExec::new(self.clone())),
             // A new cgroup has seen no OOM kill.
             oom_kills_seen: Arc::new(Mutex::new(Some(0))),
+            oci_runtime: spec.policy.oci_runtime.clone(),
         })
     }
 
@@ -310,6 +319,10 @@ impl Engine {
                 return Err(anyhow::Error::new(err).context(format!("cannot inspect {name}")));
             }
         };
+        let oci_runtime = inspect
+            .host_config
+            .as_ref()
+            .and_then(|host| host.runtime.clone());
         let config = inspect.config.unwrap_or_default();
         let managed = config
             .labels
@@ -329,6 +342,7 @@ impl Engine {
             },
             transport: Arc::new(EngineExec::new(self.clone())),
             oom_kills_seen: Arc::new(Mutex::new(None)),
+            oci_runtime,
         }))
     }
 
@@ -674,15 +688,26 @@ impl Sandbox {
             let count = self.read_oom_kills().await;
             *self.oom_kills_seen.lock().await = count;
         }
+        // Wall-clock time for the engine's events, a monotonic one for waits.
         let started = std::time::SystemTime::now();
-        let mut result = self
-            .transport
-            .run(&self.target, request, events, cancel)
-            .await?;
+        let started_at = std::time::Instant::now();
+        let run = self.transport.run(&self.target, request, events, cancel);
+        let mut result = if self.oci_runtime.as_deref() == Some(super::oci::GVISOR) {
+            // Under gVisor the memory limit kills the whole sandbox, and the
+            // engine then never ends the exec: watch the container too.
+            tokio::select! {
+                result = run => result?,
+                died = self.container_died() => self.after_death(died, started_at).await?,
+            }
+        } else {
+            run.await?
+        };
         if result.sandbox_restarted {
             self.forget_oom_baseline().await;
         }
-        let stopped_by_sandpit = result.timed_out || result.truncated || result.cancelled;
+        // A sandbox sandpit restarted to end the command is not a loss.
+        let stopped_by_sandpit =
+            result.timed_out || result.truncated || result.cancelled || result.sandbox_restarted;
         // A command whose sandbox is removed leaves no exit status; one whose
         // sandbox is stopped dies of SIGKILL. Only then is the container
         // looked at, so a plain exit costs nothing more.
@@ -809,6 +834,57 @@ impl Sandbox {
     /// Runs a command and returns its result with output kept, no streaming.
     pub async fn exec_collect(&self, request: ExecRequest) -> anyhow::Result<ExecResult> {
         self.exec(request, None, CancellationToken::new()).await
+    }
+
+    /// Resolves when the container stops running, with whether the engine
+    /// says the memory limit killed it. Never resolves while the engine
+    /// cannot be asked (a transport without one, an engine restarting).
+    async fn container_died(&self) -> bool {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Ok(inspect) = self
+                .engine
+                .docker()
+                .inspect_container(&self.target.container, None)
+                .await
+            {
+                let state = inspect.state.unwrap_or_default();
+                if state.running == Some(false) {
+                    return state.oom_killed.unwrap_or(false);
+                }
+            }
+        }
+    }
+
+    /// The result of a command whose sandbox died under it: it is started
+    /// again (its workspace untouched) and the command reported killed.
+    async fn after_death(
+        &self,
+        oom_killed: bool,
+        started: std::time::Instant,
+    ) -> anyhow::Result<ExecResult> {
+        self.start().await.with_context(|| {
+            format!(
+                "the sandbox of `{}` stopped while a command ran and cannot be started again",
+                self.user
+            )
+        })?;
+        let why = if oom_killed {
+            "the memory limit killed the whole gVisor sandbox"
+        } else {
+            // Measured: a process flood at the pids limit stops gVisor whole.
+            "the gVisor sandbox stopped (reaching its pids limit stops it whole)"
+        };
+        Ok(ExecResult {
+            exit_code: Some(SIGKILL_EXIT_CODE),
+            duration: started.elapsed(),
+            oom_killed,
+            sandbox_restarted: true,
+            stderr: format!("sandpit: {why} while the command ran; it was started again\n")
+                .into_bytes(),
+            ..Default::default()
+        })
     }
 
     /// The memory cgroup's OOM-kill counter, read from inside (cgroup v1 or v2).

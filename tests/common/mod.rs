@@ -293,12 +293,35 @@ pub fn remove_container_now(name: &str) {
     }
 }
 
-/// A fresh python-minimal sandbox with the given policy overrides. The
+/// The environment variable that runs the sandbox, session and isolation
+/// tests under another OCI runtime (`runsc` for gVisor): scripts/run-tests
+/// sets it for its gVisor pass.
+pub const OCI_RUNTIME_ENV: &str = "SANDPIT_TEST_OCI_RUNTIME";
+
+/// The OCI runtime the tests run sandboxes with, when not the engine's
+/// default.
+pub fn test_oci_runtime() -> Option<String> {
+    std::env::var(OCI_RUNTIME_ENV)
+        .ok()
+        .filter(|value| !value.is_empty())
+}
+
+/// Whether the tests run under gVisor, whose kernel shows less (no cgroup
+/// files, no NoNewPrivs line) and answers statx with EINVAL (so no `ls`).
+pub fn under_gvisor() -> bool {
+    test_oci_runtime().as_deref() == Some(sandpit::engine::oci::GVISOR)
+}
+
+/// A fresh python-minimal sandbox with the given policy overrides (under
+/// the OCI runtime of [`OCI_RUNTIME_ENV`] unless they name one). The
 /// returned root holds its workspace (at `ws/`).
 pub async fn sandbox_with(
     tag: &str,
-    overrides: sandpit::engine::policy::PolicyOverrides,
+    mut overrides: sandpit::engine::policy::PolicyOverrides,
 ) -> (sandpit::engine::sandbox::Sandbox, TestRoot) {
+    if overrides.oci_runtime.is_none() {
+        overrides.oci_runtime = test_oci_runtime();
+    }
     let engine = engine().await;
     let image = python_image(&engine).await;
     let user = test_user(tag);
@@ -350,13 +373,15 @@ pub async fn process_list(sandbox: &sandpit::engine::sandbox::Sandbox) -> Vec<St
         .collect()
 }
 
-/// A session manager over a temporary workspace root.
+/// A session manager over a temporary workspace root, its sandboxes under
+/// the OCI runtime of [`OCI_RUNTIME_ENV`] when set.
 pub async fn manager(
     root: &Path,
     tweak: impl FnOnce(&mut sandpit::sessions::SessionConfig),
 ) -> sandpit::sessions::SessionManager {
     let mut config = sandpit::sessions::SessionConfig::new(root.to_path_buf());
     config.build = build_options();
+    config.policy.oci_runtime = test_oci_runtime();
     tweak(&mut config);
     sandpit::sessions::SessionManager::new(
         engine().await,

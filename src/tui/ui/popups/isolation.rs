@@ -1,5 +1,5 @@
 use ratatui::Frame;
-use ratatui::layout::Constraint;
+use ratatui::layout::{Constraint, Layout};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
@@ -32,6 +32,9 @@ pub fn draw_picker(frame: &mut Frame, app: &App, from: &str, choices: &[String],
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
+/// The result popup: one row per probe with its verdict and evidence, sized
+/// to the number of probes (and clamped to the screen). Probes that were not
+/// blocked come first, so a short screen never hides a leak.
 pub fn draw_result(frame: &mut Frame, app: &App) {
     let theme = app.theme();
     let Some(view) = &app.isolation else { return };
@@ -39,7 +42,13 @@ pub fn draw_result(frame: &mut Frame, app: &App) {
         "Isolation of {} as seen from {} — esc close",
         view.target, view.from
     );
-    let inner = frame_popup(frame, theme, &title, 90, 12);
+    // Borders, header and footer around one line per probe.
+    let height = match &view.result {
+        Some(Ok(results)) => (results.len() as u16).saturating_add(4).max(12),
+        _ => 12,
+    };
+    let width = frame.area().width.saturating_sub(4).clamp(90, 160);
+    let inner = frame_popup(frame, theme, &title, width, height);
     match &view.result {
         None => frame.render_widget(
             Paragraph::new("running probes…").style(theme.muted()),
@@ -52,7 +61,12 @@ pub fn draw_result(frame: &mut Frame, app: &App) {
             inner,
         ),
         Some(Ok(results)) => {
-            let rows = results.iter().map(|result| {
+            let mut ordered: Vec<_> = results.iter().collect();
+            ordered.sort_by_key(|result| result.blocked);
+            // Below the header, above the summary.
+            let room = usize::from(inner.height.saturating_sub(2));
+            let hidden = ordered.len().saturating_sub(room);
+            let rows = ordered.into_iter().take(room).map(|result| {
                 let verdict_style = if result.blocked {
                     theme.text().fg(theme.ok)
                 } else {
@@ -61,27 +75,44 @@ pub fn draw_result(frame: &mut Frame, app: &App) {
                 Row::new([
                     Cell::from(result.probe.clone()),
                     Cell::from(Span::styled(result.verdict(), verdict_style)),
-                    Cell::from(result.detail.clone()),
+                    Cell::from(result.evidence.clone()),
                 ])
                 .style(theme.text())
             });
             let leaked = results.iter().filter(|r| !r.blocked).count();
-            let summary = if leaked == 0 {
-                Span::styled("every probe blocked", theme.text().fg(theme.ok))
+            let more = if hidden > 0 {
+                format!(" ({hidden} blocked probes below the screen's edge)")
             } else {
-                Span::styled(format!("{leaked} probe(s) LEAKED"), theme.banner())
+                String::new()
+            };
+            let summary = if leaked == 0 {
+                Span::styled(
+                    format!("all {} probes blocked{more}", results.len()),
+                    theme.text().fg(theme.ok),
+                )
+            } else {
+                Span::styled(
+                    format!(
+                        "{leaked} of {} probes LEAKED or untested{more}",
+                        results.len()
+                    ),
+                    theme.banner(),
+                )
             };
             let table = Table::new(
                 rows,
                 [
-                    Constraint::Length(33),
+                    Constraint::Length(32),
                     Constraint::Length(8),
                     Constraint::Fill(1),
                 ],
             )
-            .header(Row::new(["PROBE", "RESULT", "DETAIL"]).style(theme.muted()))
-            .footer(Row::new([Cell::from(summary)]));
-            frame.render_widget(table, inner);
+            .header(Row::new(["PROBE", "RESULT", "EVIDENCE"]).style(theme.muted()));
+            // The summary spans the whole width on the last line.
+            let [table_area, summary_area] =
+                Layout::vertical([Constraint::Fill(1), Constraint::Length(1)]).areas(inner);
+            frame.render_widget(table, table_area);
+            frame.render_widget(Paragraph::new(Line::from(summary)), summary_area);
         }
     }
 }
