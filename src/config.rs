@@ -24,6 +24,17 @@ pub struct Config {
     pub sandbox: PolicyOverrides,
     #[serde(default)]
     pub sessions: SessionsConfig,
+    #[serde(default)]
+    pub mcp: McpConfig,
+}
+
+/// `sandpit mcp`'s settings.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// The longest timeout an `execute` call gets, whatever it asks for:
+    /// `10m`, `90s`, or seconds [default: 10m].
+    pub max_timeout: Option<DurationSetting>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -222,6 +233,8 @@ mod tests {
             Config::parse("[sessions]\nidle_timeout = 0\nmax_sessions = 3\n", "c.toml").unwrap();
         assert_eq!(config.sessions.idle_timeout.unwrap().0.as_secs(), 0);
         assert_eq!(config.sessions.max_sessions, Some(3));
+        let config = Config::parse("[mcp]\nmax_timeout = \"2m\"\n", "c.toml").unwrap();
+        assert_eq!(config.mcp.max_timeout.unwrap().0.as_secs(), 120);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod mcp;
 pub mod sessions;
 pub mod toml_file;
 pub mod tui;

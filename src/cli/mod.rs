@@ -4,6 +4,7 @@ mod build;
 mod doctor;
 mod exec;
 mod files;
+mod mcp;
 mod runtimes;
 mod sandbox;
 mod sessions;
@@ -175,6 +176,26 @@ pub enum Command {
         user: UserId,
         #[arg(long)]
         json: bool,
+    },
+    /// Serve the console tools (ls, read_file, write_file, edit_file, glob,
+    /// grep, execute, ...) over MCP: on stdio for --user, or over HTTP at
+    /// /mcp with --listen
+    Mcp {
+        /// The user whose sandbox every tool works in (stdio; or every HTTP
+        /// client when listening on loopback without --tokens)
+        #[arg(long)]
+        user: Option<UserId>,
+        #[arg(long)]
+        runtime: Option<String>,
+        /// Serve streamable HTTP on this address, e.g. 127.0.0.1:7070
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// TOML file mapping bearer tokens to users: [[token]] token, user,
+        /// runtime?, sandbox? (mode 600)
+        #[arg(long, value_name = "FILE", requires = "listen")]
+        tokens: Option<PathBuf>,
+        #[command(flatten)]
+        policy: PolicyArgs,
     },
 }
 
@@ -386,6 +407,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             sessions::check_isolation(&context, &user, &other, json).await
         }
         Some(Command::Reap) => sessions::reap(&context).await,
+        Some(Command::Mcp {
+            user,
+            runtime,
+            listen,
+            tokens,
+            policy,
+        }) => {
+            let options = mcp::McpOptions {
+                user,
+                runtime,
+                policy: policy.overrides(),
+                listen,
+                tokens,
+            };
+            mcp::mcp(&context, options).await
+        }
     }
 }
 
