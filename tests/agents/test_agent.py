@@ -1,0 +1,85 @@
+"""A real pydantic-ai Agent, its model scripted with FunctionModel (no LLM),
+driving `sandpit mcp` through MCPToolset: once over stdio, once over HTTP.
+
+It writes a Python file, runs it with `execute`, edits it with `edit_file`,
+runs it again and greps it, and the answers it got are asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from pydantic_ai import Agent
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from sandpit_server import http_server, http_toolset, stdio_toolset
+
+PREFIX = os.environ["SANDPIT_USER_PREFIX"]
+
+APP = "def greet(name):\n    return f'Hello, {name}!'\n\nprint(greet('sandpit'))\n"
+
+STEPS = [
+    ("write_file", {"path": "app.py", "content": APP}),
+    ("execute", {"command": "python3 app.py"}),
+    ("edit_file", {"path": "app.py", "old_string": "Hello", "new_string": "Goodbye"}),
+    ("execute", {"command": "python3 app.py; echo status $?"}),
+    ("grep", {"pattern": "Goodbye", "output_mode": "content"}),
+    ("execute", {"command": "python3 -c 'import sys; sys.exit(4)'"}),
+]
+
+EXPECTED = [
+    "Wrote 4 lines to app.py",
+    "Hello, sandpit!\n",
+    "Edited app.py: replaced 1 occurrence(s)",
+    "Goodbye, sandpit!\nstatus 0\n",
+    "Matches for 'Goodbye':\n  ./app.py:2:     return f'Goodbye, {name}!'",
+    "Command failed (exit code 4):\n",
+]
+
+
+def scripted(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """Calls the next step's tool, or ends once every step has answered."""
+    names = {tool.name for tool in info.function_tools}
+    missing = {"ls", "read_file", "write_file", "edit_file", "glob", "grep", "execute"} - names
+    assert not missing, f"tools missing from the MCP toolset: {missing}"
+    done = sum(
+        1
+        for message in messages
+        for part in message.parts
+        if isinstance(part, ToolReturnPart)
+    )
+    if done < len(STEPS):
+        tool, args = STEPS[done]
+        return ModelResponse(parts=[ToolCallPart(tool, args)])
+    return ModelResponse(parts=[TextPart("done")])
+
+
+async def run(label: str, toolset) -> None:
+    agent = Agent(FunctionModel(scripted), toolsets=[toolset])
+    async with agent:
+        result = await agent.run("Write, run, edit and grep a small Python program.")
+    returns = [
+        part.model_response_str()
+        for message in result.all_messages()
+        for part in message.parts
+        if isinstance(part, ToolReturnPart)
+    ]
+    assert result.output == "done", result.output
+    assert returns == EXPECTED, f"{label}: got\n{returns!r}\nexpected\n{EXPECTED!r}"
+    print(f"{label}: {len(returns)} tool calls answered as expected")
+
+
+async def main() -> None:
+    await run("stdio", stdio_toolset(f"{PREFIX}-stdio"))
+    token = f"agent-test-token-{PREFIX}"
+    with http_server({token: f"{PREFIX}-http"}) as url:
+        await run("http", http_toolset(url, token))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+    print("agent test passed")
+    sys.exit(0)
