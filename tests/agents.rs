@@ -70,3 +70,8 @@ fn run_python(file: &str, tag: &str, suffixes: &[&str]) {
 fn pydantic_ai_agent_over_stdio_and_http() {
     run_python("test_agent.py", "agents", &["stdio", "http"]);
 }
+
+#[test]
+fn console_tools_match_pydantic_ai_backend() {
+    run_python("test_differential.py", "differential", &["diff"]);
+}

@@ -250,7 +250,7 @@ async fn console_tools_over_stdio() {
     // glob
     assert_eq!(
         ok(&peer, "glob", json!({"pattern": "*.py"})).await,
-        "Found 2 file(s) matching '*.py':\n  ./hello.py\n  ./sub/deep/b.py"
+        "Found 2 file(s) matching '*.py':\n  hello.py\n  sub/deep/b.py"
     );
     assert_eq!(
         ok(&peer, "glob", json!({"pattern": "**/*.py", "path": "sub"})).await,
@@ -376,6 +376,12 @@ async fn console_tools_over_stdio() {
         json!({"command": "ln -s /etc/passwd leak && ln -s /etc linkdir && ln -s / root"}),
     )
     .await;
+    // Links out of the workspace are listed, but nothing of their target.
+    let listing = ok(&peer, "ls", json!({})).await;
+    let lines: Vec<&str> = listing.lines().collect();
+    for bare in ["  leak", "  linkdir", "  root"] {
+        assert!(lines.contains(&bare), "{bare:?} not listed bare: {listing}");
+    }
     let refused = tool_error(&peer, "read_file", json!({"path": "leak"})).await;
     assert!(refused.contains("refused"), "{refused}");
     let refused = tool_error(

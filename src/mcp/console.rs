@@ -61,17 +61,87 @@ fn classify(err: &anyhow::Error) -> Failure {
     }
 }
 
+/// For each symlink given (absolute paths in the sandbox), what it leads
+/// to when that is inside the workspace: `d`, or `f` and the size; `-` for a
+/// link that leads nowhere or out of the workspace, which tells nothing of
+/// what is outside.
+const LINKS_SH: &str = r#"
+W=$(realpath -e -- "$SANDPIT_WORKSPACE") || exit 84
+for link in "$@"; do
+  t=$(realpath -e -- "$link" 2>/dev/null) || { echo -; continue; }
+  case "$t" in "$W"|"$W"/*) ;; *) echo -; continue ;; esac
+  if [ -d "$t" ]; then echo d; else echo "f $(stat -c %s -- "$t" 2>/dev/null || echo -)"; fi
+done
+"#;
+
+/// Entries as the reference lists them: a link shown as what it leads to
+/// (inside the workspace only), folders first, then by name.
+async fn follow_links(
+    sandbox: &Sandbox,
+    folder: &str,
+    entries: Vec<crate::engine::files::DirEntry>,
+) -> Vec<LsEntry> {
+    let links: Vec<String> = entries
+        .iter()
+        .filter(|entry| entry.kind == EntryKind::Symlink)
+        .map(|entry| format!("{folder}/{}", entry.name))
+        .collect();
+    let mut targets = std::collections::VecDeque::new();
+    if !links.is_empty() {
+        let mut argv = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            LINKS_SH.to_string(),
+            "sandpit-links".to_string(),
+        ];
+        argv.extend(links);
+        let request = ExecRequest::argv(argv)
+            .env("SANDPIT_WORKSPACE", sandbox.work_dir())
+            .work_dir("/")
+            .timeout(SEARCH_TIMEOUT);
+        if let Ok(result) = sandbox.exec_collect(request).await {
+            targets = result.stdout_text().lines().map(str::to_string).collect();
+        }
+    }
+    let mut listed: Vec<LsEntry> = entries
+        .into_iter()
+        .map(|entry| match entry.kind {
+            EntryKind::Symlink => match targets.pop_front().as_deref() {
+                Some("d") => LsEntry {
+                    name: entry.name,
+                    is_dir: true,
+                    size: None,
+                },
+                Some(file) => LsEntry {
+                    name: entry.name,
+                    is_dir: false,
+                    size: file.strip_prefix("f ").and_then(|size| size.parse().ok()),
+                },
+                None => LsEntry {
+                    name: entry.name,
+                    is_dir: false,
+                    size: None,
+                },
+            },
+            kind => LsEntry {
+                is_dir: kind == EntryKind::Dir,
+                name: entry.name,
+                size: (kind != EntryKind::Dir).then_some(entry.size),
+            },
+        })
+        .collect();
+    listed.sort_by(|a, b| (!a.is_dir, &a.name).cmp(&(!b.is_dir, &b.name)));
+    listed
+}
+
 pub async fn ls(sandbox: &Sandbox, params: LsParams) -> ToolOutcome {
     match sandbox.list_dir(&params.path).await {
         Ok(entries) => {
-            let entries: Vec<LsEntry> = entries
-                .into_iter()
-                .map(|entry| LsEntry {
-                    is_dir: entry.kind == EntryKind::Dir,
-                    name: entry.name,
-                    size: entry.size,
-                })
-                .collect();
+            let folder = match confine(sandbox.work_dir(), &params.path) {
+                Ok(folder) => folder,
+                Err(err) => return ToolOutcome::tool_error(format!("Error: {err}")),
+            };
+            let entries = follow_links(sandbox, &folder, entries).await;
             ToolOutcome::text(text::ls(&params.path, &entries))
         }
         Err(err) => match classify(&err) {
@@ -251,7 +321,7 @@ pub async fn glob(sandbox: &Sandbox, params: GlobParams, cancel: CancellationTok
         Err(message) => ToolOutcome::tool_error(message),
         Ok(found) => {
             let mut paths: Vec<String> = if found.exit_code == 0 {
-                found.stdout.lines().map(str::to_string).collect()
+                found.stdout.lines().map(text::pure_posix).collect()
             } else {
                 Vec::new()
             };

@@ -20,7 +20,8 @@ pub const TIMED_OUT_EXIT_CODE: i64 = 124;
 pub struct LsEntry {
     pub name: String,
     pub is_dir: bool,
-    pub size: u64,
+    /// `None` for a link that leads nowhere (or out of the workspace).
+    pub size: Option<u64>,
 }
 
 /// `ls`: a header naming the path, then folders with a trailing `/` and
@@ -33,8 +34,10 @@ pub fn ls(path: &str, entries: &[LsEntry]) -> String {
     for entry in entries {
         if entry.is_dir {
             lines.push(format!("  {}/", entry.name));
+        } else if let Some(size) = entry.size {
+            lines.push(format!("  {} ({size} bytes)", entry.name));
         } else {
-            lines.push(format!("  {} ({} bytes)", entry.name, entry.size));
+            lines.push(format!("  {}", entry.name));
         }
     }
     lines.join("\n")
@@ -168,6 +171,27 @@ pub fn glob(pattern: &str, path: &str, paths: &[String]) -> String {
         ));
     }
     lines.join("\n")
+}
+
+/// A path as Python's `PurePosixPath` prints it (the reference passes
+/// `find`'s output through it): `.` parts and repeated slashes dropped, so
+/// `./src/a.py` reads `src/a.py`.
+pub fn pure_posix(path: &str) -> String {
+    let root = if path.starts_with("//") && !path.starts_with("///") {
+        "//"
+    } else if path.starts_with('/') {
+        "/"
+    } else {
+        ""
+    };
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect();
+    match (root, parts.is_empty()) {
+        ("", true) => ".".to_string(),
+        (root, _) => format!("{root}{}", parts.join("/")),
+    }
 }
 
 /// One line `grep` found.
@@ -346,11 +370,12 @@ const TEXT_EXTENSIONS: &[&str] = &[
 
 /// A file's bytes as text, as the reference decodes them: UTF-8 when valid;
 /// otherwise, for a known text extension, one character per byte (its
-/// Latin-1 fallback); otherwise `None`: a binary file.
+/// Latin-1 fallback); otherwise UTF-8 with replacement characters when
+/// fewer than 1 in 100 characters (and fewer than 2) need replacing, else
+/// `None`: a binary file. The reference asks chardet first, which can pick
+/// another encoding for a file that is not UTF-8.
 pub fn decode(path: &str, bytes: &[u8]) -> Option<String> {
-    if let Ok(text) = std::str::from_utf8(bytes)
-        && !bytes.contains(&0)
-    {
+    if let Ok(text) = std::str::from_utf8(bytes) {
         return Some(text.to_string());
     }
     let extension = path
@@ -362,7 +387,11 @@ pub fn decode(path: &str, bytes: &[u8]) -> Option<String> {
         Some(ext) if TEXT_EXTENSIONS.contains(&ext.as_str()) => {
             Some(bytes.iter().map(|&b| char::from(b)).collect())
         }
-        _ => None,
+        _ => {
+            let text = String::from_utf8_lossy(bytes);
+            let replaced = text.chars().filter(|&c| c == '\u{fffd}').count();
+            (replaced < (text.chars().count() / 100).max(2)).then(|| text.into_owned())
+        }
     }
 }
 
@@ -379,17 +408,22 @@ mod tests {
             LsEntry {
                 name: "src".into(),
                 is_dir: true,
-                size: 4096,
+                size: None,
             },
             LsEntry {
                 name: "a.py".into(),
                 is_dir: false,
-                size: 12,
+                size: Some(12),
+            },
+            LsEntry {
+                name: "dangling".into(),
+                is_dir: false,
+                size: None,
             },
         ];
         assert_eq!(
             ls(".", &entries),
-            "Contents of .:\n  src/\n  a.py (12 bytes)"
+            "Contents of .:\n  src/\n  a.py (12 bytes)\n  dangling"
         );
         assert_eq!(
             ls("nope", &[]),
@@ -454,6 +488,15 @@ mod tests {
         assert!(text.starts_with("Found 102 file(s) matching '*':\n  ./f000\n"));
         assert!(text.ends_with("  ./f099\n  ... and 2 more"), "{text}");
         assert_eq!(glob("*.x", ".", &[]), "No files matching '*.x' in .");
+    }
+
+    #[test]
+    fn paths_print_as_python_does() {
+        assert_eq!(pure_posix("./src/a.py"), "src/a.py");
+        assert_eq!(pure_posix("src//./b"), "src/b");
+        assert_eq!(pure_posix("/workspace/x/"), "/workspace/x");
+        assert_eq!(pure_posix("."), ".");
+        assert_eq!(pure_posix("//x"), "//x");
     }
 
     #[test]
@@ -529,7 +572,11 @@ mod tests {
     #[test]
     fn decoding() {
         assert_eq!(decode("a.bin", b"hi").as_deref(), Some("hi"));
-        assert_eq!(decode("a.bin", b"\x89PNG\0\0"), None);
+        assert_eq!(decode("a.bin", b"\x89PNG\0\xff\xfe\0"), None);
+        assert_eq!(
+            decode("a.bin", b"a\0b\xff").as_deref(),
+            Some("a\0b\u{fffd}")
+        );
         assert_eq!(decode("notes.txt", b"caf\xe9").as_deref(), Some("café"));
     }
 }
