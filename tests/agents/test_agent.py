@@ -11,7 +11,7 @@ import asyncio
 import os
 import sys
 
-from pydantic_ai import Agent
+from pydantic_ai import Agent, DeferredToolRequests, DeferredToolResults
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
@@ -72,11 +72,44 @@ async def run(label: str, toolset) -> None:
     print(f"{label}: {len(returns)} tool calls answered as expected")
 
 
+async def approval(toolset) -> None:
+    """The README's recipe: `execute`, and only it, waits for a human."""
+    guarded = toolset.approval_required(lambda ctx, tool_def, args: tool_def.name == "execute")
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        returned = [
+            part for message in messages for part in message.parts if isinstance(part, ToolReturnPart)
+        ]
+        if not returned:
+            return ModelResponse(
+                parts=[
+                    ToolCallPart("ls", {}),
+                    ToolCallPart("execute", {"command": "echo approved"}),
+                ]
+            )
+        return ModelResponse(parts=[TextPart(returned[-1].model_response_str())])
+
+    agent = Agent(FunctionModel(model), toolsets=[guarded], output_type=[str, DeferredToolRequests])
+    async with agent:
+        first = await agent.run("List, then run a command.")
+        assert isinstance(first.output, DeferredToolRequests), first.output
+        assert [call.tool_name for call in first.output.approvals] == ["execute"], first.output
+        results = DeferredToolResults(
+            approvals={call.tool_call_id: True for call in first.output.approvals}
+        )
+        second = await agent.run(
+            message_history=first.all_messages(), deferred_tool_results=results
+        )
+    assert second.output == "approved\n", second.output
+    print("approval: execute waited for approval, then ran")
+
+
 async def main() -> None:
     await run("stdio", stdio_toolset(f"{PREFIX}-stdio"))
     token = f"agent-test-token-{PREFIX}"
     with http_server({token: f"{PREFIX}-http"}) as url:
         await run("http", http_toolset(url, token))
+        await approval(http_toolset(url, token))
 
 
 if __name__ == "__main__":
