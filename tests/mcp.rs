@@ -765,6 +765,46 @@ async fn http_tokens_and_sigterm() {
             .is_file()
     );
 
+    // Two clients of one user share its one sandbox, at the same time.
+    let second = Client::default()
+        .serve(rmcp::transport::StreamableHttpClientTransport::from_config(
+            rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+                format!("http://{}/mcp", server.address),
+            )
+            .auth_header(good),
+        ))
+        .await
+        .expect("second HTTP handshake");
+    let other = second.peer().clone();
+    // Each waits (up to 20 s) for the other's file: both run at once.
+    let (a, b) = tokio::join!(
+        call(
+            &peer,
+            "execute",
+            json!({"command": "for i in $(seq 200); do [ -e b.txt ] && break; sleep 0.1; done; echo from-a > a.txt"})
+        ),
+        call(
+            &other,
+            "execute",
+            json!({"command": "echo from-b > b.txt; for i in $(seq 200); do [ -e a.txt ] && break; sleep 0.1; done; cat a.txt"})
+        ),
+    );
+    assert_eq!(a.is_error, Some(false));
+    assert_eq!(
+        text_of(&b),
+        "from-a\n",
+        "the second client did not see the first's file"
+    );
+    let sandboxes: Vec<_> = engine
+        .list_sandboxes()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.user == alice.as_str())
+        .collect();
+    assert_eq!(sandboxes.len(), 1, "one sandbox for alice: {sandboxes:?}");
+    drop(second);
+
     // SIGTERM: in-flight commands and background processes die with the server.
     ok(&peer, "process_start", json!({"command": "sleep 2001"})).await;
     let in_flight = {

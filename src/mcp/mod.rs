@@ -27,7 +27,7 @@ use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData, ServerHandler};
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::engine::policy::PolicyOverrides;
 use crate::engine::sandbox::{Sandbox, UserId};
@@ -281,8 +281,9 @@ impl McpServer {
     }
 
     /// The cancellation of one call: the client's cancel (or, over HTTP,
-    /// its disconnect) or the server stopping.
-    fn call_cancel(&self, context: &RequestContext<RoleServer>) -> CancellationToken {
+    /// its disconnect) or the server stopping. The guard ends the link when
+    /// the call is over, so no watcher outlives it.
+    fn call_cancel(&self, context: &RequestContext<RoleServer>) -> (CancellationToken, DropGuard) {
         let cancel = self.hub.shutdown.child_token();
         let request = context.ct.clone();
         let linked = cancel.clone();
@@ -292,7 +293,8 @@ impl McpServer {
                 _ = linked.cancelled() => {}
             }
         });
-        cancel
+        let guard = cancel.clone().drop_guard();
+        (cancel, guard)
     }
 
     async fn try_run_tool(
@@ -331,12 +333,12 @@ impl McpServer {
             }
             "glob" => {
                 let params: GlobParams = parse(name, arguments)?;
-                let cancel = self.call_cancel(context);
+                let (cancel, _done) = self.call_cancel(context);
                 console::glob(&sandbox().await?, params, cancel).await
             }
             "grep" => {
                 let params: GrepParams = parse(name, arguments)?;
-                let cancel = self.call_cancel(context);
+                let (cancel, _done) = self.call_cancel(context);
                 console::grep(&sandbox().await?, params, cancel).await
             }
             "execute" => {
@@ -348,7 +350,7 @@ impl McpServer {
                         peer: context.peer.clone(),
                         token,
                     });
-                let cancel = self.call_cancel(context);
+                let (cancel, _done) = self.call_cancel(context);
                 let sandbox = sandbox().await?;
                 execute::execute(&sandbox, params, self.hub.max_timeout, progress, cancel).await
             }
