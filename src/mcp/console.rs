@@ -134,6 +134,8 @@ async fn follow_links(
     listed
 }
 
+/// `ls`: a folder's entries, links shown as what they lead to inside the
+/// workspace; a missing folder or a file gets the reference's sentence.
 pub async fn ls(sandbox: &Sandbox, params: LsParams) -> ToolOutcome {
     match sandbox.list_dir(&params.path).await {
         Ok(entries) => {
@@ -172,6 +174,8 @@ async fn read_text(
     }
 }
 
+/// `read_file`: numbered lines `offset..offset+limit`; a missing file, an
+/// offset past the end or a refused path is a tool error.
 pub async fn read_file(sandbox: &Sandbox, params: ReadFileParams) -> ToolOutcome {
     let (Ok(offset), Ok(limit)) = (
         usize::try_from(params.offset),
@@ -193,6 +197,7 @@ pub async fn read_file(sandbox: &Sandbox, params: ReadFileParams) -> ToolOutcome
     }
 }
 
+/// `write_file`: creates parent folders and replaces the file atomically.
 pub async fn write_file(sandbox: &Sandbox, params: WriteFileParams) -> ToolOutcome {
     let WriteFileParams { path, content } = params;
     match sandbox
@@ -301,6 +306,7 @@ async fn search(
     }
 }
 
+/// `glob`: `find` inside the sandbox from a root confined to the workspace.
 pub async fn glob(sandbox: &Sandbox, params: GlobParams, cancel: CancellationToken) -> ToolOutcome {
     let GlobParams { pattern, path } = params;
     let root = if matches!(path.trim(), "" | "/" | ".") {
@@ -331,6 +337,8 @@ pub async fn glob(sandbox: &Sandbox, params: GlobParams, cancel: CancellationTok
     }
 }
 
+/// `grep`: GNU `grep -rnH` inside the sandbox from a root confined to the
+/// workspace; hidden files skipped unless `ignore_hidden` is false.
 pub async fn grep(sandbox: &Sandbox, params: GrepParams, cancel: CancellationToken) -> ToolOutcome {
     let GrepParams {
         pattern,

@@ -38,6 +38,8 @@ pub fn clamp_timeout(asked: Option<i64>, max: Duration) -> Result<Duration, Stri
     }
 }
 
+/// `execute`: runs `sh -c command` with the clamped timeout; the answer is
+/// the reference's text, with the exit code and flags for the activity log.
 pub async fn execute(
     sandbox: &Sandbox,
     params: ExecuteParams,

@@ -63,6 +63,7 @@ impl Ring {
     }
 }
 
+/// Where a background process is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
     Running,
@@ -230,6 +231,7 @@ impl Registry {
         Ok(format!("Process {id}: {state}"))
     }
 
+    /// One line per process: id, state, age in seconds, command.
     pub fn list(&self) -> String {
         let processes = lock(&self.processes);
         if processes.is_empty() {

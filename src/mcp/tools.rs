@@ -35,6 +35,7 @@ fn stdout() -> String {
     "stdout".to_string()
 }
 
+/// `ls`'s arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct LsParams {
@@ -44,6 +45,7 @@ pub struct LsParams {
     pub path: String,
 }
 
+/// `read_file`'s arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct ReadFileParams {
@@ -59,6 +61,7 @@ pub struct ReadFileParams {
     pub limit: i64,
 }
 
+/// `write_file`'s arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct WriteFileParams {
@@ -68,6 +71,7 @@ pub struct WriteFileParams {
     pub content: String,
 }
 
+/// `edit_file`'s arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct EditFileParams {
@@ -84,6 +88,7 @@ pub struct EditFileParams {
     pub replace_all: bool,
 }
 
+/// `glob`'s arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct GlobParams {
@@ -95,6 +100,7 @@ pub struct GlobParams {
     pub path: String,
 }
 
+/// `grep`'s arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct GrepParams {
@@ -117,6 +123,7 @@ pub struct GrepParams {
     pub ignore_hidden: bool,
 }
 
+/// `execute`'s arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct ExecuteParams {
@@ -129,6 +136,7 @@ pub struct ExecuteParams {
     pub timeout: Option<i64>,
 }
 
+/// `process_start`'s arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct ProcessStartParams {
@@ -136,6 +144,7 @@ pub struct ProcessStartParams {
     pub command: String,
 }
 
+/// `process_output`'s arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct ProcessOutputParams {
@@ -152,6 +161,7 @@ pub struct ProcessOutputParams {
     pub stream: String,
 }
 
+/// `process_stop`'s arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct ProcessIdParams {
@@ -159,6 +169,7 @@ pub struct ProcessIdParams {
     pub id: String,
 }
 
+/// Tools without arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
 pub struct NoParams {}
