@@ -15,6 +15,11 @@ use crate::engine::sandbox::Sandbox;
 
 /// Bytes kept per stream of each process.
 pub const RING_CAPACITY: usize = 1 << 20;
+/// Output a background process may write per stream before it is stopped.
+/// The engine's exec keeps what it captures until the command ends (it has
+/// no streaming-only mode yet), so this bounds that copy; the ring is what
+/// `process_output` reads.
+pub const OUTPUT_LIMIT: usize = 16 << 20;
 /// Background processes one user may have at once (running or finished but
 /// not yet stopped).
 pub const MAX_PROCESSES: usize = 16;
@@ -69,6 +74,8 @@ pub enum State {
     Running,
     Exited(i64),
     Stopped,
+    /// Stopped for writing more than [`OUTPUT_LIMIT`] bytes on one stream.
+    OutputLimit,
     /// The exec itself failed.
     Failed(String),
 }
@@ -79,6 +86,11 @@ impl std::fmt::Display for State {
             State::Running => f.write_str("running"),
             State::Exited(code) => write!(f, "exited with code {code}"),
             State::Stopped => f.write_str("stopped (process tree killed)"),
+            State::OutputLimit => write!(
+                f,
+                "stopped after writing {} MiB on one stream (process tree killed)",
+                OUTPUT_LIMIT >> 20
+            ),
             State::Failed(err) => write!(f, "failed: {err}"),
         }
     }
@@ -139,8 +151,7 @@ impl Registry {
         }));
         let cancel = shutdown.child_token();
         let (events, mut received) = mpsc::channel::<ExecEvent>(64);
-        // No per-stream cap: the ring keeps the newest output however much comes.
-        let request = ExecRequest::shell(command.clone()).output_cap(usize::MAX);
+        let request = ExecRequest::shell(command.clone()).output_cap(OUTPUT_LIMIT);
         let task = {
             let sandbox = sandbox.clone();
             let output = output.clone();
@@ -162,6 +173,7 @@ impl Registry {
                 let _ = collector.await;
                 let state = match result {
                     Ok(result) if result.cancelled => State::Stopped,
+                    Ok(result) if result.truncated => State::OutputLimit,
                     Ok(result) => State::Exited(result.status_code()),
                     Err(err) => State::Failed(format!("{err:#}")),
                 };

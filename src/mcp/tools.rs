@@ -275,8 +275,8 @@ N):` and that output, a timeout as `Error: Command timed out` with code 124, and
 const PROCESS_START: &str = "Start a shell command in the background in the sandbox (a \
 server, a watcher, a long job) and return its id at once.\n\n\
 sandpit keeps the last 1 MiB of each of its output streams in the MCP server's memory (not in \
-the sandbox): read it with `process_output`, stop it with `process_stop`. Processes end when the \
-MCP server stops.";
+the sandbox): read it with `process_output`, stop it with `process_stop`. A process writing more \
+than 16 MiB on one stream is stopped. Processes end when the MCP server stops.";
 
 const PROCESS_OUTPUT: &str = "Read a background process's output from a byte offset, with \
 whether it is still running or its exit code.\n\n\
