@@ -26,6 +26,8 @@ pub struct Config {
     pub sessions: SessionsConfig,
     #[serde(default)]
     pub activity: ActivityConfig,
+    #[serde(default)]
+    pub mcp: McpConfig,
 }
 
 /// `[activity]`: how long the activity log keeps its rows. Pruning is
@@ -39,6 +41,15 @@ pub struct ActivityConfig {
     /// Only the newest this many rows are kept; 0 keeps any number
     /// [default: 100000].
     pub max_rows: Option<u64>,
+}
+
+/// `sandpit mcp`'s settings.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// The longest timeout an `execute` call gets, whatever it asks for:
+    /// `10m`, `90s`, or seconds [default: 10m].
+    pub max_timeout: Option<DurationSetting>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -244,6 +255,8 @@ mod tests {
             Config::parse("[sessions]\nidle_timeout = 0\nmax_sessions = 3\n", "c.toml").unwrap();
         assert_eq!(config.sessions.idle_timeout.unwrap().0.as_secs(), 0);
         assert_eq!(config.sessions.max_sessions, Some(3));
+        let config = Config::parse("[mcp]\nmax_timeout = \"2m\"\n", "c.toml").unwrap();
+        assert_eq!(config.mcp.max_timeout.unwrap().0.as_secs(), 120);
     }
 
     #[test]

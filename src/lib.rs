@@ -8,6 +8,7 @@ pub mod activity;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod mcp;
 pub mod sessions;
 pub mod toml_file;
 pub mod tui;

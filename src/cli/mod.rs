@@ -5,6 +5,7 @@ mod build;
 mod doctor;
 mod exec;
 mod files;
+mod mcp;
 mod runtimes;
 mod sandbox;
 mod sessions;
@@ -258,6 +259,27 @@ pub enum Command {
         /// Write sandpit.1 and sandpit-COMMAND.1 for every command into DIR
         #[arg(long, short, value_name = "DIR")]
         out_dir: Option<PathBuf>,
+    },
+    /// Serve the console tools (ls, read_file, write_file, edit_file, glob,
+    /// grep, execute, ...) over MCP: on stdio for --user, or over HTTP at
+    /// /mcp with --listen
+    Mcp {
+        /// The user whose sandbox every tool works in (stdio; or every HTTP
+        /// client when listening on loopback without --tokens)
+        #[arg(long)]
+        user: Option<UserId>,
+        /// The runtime of a sandbox made for --user [default: sessions.default_runtime]
+        #[arg(long)]
+        runtime: Option<String>,
+        /// Serve streamable HTTP on this address, e.g. 127.0.0.1:7070
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// TOML file mapping bearer tokens to users: [[token]] token, user,
+        /// runtime?, sandbox? (mode 600)
+        #[arg(long, value_name = "FILE", requires = "listen")]
+        tokens: Option<PathBuf>,
+        #[command(flatten)]
+        policy: PolicyArgs,
     },
 }
 
@@ -558,6 +580,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::Reap) => sessions::reap(&context).await,
         Some(Command::Activity(args)) => activity::activity(&context, &args).await,
         Some(Command::Completions { .. } | Command::Man { .. }) => Ok(0),
+        Some(Command::Mcp {
+            user,
+            runtime,
+            listen,
+            tokens,
+            policy,
+        }) => {
+            let options = mcp::McpOptions {
+                user,
+                runtime,
+                policy: policy.overrides(),
+                listen,
+                tokens,
+            };
+            mcp::mcp(&context, options).await
+        }
     }
 }
 
