@@ -28,6 +28,9 @@ use super::{Engine, is_not_found, labels};
 
 pub const CONTAINER_PREFIX: &str = "sandpit-";
 
+/// How long a gVisor sandbox is given to show it stopped after runsc's exec
+/// ended without a real status.
+const GVISOR_DEATH_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
 /// How long a sandbox killed during a command may take to stop or go.
 const LOSS_SETTLE: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -695,9 +698,20 @@ impl Sandbox {
         let mut result = if self.oci_runtime.as_deref() == Some(super::oci::GVISOR) {
             // Under gVisor the memory limit kills the whole sandbox, and the
             // engine then never ends the exec: watch the container too.
-            tokio::select! {
+            let result = tokio::select! {
                 result = run => result?,
                 died = self.container_died() => self.after_death(died, started_at).await?,
+            };
+            // runsc's exec can end first, with 128 ("WaitPID failed: EOF")
+            // or no status, as the sandbox goes down: look once more.
+            let runsc_lost = result.exit_code.is_none_or(|code| code == 128);
+            if runsc_lost
+                && !result.sandbox_restarted
+                && let Some(oom_killed) = self.stopped_within(GVISOR_DEATH_SETTLE).await
+            {
+                self.after_death(oom_killed, started_at).await?
+            } else {
+                result
             }
         } else {
             run.await?
@@ -854,6 +868,29 @@ impl Sandbox {
                     return state.oom_killed.unwrap_or(false);
                 }
             }
+        }
+    }
+
+    /// Whether the container stops within `within` (polled), with the
+    /// engine's out-of-memory flag when it does.
+    async fn stopped_within(&self, within: std::time::Duration) -> Option<bool> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Ok(inspect) = self
+                .engine
+                .docker()
+                .inspect_container(&self.target.container, None)
+                .await
+            {
+                let state = inspect.state.unwrap_or_default();
+                if state.running == Some(false) {
+                    return Some(state.oom_killed.unwrap_or(false));
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
 
