@@ -873,3 +873,47 @@ async fn an_oci_runtime_the_engine_lacks_or_cannot_network_is_refused_before_any
         assert!(!workspace.exists(), "nothing half-created");
     }
 }
+
+/// A sandbox stopped on purpose while a command runs stays stopped, and the
+/// command says it lost its sandbox (under runc and under gVisor, whose
+/// sandboxes are otherwise started again after their own limits stop them).
+#[tokio::test]
+async fn a_sandbox_stopped_during_a_command_stays_stopped() {
+    let (sandbox, _root) = common::sandbox("stop-mid").await;
+    let command = {
+        let sandbox = sandbox.clone();
+        tokio::spawn(async move {
+            sandbox
+                .exec_collect(
+                    ExecRequest::shell("touch started; sleep 60").timeout(Duration::from_secs(90)),
+                )
+                .await
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while sandbox.read_file("started", 16).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command did not start within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sandbox.stop().await.unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(60), command)
+        .await
+        .expect("the command ends once its sandbox is stopped")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        result.sandbox_lost,
+        Some(sandpit::engine::exec::SandboxLoss::Stopped),
+        "{result:?}"
+    );
+    assert_eq!(result.status_code(), 125);
+    assert!(!result.sandbox_restarted, "{result:?}");
+    assert!(
+        !sandbox.inspect().await.unwrap().info.is_running(),
+        "a stopped sandbox was started again"
+    );
+    sandbox.remove(true).await.unwrap();
+}

@@ -70,6 +70,13 @@ pub async fn mcp(context: &Context, options: McpOptions) -> anyhow::Result<i32> 
                     "with --tokens each token names its user and runtime; drop --user and --runtime"
                 );
             }
+            if tokens.is_some()
+                && options.policy != crate::engine::policy::PolicyOverrides::default()
+            {
+                bail!(
+                    "with --tokens, policy flags (--memory, --disk, …) are not applied: put them in each token's `sandbox` table or in the config's [sandbox]"
+                );
+            }
             let open_binding = options.user.map(|user| Binding {
                 user,
                 runtime: options.runtime.clone(),

@@ -142,7 +142,9 @@ pub async fn check_isolation(
                 "{:<width$}  {:<8}  {}",
                 result.probe,
                 result.verdict(),
-                result.evidence
+                // What the other sandbox's processes and files are named
+                // comes from sandboxed code: escaped, one line per probe.
+                crate::engine::names::escape(result.evidence.as_bytes())
             );
         }
         if leaked == 0 && untested == 0 {

@@ -308,7 +308,9 @@ impl Sandbox {
                     "file operation `{op}` on `{}` failed (exit {}): {}",
                     all.join("` and `"),
                     other.map_or("unknown".to_string(), |code| code.to_string()),
-                    result.stderr_text().trim()
+                    // Names the sandboxed code chose reach a terminal here:
+                    // escaped, no control character gets through.
+                    super::names::escape(result.stderr.trim_ascii())
                 )
             }
         }

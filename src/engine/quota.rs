@@ -29,6 +29,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -295,6 +296,11 @@ fn lock(image: &Path) -> anyhow::Result<std::fs::File> {
         .parent()
         .ok_or_else(|| anyhow::anyhow!("{} has no parent folder", image.display()))?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // `.sandpit` may be writable by a group (the activity log is shared):
+    // the images' folder and the image itself must be what they seem, not
+    // links planted to turn root's mkfs, resize or mount on another file.
+    refuse_links(dir, true)?;
+    refuse_links(image, false)?;
     // Images hold users' files: only root reads them on the host.
     let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
     let mut name = image.as_os_str().to_os_string();
@@ -303,11 +309,36 @@ fn lock(image: &Path) -> anyhow::Result<std::fs::File> {
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(&name)
         .with_context(|| format!("cannot open {}", Path::new(&name).display()))?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
         .with_context(|| format!("cannot lock {}", Path::new(&name).display()))?;
     Ok(file)
+}
+
+/// Refuses `path` when it is a symbolic link or not owned by this process's
+/// user; a folder (`dir`) must be a folder. A missing file passes.
+fn refuse_links(path: &Path, dir: bool) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let metadata = match std::fs::symlink_metadata(path) {
+        Ok(metadata) => metadata,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && !dir => return Ok(()),
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let euid = rustix::process::geteuid().as_raw();
+    if metadata.file_type().is_symlink()
+        || (dir && !metadata.is_dir())
+        || (!dir && !metadata.is_file())
+        || metadata.uid() != euid
+    {
+        anyhow::bail!(
+            "{} is not a {} of uid {euid} (a link or someone else's?); sandpit will not mount or change it: remove it and try again",
+            path.display(),
+            if dir { "folder" } else { "regular file" }
+        );
+    }
+    Ok(())
 }
 
 /// What [`prepare`] set up, for the sandbox's labels and the log.
@@ -771,6 +802,31 @@ fn walk_usage(top: &Path, device: u64, limit: u64) -> (u64, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn planted_links_are_refused_before_anything_is_touched() {
+        let root = tempfile::tempdir().unwrap();
+        let disks = root.path().join("disks");
+        std::fs::create_dir(&disks).unwrap();
+        let outside = root.path().join("outside.img");
+        std::fs::write(&outside, b"not an image").unwrap();
+        // An image that is a link to another file.
+        let image = disks.join("alice.ext4");
+        std::os::unix::fs::symlink(&outside, &image).unwrap();
+        let err = lock(&image).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        // The images' folder itself a link.
+        let elsewhere = root.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let linked = root.path().join("linked");
+        std::os::unix::fs::symlink(&elsewhere, &linked).unwrap();
+        let err = lock(&linked.join("bob.ext4")).unwrap_err().to_string();
+        assert!(err.contains("not a folder"), "{err}");
+        assert_eq!(std::fs::read(&outside).unwrap(), b"not an image");
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        // A plain folder and a missing image pass, and the lock is taken.
+        assert!(lock(&disks.join("carol.ext4")).is_ok());
+    }
 
     #[test]
     fn images_live_beside_the_workspaces() {

@@ -221,6 +221,9 @@ impl Engine {
         }
         match self.create_container(spec, &name).await {
             Ok(sandbox) => Ok(sandbox),
+            // Another process made this user's sandbox meanwhile: the image
+            // is that sandbox's now, and stays mounted.
+            Err(err) if err.is::<SandboxExists>() => Err(err),
             Err(err) => {
                 // The image mounted for a sandbox that never came to be is
                 // released; one made just now goes too.
@@ -700,16 +703,18 @@ impl Sandbox {
             // engine then never ends the exec: watch the container too.
             let result = tokio::select! {
                 result = run => result?,
-                died = self.container_died() => self.after_death(died, started_at).await?,
+                died = self.container_died() => self.after_death(died, started, started_at).await?,
             };
             // runsc's exec can end first, with 128 ("WaitPID failed: EOF")
             // or no status, as the sandbox goes down: look once more.
-            let runsc_lost = result.exit_code.is_none_or(|code| code == 128);
+            let runsc_lost = result.exit_code.is_none()
+                || (result.exit_code == Some(128)
+                    && String::from_utf8_lossy(&result.stderr).contains("WaitPID"));
             if runsc_lost
                 && !result.sandbox_restarted
                 && let Some(oom_killed) = self.stopped_within(GVISOR_DEATH_SETTLE).await
             {
-                self.after_death(oom_killed, started_at).await?
+                self.after_death(oom_killed, started, started_at).await?
             } else {
                 result
             }
@@ -809,6 +814,13 @@ impl Sandbox {
     /// Whether the engine killed, stopped or removed the container since
     /// `since` (this host's clock, as the engine's events are stamped).
     async fn killed_since(&self, since: std::time::SystemTime) -> bool {
+        self.events_since(since, &["kill", "die", "stop", "destroy"])
+            .await
+    }
+
+    /// Whether the engine reported any of `events` for the container since
+    /// `since`.
+    async fn events_since(&self, since: std::time::SystemTime, events: &[&str]) -> bool {
         let stamp = |time: std::time::SystemTime| {
             let time = time
                 .duration_since(std::time::UNIX_EPOCH)
@@ -820,10 +832,7 @@ impl Sandbox {
             ("container".to_string(), vec![self.target.container.clone()]),
             (
                 "event".to_string(),
-                ["kill", "die", "stop", "destroy"]
-                    .iter()
-                    .map(|event| event.to_string())
-                    .collect(),
+                events.iter().map(|event| event.to_string()).collect(),
             ),
         ]);
         let options = bollard::query_parameters::EventsOptionsBuilder::new()
@@ -894,13 +903,30 @@ impl Sandbox {
         }
     }
 
-    /// The result of a command whose sandbox died under it: it is started
-    /// again (its workspace untouched) and the command reported killed.
+    /// The result of a command whose gVisor sandbox died under it: when its
+    /// own limits stopped it, it is started again (its workspace untouched)
+    /// and the command reported killed; when it was stopped or removed on
+    /// purpose, the command is reported as having lost its sandbox.
     async fn after_death(
         &self,
         oom_killed: bool,
+        since: std::time::SystemTime,
         started: std::time::Instant,
     ) -> anyhow::Result<ExecResult> {
+        // Stopped or removed on purpose (`sandpit stop`, `docker rm -f`):
+        // that is a lost sandbox, never started again behind the stopper.
+        if self.events_since(since, &["kill", "stop", "destroy"]).await {
+            return Ok(ExecResult {
+                duration: started.elapsed(),
+                sandbox_lost: Some(
+                    self.loss_now()
+                        .await
+                        .flatten()
+                        .unwrap_or(SandboxLoss::Stopped),
+                ),
+                ..Default::default()
+            });
+        }
         self.start().await.with_context(|| {
             format!(
                 "the sandbox of `{}` stopped while a command ran and cannot be started again",

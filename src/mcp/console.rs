@@ -389,7 +389,7 @@ pub async fn grep(sandbox: &Sandbox, params: GrepParams, cancel: CancellationTok
                         .collect();
                     ToolOutcome::text(text::grep(&pattern, output_mode, &matches))
                 }
-                _ => ToolOutcome::text(format!("Error: {output}")),
+                _ => ToolOutcome::text(format!("Error: {}", text::bounded(&output).0)),
             }
         }
     }

@@ -25,6 +25,8 @@ use crate::engine::policy::PolicyOverrides;
 use crate::engine::sandbox::UserId;
 
 /// The path MCP is served at.
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 pub const MCP_PATH: &str = "/mcp";
 
 /// One `[[token]]` of the tokens file.
@@ -254,7 +256,11 @@ pub async fn serve(
                 let access = access.clone();
                 async move { Ok::<_, Infallible>(handle(&access, request).await) }
             });
+            // A client that never finishes its headers is dropped, so idle
+            // connections cannot pile up (the timeout needs a timer).
             let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), handler);
             tokio::pin!(connection);
             tokio::select! {

@@ -12,6 +12,8 @@ pub const GREP_RESULT_LIMIT: usize = 50;
 pub const GREP_LINE_WIDTH: usize = 100;
 /// Bytes of output `execute` returns; the rest is cut with a marker.
 pub const MAX_EXECUTE_OUTPUT_BYTES: usize = 100_000;
+/// The largest file an `edit_file` may produce, in bytes (the read cap).
+pub const MAX_EDITED_BYTES: u64 = 32 << 20;
 /// Exit status reported for a timed-out command.
 pub const TIMED_OUT_EXIT_CODE: i64 = 124;
 
@@ -127,6 +129,11 @@ pub fn replace(
     new: &str,
     replace_all: bool,
 ) -> Result<(String, usize), String> {
+    // An empty string "occurs" between every two characters: replacing it
+    // all would multiply the file. It is a mistake the model can fix.
+    if old.is_empty() {
+        return Err("Error: old_string must not be empty".to_string());
+    }
     let occurrences = content.matches(old).count();
     if occurrences == 0 {
         return Err(format!("Error: String '{old}' not found in file"));
@@ -135,6 +142,15 @@ pub fn replace(
         return Err(format!(
             "Error: String '{old}' found {occurrences} times. \
              Use replace_all=True to replace all, or provide more context."
+        ));
+    }
+    // The result is bounded like a read: a replacement may not grow the
+    // file past what `read_file` and `edit_file` accept.
+    let grown = content.len() as u128
+        + (occurrences as u128) * (new.len() as u128).saturating_sub(old.len() as u128);
+    if grown > u128::from(MAX_EDITED_BYTES) {
+        return Err(format!(
+            "Error: the edit would make the file {grown} bytes, over the {MAX_EDITED_BYTES}-byte limit"
         ));
     }
     if replace_all {
@@ -476,6 +492,20 @@ mod tests {
         assert_eq!(
             replace("a", "z", "x", false).unwrap_err(),
             "Error: String 'z' not found in file"
+        );
+        // An empty old_string would multiply the file; a growth past the
+        // read cap is refused before anything is built.
+        assert!(
+            replace("abc", "", "x", true)
+                .unwrap_err()
+                .contains("must not be empty")
+        );
+        let content = "a".repeat(1 << 20);
+        let huge = "b".repeat(64);
+        assert!(
+            replace(&content, "a", &huge, true)
+                .unwrap_err()
+                .contains("over the")
         );
         assert_eq!(wrote("f.py", "a\nb\n"), "Wrote 2 lines to f.py");
         assert_eq!(edited("f.py", 2), "Edited f.py: replaced 2 occurrence(s)");
