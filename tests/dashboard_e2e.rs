@@ -750,6 +750,10 @@ fn engine_restart_ends_commands_and_the_dashboard_and_sessions_come_back() {
     // Short: the Sessions column shows about 14 characters of a name.
     let user = common::test_user("rs");
     let home = tempfile::tempdir().unwrap();
+    // The private engine's sandbox goes with that engine, but its workspace
+    // image is mounted on this host: unmounted even when the test fails
+    // (dropped before `home`).
+    let _unmount = UnmountUnder(home.path().to_path_buf());
     let workspace = home.path().join("ws").join(user.as_str());
     let host = engine.host();
     let cli = |args: &[&str]| {
@@ -891,4 +895,13 @@ fn engine_restart_ends_commands_and_the_dashboard_and_sessions_come_back() {
         had_bridge,
         "the test's engine touched the host's docker0"
     );
+}
+
+/// Unmounts every mount under a folder when dropped.
+struct UnmountUnder(std::path::PathBuf);
+
+impl Drop for UnmountUnder {
+    fn drop(&mut self) {
+        common::unmount_under(&self.0);
+    }
 }
