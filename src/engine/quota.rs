@@ -121,7 +121,7 @@ fn unavailable_with(host: &str, status: &str) -> Option<String> {
 }
 
 /// The effective capability set from the text of /proc/self/status.
-fn cap_eff(status: &str) -> Option<u64> {
+pub(super) fn cap_eff(status: &str) -> Option<u64> {
     let hex = status
         .lines()
         .find_map(|line| line.strip_prefix("CapEff:"))?;

@@ -866,18 +866,23 @@ impl Sandbox {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tick.tick().await;
-            if let Ok(inspect) = self
-                .engine
-                .docker()
-                .inspect_container(&self.target.container, None)
-                .await
-            {
-                let state = inspect.state.unwrap_or_default();
-                if state.running == Some(false) {
-                    return state.oom_killed.unwrap_or(false);
-                }
+            if let Some(oom_killed) = self.stopped_now().await {
+                return oom_killed;
             }
         }
+    }
+
+    /// The engine's out-of-memory flag when the container is not running;
+    /// `None` while it runs or cannot be inspected.
+    async fn stopped_now(&self) -> Option<bool> {
+        let inspect = self
+            .engine
+            .docker()
+            .inspect_container(&self.target.container, None)
+            .await
+            .ok()?;
+        let state = inspect.state.unwrap_or_default();
+        (state.running == Some(false)).then(|| state.oom_killed.unwrap_or(false))
     }
 
     /// Whether the container stops within `within` (polled), with the
@@ -885,16 +890,8 @@ impl Sandbox {
     async fn stopped_within(&self, within: std::time::Duration) -> Option<bool> {
         let deadline = std::time::Instant::now() + within;
         loop {
-            if let Ok(inspect) = self
-                .engine
-                .docker()
-                .inspect_container(&self.target.container, None)
-                .await
-            {
-                let state = inspect.state.unwrap_or_default();
-                if state.running == Some(false) {
-                    return Some(state.oom_killed.unwrap_or(false));
-                }
+            if let Some(oom_killed) = self.stopped_now().await {
+                return Some(oom_killed);
             }
             if std::time::Instant::now() >= deadline {
                 return None;

@@ -190,11 +190,7 @@ fn may_chown() -> bool {
 /// CAP_CHOWN from the text of /proc/self/status; `None` when the line is
 /// missing or unreadable.
 fn has_cap_chown(status: &str) -> Option<bool> {
-    let hex = status
-        .lines()
-        .find_map(|line| line.strip_prefix("CapEff:"))?;
-    let caps = u64::from_str_radix(hex.trim(), 16).ok()?;
-    Some(caps & CAP_CHOWN_BIT != 0)
+    super::quota::cap_eff(status).map(|caps| caps & CAP_CHOWN_BIT != 0)
 }
 
 /// This process's uid:gid, which a folder it makes gets: /proc/self belongs
