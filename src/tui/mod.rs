@@ -13,6 +13,7 @@ pub mod files;
 pub mod keymap;
 pub mod popups;
 pub mod terminal;
+pub mod terminal_output;
 pub mod theme;
 pub mod ui;
 pub mod work;
