@@ -12,6 +12,7 @@ pub mod collector;
 pub mod files;
 pub mod keymap;
 pub mod popups;
+pub mod run_input;
 pub mod terminal;
 pub mod terminal_output;
 pub mod theme;

@@ -27,6 +27,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use unicode_width::UnicodeWidthChar as _;
@@ -46,6 +47,16 @@ const MAX_PENS: usize = 4096;
 /// over the log but never stored in it.
 const OVERLAY_INPUT: u16 = u16::MAX;
 const OVERLAY_CURSOR: u16 = u16::MAX - 1;
+
+/// Where the Output pane draws the log within its `pane` area: inside its
+/// border, above its one-row status line. Runs are told this size.
+pub fn text_area(pane: Rect) -> Rect {
+    let inner = pane.inner(ratatui::layout::Margin::new(1, 1));
+    Rect {
+        height: inner.height.saturating_sub(1),
+        ..inner
+    }
+}
 
 /// Who wrote a character: the run's two streams, or the user's typed input
 /// echoed as a terminal echoes it.
