@@ -572,6 +572,7 @@ fn type_code_run_it_and_see_the_output() {
         file,
         contents,
         command,
+        ..
     }) = app.outbox.pop()
     else {
         panic!("no run request");
@@ -601,7 +602,7 @@ fn type_code_run_it_and_see_the_output() {
         }),
     });
     let work = app.selected_work().unwrap();
-    assert_eq!(work.output.lines.back().unwrap().1, "hi");
+    assert_eq!(work.output.text(), "hi\n");
     assert!(!work.is_running());
 }
 
@@ -822,15 +823,18 @@ fn output_scrolls_searches_and_saves() {
     press(&mut app, KeyCode::Esc);
     app.handle_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
     assert_eq!(app.focus, Pane::Output);
+    // Page keys scroll while typed text goes to the run's stdin.
     press(&mut app, KeyCode::PageUp);
     assert!(!app.selected_work().unwrap().output.following());
     press(&mut app, KeyCode::End);
     assert!(app.selected_work().unwrap().output.following());
+    // Esc gives the letter keys back to the pane.
+    press(&mut app, KeyCode::Esc);
     press(&mut app, KeyCode::Char('/'));
     type_text(&mut app, "line 42");
     press(&mut app, KeyCode::Enter);
     let output = &app.selected_work().unwrap().output;
-    assert_eq!(output.window(1).next().unwrap().1, "line 42");
+    assert_eq!(output.bottom_line(), Some("line 42"));
     app.outbox.clear();
     app.handle_key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
     let Some(Request::Save { file, contents, .. }) = app.outbox.pop() else {
@@ -1085,6 +1089,11 @@ fn enter_scope(app: &mut App, scope: Scope) {
                 );
             }
         }
+        Scope::RunInput => {
+            app.focus_pane(Pane::Output);
+            app.selected_work_mut().unwrap().1.start_run();
+            type_text(app, "typed");
+        }
         Scope::Filter => {
             press_action(app, Action::Filter);
             type_text(app, "car");
@@ -1138,9 +1147,22 @@ fn prepare(app: &mut App, action: Action) {
             work.editor.set_yank_text("PASTED");
         }
         Action::OutputDown | Action::OutputFollow => {
-            app.selected_work_mut().unwrap().1.output.scroll_up(5)
+            app.selected_work_mut().unwrap().1.output.scroll_up(5, 80)
         }
-        Action::OutputPageDown => app.selected_work_mut().unwrap().1.output.scroll_up(15),
+        Action::OutputPageDown => app.selected_work_mut().unwrap().1.output.scroll_up(15, 80),
+        Action::OutputLeft | Action::OutputRight => {
+            let output = &mut app.selected_work_mut().unwrap().1.output;
+            output.push(sandpit::engine::exec::Stream::Stdout, &[b'x'; 100]);
+            output.toggle_wrap();
+            if action == Action::OutputLeft {
+                output.scroll_sideways(16);
+            }
+        }
+        Action::OutputType => {
+            let work = app.selected_work_mut().unwrap().1;
+            work.start_run();
+            work.typing = false;
+        }
         Action::OutputSearchNext => {
             app.selected_work_mut().unwrap().1.output_search = "line 42".to_string()
         }
@@ -1253,11 +1275,11 @@ fn check(app: &App, action: Action) -> Result<(), String> {
         Action::EditorRedo => work.unwrap().contents().contains("ZZ"),
         Action::EditorPaste => work.unwrap().contents().contains("PASTED"),
         Action::EditorLeave => app.focus == Pane::Sessions,
-        Action::OutputUp => output.unwrap().scroll_back == 1,
-        Action::OutputDown => output.unwrap().scroll_back == 4,
-        Action::OutputPageUp => output.unwrap().scroll_back == 10,
-        Action::OutputPageDown => output.unwrap().scroll_back == 5,
-        Action::OutputTop => output.unwrap().window(1).next().unwrap().1 == "line 0",
+        Action::OutputUp => output.unwrap().lines_back() == 1,
+        Action::OutputDown => output.unwrap().lines_back() == 4,
+        Action::OutputPageUp => output.unwrap().lines_back() == 10,
+        Action::OutputPageDown => output.unwrap().lines_back() == 5,
+        Action::OutputTop => output.unwrap().bottom_line() == Some("line 0"),
         Action::OutputFollow => output.unwrap().following(),
         Action::OutputSearch => matches!(
             &app.popup,
@@ -1266,7 +1288,31 @@ fn check(app: &App, action: Action) -> Result<(), String> {
                 ..
             })
         ),
-        Action::OutputSearchNext => output.unwrap().window(1).next().unwrap().1 == "line 42",
+        Action::OutputSearchNext => output.unwrap().bottom_line() == Some("line 42"),
+        Action::OutputWrap => !output.unwrap().wrap,
+        Action::OutputLeft | Action::OutputRight => output.unwrap().hscroll == 8,
+        Action::OutputType => work.unwrap().typing,
+        Action::InputSend => {
+            last == Some(&Request::RunInput {
+                user: "alice".to_string(),
+                data: Some(b"typed\n".to_vec()),
+            }) && output.unwrap().text().ends_with("typed\n")
+        }
+        Action::InputEnd => {
+            app.outbox
+                == [
+                    Request::RunInput {
+                        user: "alice".to_string(),
+                        data: Some(b"typed".to_vec()),
+                    },
+                    Request::RunInput {
+                        user: "alice".to_string(),
+                        data: None,
+                    },
+                ]
+                && !work.unwrap().stdin_open
+        }
+        Action::InputLeave => !work.unwrap().typing && work.unwrap().stdin_line == "typed",
         Action::OutputSave => {
             matches!(last, Some(Request::Save { file, .. }) if file == "output.log")
         }

@@ -278,14 +278,14 @@ impl App {
             ));
             return;
         }
+        let (columns, lines) = panes::output::text_size(self.area);
         let Some((user, work)) = self.selected_work_mut() else {
             return;
         };
         if work.is_running() {
             return;
         }
-        work.output.clear();
-        work.run = RunState::Running;
+        work.start_run();
         work.modified = false;
         let request = Request::Run {
             user,
@@ -297,6 +297,8 @@ impl App {
                 crate::engine::names::unescape(&work.file)
                     .unwrap_or_else(|_| work.file.clone().into_bytes()),
             ),
+            columns,
+            lines,
         };
         self.outbox.push(request);
     }
@@ -318,6 +320,7 @@ impl App {
 
     /// Carries out a file-name or search prompt.
     pub(crate) fn submit_prompt(&mut self, purpose: Prompt, text: String) {
+        let (width, _) = panes::output::text_size(self.area);
         let Some((user, work)) = self.selected_work_mut() else {
             return;
         };
@@ -336,7 +339,7 @@ impl App {
             }
             Prompt::SearchOutput => {
                 work.output_search = text.clone();
-                if !work.output.find_back(&text) {
+                if !work.output.find_back(&text, width) {
                     self.warn(format!("`{text}` is not in the output above"));
                 }
                 return;
@@ -490,11 +493,10 @@ impl App {
             }
             Update::RunFinished { user, result } => {
                 if let Some(work) = self.work.get_mut(&user) {
-                    work.output.flush();
-                    work.run = match &result {
+                    work.end_run(match &result {
                         Ok(result) => RunState::finished(result),
                         Err(error) => RunState::Failed(error.clone()),
-                    };
+                    });
                 }
             }
             Update::DirListing { user, path, result } => {

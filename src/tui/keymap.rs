@@ -43,6 +43,8 @@ listed_enum! {
         Files,
         Editor,
         Output,
+        /// Typing into a run's stdin in the Output pane.
+        RunInput,
         /// Typing a sessions filter.
         Filter,
         Help,
@@ -67,6 +69,7 @@ impl Scope {
             Scope::Files => "files",
             Scope::Editor => "editor",
             Scope::Output => "output",
+            Scope::RunInput => "run_input",
             Scope::Filter => "filtering",
             Scope::Help => "help_popup",
             Scope::NewSession => "new_session_form",
@@ -88,6 +91,7 @@ impl Scope {
             Scope::Files => "Files pane",
             Scope::Editor => "Editor pane (other keys type)",
             Scope::Output => "Output pane",
+            Scope::RunInput => "Typing into a run's stdin, Output pane (other keys type)",
             Scope::Filter => "Filtering sessions (other keys type)",
             Scope::Help => "This help",
             Scope::NewSession => "New-session dialog (other keys type)",
@@ -201,6 +205,17 @@ actions! {
     OutputSearch: Output "search" ["/"] "search" "search the output backwards";
     OutputSearchNext: Output "search_next" ["n"] "next match" "find the previous match";
     OutputSave: Output "save" ["ctrl-s"] "save" "save the output to output.log in the workspace";
+    OutputWrap: Output "wrap" ["w"] "wrap"
+        "wrap long lines, or cut them at the edge and scroll sideways";
+    OutputLeft: Output "left" ["h", "left"] "sideways" "scroll left, when lines are not wrapped";
+    OutputRight: Output "right" ["l", "right"] "sideways" "scroll right, when lines are not wrapped";
+    OutputType: Output "type" ["i"] "type input" "type into the running program's stdin";
+
+    InputSend: RunInput "send" ["enter"] "send line" "send the typed line to the program's stdin";
+    InputEnd: RunInput "end" ["ctrl-d"] "end input"
+        "send what is typed, then close the program's stdin (end of input)";
+    InputLeave: RunInput "leave" ["esc"] "pane keys"
+        "stop typing: keys scroll, search and save the output again";
 
     FilterKeep: Filter "keep" ["enter"] "keep" "keep the filter and leave it";
     FilterClear: Filter "clear" ["esc"] "clear" "clear the filter and leave it";

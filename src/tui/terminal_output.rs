@@ -698,6 +698,26 @@ impl TerminalLog {
         self.anchor.is_none()
     }
 
+    /// Lines from the bottom one shown to the last one: 0 while following.
+    pub fn lines_back(&self) -> usize {
+        let last = self.screen.dropped + self.len().saturating_sub(1);
+        self.anchor.map_or(0, |anchor| {
+            last - anchor.line.clamp(self.screen.dropped, last)
+        })
+    }
+
+    /// The text of the bottom line shown.
+    pub fn bottom_line(&self) -> Option<&str> {
+        let last = self.screen.dropped + self.len().checked_sub(1)?;
+        let line = self
+            .anchor
+            .map_or(last, |anchor| anchor.line.clamp(self.screen.dropped, last));
+        self.screen
+            .lines
+            .get(line - self.screen.dropped)
+            .map(|line| line.text.as_str())
+    }
+
     pub fn follow(&mut self) {
         self.anchor = None;
     }

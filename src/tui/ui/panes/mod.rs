@@ -45,6 +45,12 @@ pub trait Component: Sync {
     /// order; labels come from the keymap.
     fn hints(&self) -> &'static [Action];
 
+    /// The hints for the pane's state now (e.g. while it takes text); by
+    /// default [`Component::hints`].
+    fn current_hints(&self, _app: &App) -> Vec<Action> {
+        self.hints().to_vec()
+    }
+
     fn draw(&self, frame: &mut Frame, area: Rect, app: &App);
 
     /// A key while the pane has focus; `action` is the key's action in the
