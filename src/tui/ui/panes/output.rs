@@ -282,25 +282,16 @@ fn draw(frame: &mut Frame, area: Rect, app: &App) {
         RunState::Idle => Line::styled("not run yet", theme.muted()),
         RunState::Running => {
             let input = if typing(work) {
-                format!(
-                    "typing goes to its stdin; {} for pane keys",
-                    app.keymap.label(Action::InputLeave)
-                )
+                "typing goes to its stdin".to_string()
             } else if work.stdin_open {
                 format!(
-                    "{} types into its stdin",
+                    "{} types to its stdin",
                     app.keymap.label(Action::OutputType)
                 )
             } else {
                 "its stdin is closed".to_string()
             };
-            Line::styled(
-                format!(
-                    "running… ({} cancels) · {input}",
-                    app.keymap.label(Action::Interrupt)
-                ),
-                theme.accent(),
-            )
+            Line::styled(format!("running… · {input}"), theme.accent())
         }
         RunState::Failed(error) => Line::styled(error.clone(), theme.text().fg(theme.error)),
         RunState::Finished {
