@@ -273,7 +273,7 @@ fn draw(frame: &mut Frame, area: Rect, app: &App) {
         stderr: theme.stderr,
         input: theme.accent,
     };
-    let pending = typing(work).then_some(work.stdin_line.as_str());
+    let pending = (typing(work) && focused).then_some(work.stdin_line.as_str());
     let lines = work
         .output
         .view(lines_area.width, lines_area.height, colors, pending);
@@ -281,8 +281,10 @@ fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let status = match &work.run {
         RunState::Idle => Line::styled("not run yet", theme.muted()),
         RunState::Running => {
-            let input = if typing(work) {
+            let input = if typing(work) && focused {
                 "typing goes to its stdin".to_string()
+            } else if typing(work) {
+                "focus here to type to its stdin".to_string()
             } else if work.stdin_open {
                 format!(
                     "{} types to its stdin",
