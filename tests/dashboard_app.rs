@@ -1444,3 +1444,54 @@ fn every_overridden_key_works_and_the_old_one_does_not() {
     press(&mut app, KeyCode::Char('a'));
     assert!(app.popup.is_none(), "a still makes a file");
 }
+
+/// Typing into a run from the Output pane: keys build a line, enter sends
+/// it, a paste sends its whole lines, ctrl-d ends the input; esc and `i`
+/// hand the letter keys back and forth.
+#[test]
+fn typing_in_the_output_pane_feeds_the_runs_stdin() {
+    let mut app = app();
+    app.focus_pane(Pane::Output);
+    app.selected_work_mut().unwrap().1.start_run();
+    app.apply(Update::RunOutput {
+        user: "alice".to_string(),
+        stream: sandpit::engine::exec::Stream::Stdout,
+        data: b"name? ".to_vec(),
+    });
+    type_text(&mut app, "Adx");
+    press(&mut app, KeyCode::Backspace);
+    type_text(&mut app, "a");
+    press(&mut app, KeyCode::Enter);
+    let sent = |data: &[u8]| Request::RunInput {
+        user: "alice".to_string(),
+        data: Some(data.to_vec()),
+    };
+    assert_eq!(app.outbox, [sent(b"Ada\n")]);
+    assert_eq!(app.selected_work().unwrap().output.text(), "name? Ada\n");
+    // Letter keys are the pane's again after esc, and typed text after i.
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('w'));
+    assert!(!app.selected_work().unwrap().output.wrap);
+    press(&mut app, KeyCode::Char('i'));
+    app.outbox.clear();
+    app.handle_event(Event::Paste("one\ntwo".to_string()));
+    assert_eq!(app.outbox, [sent(b"one\n")]);
+    assert_eq!(app.selected_work().unwrap().stdin_line, "two");
+    app.outbox.clear();
+    app.handle_key(KeyEvent::new(KeyCode::Char('d'), KeyModifiers::CONTROL));
+    assert_eq!(
+        app.outbox,
+        [
+            sent(b"two"),
+            Request::RunInput {
+                user: "alice".to_string(),
+                data: None,
+            }
+        ]
+    );
+    // With the input closed, keys are the pane's.
+    app.outbox.clear();
+    type_text(&mut app, "x");
+    assert!(app.outbox.is_empty());
+    assert!(!app.selected_work().unwrap().stdin_open);
+}

@@ -590,28 +590,6 @@ impl std::fmt::Debug for TerminalLog {
     }
 }
 
-impl Clone for TerminalLog {
-    /// A copy of what is shown; the parsers restart (a character or a
-    /// sequence split across the copy point is lost in the copy).
-    fn clone(&self) -> Self {
-        Self {
-            screen: Screen {
-                lines: self.screen.lines.clone(),
-                dropped: self.screen.dropped,
-                row: self.screen.row,
-                col: self.screen.col,
-                pens: self.screen.pens.clone(),
-                pen_ids: self.screen.pen_ids.clone(),
-            },
-            parsers: Default::default(),
-            pens: self.pens,
-            anchor: self.anchor,
-            wrap: self.wrap,
-            hscroll: self.hscroll,
-        }
-    }
-}
-
 impl TerminalLog {
     /// An empty log that wraps long lines.
     pub fn new() -> Self {
