@@ -963,6 +963,8 @@ impl<F: Frame> Decoder<F> {
     /// length field is over [`MAX_FRAME`] (found as soon as the 4 length
     /// bytes are in, before the frame itself), an unknown kind, or a payload
     /// that does not parse.
+    // Not an Iterator: "nothing yet" and "broken" must stay apart.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<F>, ProtoError> {
         let avail = &self.buf[self.start..];
         if avail.len() < 4 {

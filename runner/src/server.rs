@@ -8,7 +8,7 @@
 //! their pipes) and its own input; a command's pending stdin over
 //! [`STDIN_HIGH_WATER`] stops reading its connection's input.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -158,6 +158,10 @@ struct Cmd {
     truncated: bool,
     started: Instant,
     child_pid: Option<u32>,
+    /// Past this, a shepherd that has not reported is stopped or stuck
+    /// (code of the command can signal it: same uid): it is killed, and
+    /// its orphans, which come to the runner, with it.
+    watchdog: Option<Instant>,
 }
 
 impl Cmd {
@@ -202,7 +206,17 @@ pub struct Server {
     workspace: Option<Workspace>,
     /// Daemon mode: background commands allowed, exit when idle.
     daemon: bool,
+    /// Shepherds (and other children) the runner made and has not reaped.
+    children: HashSet<libc::pid_t>,
+    /// Until then, children of the runner it did not make are killed: the
+    /// runner is a subreaper, so the tree of a shepherd that died comes to it.
+    sweep_until: Option<Instant>,
 }
+
+/// How long after a shepherd's death its orphans are swept.
+const SWEEP: Duration = Duration::from_secs(5);
+/// How long past a command's deadline its shepherd may stay silent.
+const WATCHDOG_GRACE: Duration = Duration::from_secs(2);
 
 /// How long a daemon with nothing to do waits before it exits.
 const DAEMON_IDLE: Duration = Duration::from_secs(30);
@@ -225,6 +239,8 @@ impl Server {
             base_env,
             workspace: Workspace::from_env(),
             daemon,
+            children: HashSet::new(),
+            sweep_until: None,
         }
     }
 
@@ -269,6 +285,11 @@ impl Server {
     pub fn run(&mut self, mut listener: Option<&mut dyn Listener>) {
         let mut idle_since = Instant::now();
         let mut buf = vec![0u8; READ_CHUNK];
+        // Orphans of a shepherd killed by the command's own code come here
+        // rather than to init, where no one would kill them.
+        if let Err(err) = sys::set_child_subreaper() {
+            eprintln!("sandpit-runner: cannot become a subreaper: {err}");
+        }
         loop {
             if !self.daemon && self.conns.iter().all(Option::is_none) {
                 return;
@@ -342,6 +363,16 @@ impl Server {
                     tags.push(Tag::CmdIn(k));
                 }
             }
+            for cmd in self.cmds.iter().flatten() {
+                if let Some(watchdog) = cmd.watchdog {
+                    timeout = Some(timeout.map_or(watchdog, |t| t.min(watchdog)));
+                }
+            }
+            if let Some(sweep) = self.sweep_until {
+                // Sweep every 20 ms while it lasts, then once more at its end.
+                let next = (Instant::now() + Duration::from_millis(20)).min(sweep);
+                timeout = Some(timeout.map_or(next, |t| t.min(next)));
+            }
             let wait = timeout.map(sys::until);
             if sys::poll(&mut fds, wait).is_err() {
                 // EINVAL/ENOMEM: back off briefly rather than spin.
@@ -386,6 +417,7 @@ impl Server {
                 }
             }
             self.reap_shepherds();
+            self.watch();
             for c in 0..self.conns.len() {
                 let dead = match self.conns[c].as_mut() {
                     Some(conn) => {
@@ -405,7 +437,45 @@ impl Server {
     }
 
     fn reap_shepherds(&mut self) {
-        while let Ok(Some(_)) = sys::wait_nohang(-1) {}
+        while let Ok(Some((pid, _))) = sys::wait_nohang(-1) {
+            self.children.remove(&pid);
+        }
+    }
+
+    /// Kills silent shepherds past their command's deadline, and sweeps
+    /// orphans after a shepherd died.
+    fn watch(&mut self) {
+        let now = Instant::now();
+        for cmd in self.cmds.iter_mut().flatten() {
+            if cmd.watchdog.is_some_and(|w| now >= w) {
+                cmd.watchdog = None;
+                let _ = sys::kill(cmd.shepherd_pid, libc::SIGKILL);
+            }
+        }
+        let Some(until) = self.sweep_until else {
+            return;
+        };
+        if now >= until {
+            self.sweep_until = None;
+            return;
+        }
+        let me = sys::getpid();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<libc::pid_t>().ok())
+            else {
+                continue;
+            };
+            if !self.children.contains(&pid) && shepherd::parent_of(pid) == Some(me) {
+                let _ = sys::kill(pid, libc::SIGKILL);
+            }
+        }
+        self.reap_shepherds();
     }
 
     /// The client of a connection is gone: its foreground commands are
@@ -789,6 +859,7 @@ impl Server {
             });
             bg_id
         });
+        let spawned_pid = spawned.shepherd_pid;
         let cmd = Cmd {
             conn: Some(c),
             id,
@@ -806,7 +877,11 @@ impl Server {
             truncated: false,
             started,
             child_pid: None,
+            watchdog: spec
+                .timeout
+                .map(|t| started + t + shepherd::KILL_DEADLINE + WATCHDOG_GRACE),
         };
+        self.children.insert(spawned_pid);
         let k = match self.cmds.iter().position(Option::is_none) {
             Some(k) => {
                 self.cmds[k] = Some(cmd);
@@ -1004,6 +1079,7 @@ impl Server {
                         let _ = sys::kill(pid as libc::pid_t, libc::SIGKILL);
                     }
                     let _ = sys::kill(cmd.shepherd_pid, libc::SIGKILL);
+                    self.sweep_until = Some(Instant::now() + SWEEP);
                     self.finish(
                         k,
                         Err((code::OTHER, 0, "the command's shepherd process died".into())),

@@ -29,7 +29,7 @@ pub const KILL_CAP: u8 = b't';
 
 /// How long a kill may take before the shepherd gives up and reports the
 /// processes still alive.
-const KILL_DEADLINE: Duration = Duration::from_secs(5);
+pub const KILL_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Why a command ended, as its final status says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -414,7 +414,7 @@ fn descendants(root: libc::pid_t) -> Option<Tree> {
 
 /// The parent pid from `/proc/<pid>/stat` (after the last `)`: the name may
 /// hold anything).
-fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
+pub fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
     let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
     let close = stat.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;

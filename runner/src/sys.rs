@@ -284,6 +284,31 @@ pub fn cstring(bytes: &[u8]) -> io::Result<CString> {
 /// Closes every descriptor but `keep` (and 0, 1, 2): a forked helper must
 /// not hold another command's pipes open (their reader would never see EOF).
 pub fn close_all_but(keep: &[RawFd]) {
+    // close_range (Linux 5.9+) closes the gaps between kept descriptors in
+    // a few calls; /proc/self/fd is the fallback.
+    let mut kept: Vec<RawFd> = keep.iter().copied().filter(|&fd| fd > 2).collect();
+    kept.sort_unstable();
+    let mut from: RawFd = 3;
+    let mut ranged = true;
+    for &fd in kept.iter().chain(std::iter::once(&RawFd::MAX)) {
+        if fd > from {
+            let last = if fd == RawFd::MAX {
+                u32::MAX
+            } else {
+                (fd - 1) as u32
+            };
+            // SAFETY: raw syscall with integer arguments.
+            let ret = unsafe { libc::syscall(libc::SYS_close_range, from as u32, last, 0u32) };
+            if ret != 0 {
+                ranged = false;
+                break;
+            }
+        }
+        from = fd.saturating_add(1);
+    }
+    if ranged {
+        return;
+    }
     let mut open: Vec<RawFd> = Vec::new();
     match std::fs::read_dir("/proc/self/fd") {
         Ok(dir) => {

@@ -851,8 +851,166 @@ fn true_round_trip_timing() {
         assert_eq!(out.exit().exit_code, 0);
     }
     times.sort();
+    let mut direct = Vec::new();
+    for _ in 0..200 {
+        let started = Instant::now();
+        Command::new("/bin/true").status().unwrap();
+        direct.push(started.elapsed());
+    }
+    direct.sort();
+    eprintln!(
+        "std::process::Command of `true` on the host (fork+exec+wait floor): p50 {:?}, p95 {:?}",
+        direct[100], direct[190]
+    );
     eprintln!(
         "runner round trip of `true` on the host: p50 {:?}, p95 {:?} (200 runs)",
         times[100], times[190]
+    );
+}
+
+fn read_pids(r: &Runner, id: u32, count: usize) -> Vec<i32> {
+    let mut stdout = String::new();
+    while pids_in(&stdout).len() < count {
+        match r.next("the pids a command prints") {
+            RunnerFrame::Output { id: got, data, .. } if got == id => {
+                stdout.push_str(&String::from_utf8_lossy(&data));
+            }
+            RunnerFrame::Started { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    pids_in(&stdout)
+}
+
+#[test]
+fn a_command_that_kills_its_shepherd_still_loses_its_tree() {
+    let ws = temp_dir("shepherd");
+    let mut r = Runner::start(&ws, b"", None);
+    // $PPID of the shell is its shepherd.
+    r.send(&ClientFrame::Run(shell(
+        1,
+        "setsid sh -c 'sleep 300 & echo $!'; echo $$; sleep 0.2; kill -9 $PPID; sleep 300",
+    )));
+    let pids = read_pids(&r, 1, 2);
+    let out = r.collect(1);
+    assert!(out.error.is_some(), "expected an error, got {out:?}");
+    assert!(
+        all_gone(&pids, Duration::from_secs(2)),
+        "orphans of a killed shepherd live: {pids:?}"
+    );
+    // The runner goes on.
+    assert_eq!(r.run(argv(2, &["true"])).exit().exit_code, 0);
+}
+
+#[test]
+fn killing_the_runner_kills_its_commands() {
+    let ws = temp_dir("runner-killed");
+    let mut r = Runner::start(&ws, b"", None);
+    let mut run = shell(1, "(sleep 300 & echo $!); echo $$; sleep 300");
+    run.timeout_ms = 60_000;
+    r.send(&ClientFrame::Run(run));
+    let pids = read_pids(&r, 1, 2);
+    r.child.kill().unwrap();
+    assert!(
+        all_gone(&pids, Duration::from_secs(2)),
+        "commands outlived the runner: {pids:?}"
+    );
+}
+
+/// A pids cgroup (v1) holding at most `max` processes, when this host lets
+/// the tests make one (root, writable controller); removed on drop.
+struct PidsCgroup(PathBuf);
+
+impl PidsCgroup {
+    fn new(max: u32) -> Option<PidsCgroup> {
+        let root = Path::new("/sys/fs/cgroup/pids");
+        let dir = root.join(format!("sandpit-runner-test-{}", std::process::id()));
+        std::fs::create_dir(&dir).ok()?;
+        let group = PidsCgroup(dir);
+        std::fs::write(group.0.join("pids.max"), max.to_string()).ok()?;
+        Some(group)
+    }
+
+    fn add(&self, pid: u32) {
+        std::fs::write(self.0.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::remove_dir(&self.0).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn a_fork_bomb_is_killed_and_the_runner_survives_a_full_pids_limit() {
+    let ws = temp_dir("bomb");
+    let Some(group) = PidsCgroup::new(48) else {
+        eprintln!("skipped: no writable pids cgroup here (needs root and cgroup v1 pids)");
+        return;
+    };
+    let mut r = Runner::start(&ws, b"", None);
+    group.add(r.child.id());
+    // The bomb in a child, the main process a sleep that needs no fork.
+    let mut bomb = shell(1, "sh -c 'b() { b | b & }; b' & exec sleep 300");
+    bomb.timeout_ms = 1500;
+    r.send(&ClientFrame::Run(bomb));
+    std::thread::sleep(Duration::from_millis(500));
+    // With the limit full, a new command gets an answer, not a hang.
+    r.send(&ClientFrame::Run(argv(2, &["true"])));
+    let (mut bomb_exit, mut second) = (None, None);
+    let deadline = Instant::now() + WAIT;
+    while bomb_exit.is_none() || second.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no end of the bomb and the second command"
+        );
+        match r.next("the bomb's end and the second command's answer") {
+            RunnerFrame::Exit(exit) if exit.id == 1 => bomb_exit = Some(exit),
+            RunnerFrame::Exit(exit) if exit.id == 2 => second = Some(Ok(exit.exit_code)),
+            RunnerFrame::Error { id: 2, code, .. } => second = Some(Err(code)),
+            _ => {}
+        }
+    }
+    let bomb_exit = bomb_exit.unwrap();
+    assert!(bomb_exit.timed_out, "{bomb_exit:?}");
+    assert!(bomb_exit.killed_verified, "{bomb_exit:?}");
+    eprintln!("command run while the pids limit was full: {second:?}");
+    // Once the bomb is gone, commands run again.
+    assert_eq!(r.run(argv(3, &["true"])).exit().exit_code, 0);
+    drop(r);
+}
+
+#[test]
+fn leftovers_of_an_ended_command_die_at_its_deadline_or_with_its_client() {
+    let ws = temp_dir("leftovers");
+    let mut r = Runner::start(&ws, b"", None);
+    let mut run = shell(1, "(sleep 300 & echo $!)");
+    run.timeout_ms = 700;
+    let out = r.run(run);
+    assert_eq!(out.exit().exit_code, 0);
+    assert!(!out.exit().timed_out);
+    let pids = pids_in(&out.stdout());
+    assert_eq!(pids.len(), 1);
+    assert!(
+        alive(pids[0]),
+        "the leftover is not running before the deadline"
+    );
+    assert!(
+        all_gone(&pids, Duration::from_secs(2)),
+        "a leftover outlived its command's deadline"
+    );
+    // Without a deadline, it lives until the client goes.
+    let out = r.run(shell(2, "(sleep 300 & echo $!)"));
+    let pids = pids_in(&out.stdout());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(alive(pids[0]));
+    r.close_stdin();
+    assert!(
+        all_gone(&pids, Duration::from_secs(2)),
+        "a leftover outlived its client"
     );
 }
