@@ -24,6 +24,9 @@ const STDIN_HIGH_WATER: usize = 16 << 20;
 const READ_CHUNK: usize = 64 << 10;
 /// Bytes kept per stream of a background command.
 pub const RING_SIZE: usize = 1 << 20;
+/// Reads of a stream once its command ended: what the pipe held when the
+/// main process ended, not what leftovers of its tree keep writing.
+const MAX_DRAIN_READS: usize = 16;
 /// Finished background commands kept for `BgList`/`BgRead`.
 const FINISHED_KEPT: usize = 64;
 
@@ -348,7 +351,9 @@ impl Server {
                         .is_some_and(|conn| conn.pending() < OUT_HIGH_WATER),
                     None => true,
                 };
-                if room {
+                // Output waits for `Started` (the command's pid), which
+                // the client must see first.
+                if room && cmd.child_pid.is_some() {
                     for (s, out) in cmd.out.iter().enumerate() {
                         if let Some(out) = out {
                             fds.push(sys::pollfd(out.as_raw_fd(), libc::POLLIN));
@@ -489,8 +494,12 @@ impl Server {
         for cmd in self.cmds.iter_mut().flatten() {
             if cmd.conn == Some(c) {
                 cmd.conn = None;
-                cmd.ctl = None;
-                cmd.stdin = None;
+                // A background command not yet forked stays; a foreground
+                // one dies as its shepherd sees the control pipe close.
+                if cmd.background.is_none() {
+                    cmd.ctl = None;
+                    cmd.stdin = None;
+                }
             }
         }
         self.by_request.retain(|(conn, _), _| *conn != c);
@@ -927,6 +936,7 @@ impl Server {
 
     /// Reads a command's stream once (`drain`: until it has nothing more).
     fn read_output(&mut self, k: usize, s: usize, buf: &mut [u8], drain: bool) {
+        let mut reads = 0;
         loop {
             let Some(cmd) = self.cmds[k].as_mut() else {
                 return;
@@ -947,6 +957,15 @@ impl Server {
                 }
             };
             let data = &buf[..n];
+            if cmd.truncated {
+                // Being killed past its cap: read (so it cannot block on a
+                // full pipe) and drop, as the engine path does.
+                if drain && reads < MAX_DRAIN_READS {
+                    reads += 1;
+                    continue;
+                }
+                return;
+            }
             cmd.bytes[s] += n as u64;
             if let Some(bg_id) = cmd.background {
                 if let Some(bg) = self.backgrounds.iter_mut().find(|bg| bg.id == bg_id) {
@@ -974,12 +993,12 @@ impl Server {
                     // Past the cap: stop the command; what it writes while
                     // it is killed is neither kept nor counted.
                     cmd.truncated = true;
-                    cmd.out = [None, None];
                     cmd.send_ctl(shepherd::KILL_CAP);
                     return;
                 }
             }
-            if !drain {
+            reads += 1;
+            if !drain || reads >= MAX_DRAIN_READS {
                 return;
             }
         }

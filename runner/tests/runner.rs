@@ -130,6 +130,7 @@ impl Runner {
                     stream,
                     data,
                 } if got == id => {
+                    assert!(outcome.pid.is_some(), "Output before Started");
                     if stream == proto::STDOUT {
                         outcome.stdout.extend(data);
                     } else {
@@ -330,7 +331,8 @@ fn output_cap_stops_the_command_and_flags_it() {
     let out = r.run(run);
     assert!(out.exit().truncated, "{out:?}");
     assert_eq!(out.stdout.len(), 1000);
-    assert!(out.exit().exit_code > 128);
+    // Killed by the runner (the pipe is drained, not closed), as the engine path reports it.
+    assert_eq!(out.exit().exit_code, 137);
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -1013,4 +1015,84 @@ fn leftovers_of_an_ended_command_die_at_its_deadline_or_with_its_client() {
         all_gone(&pids, Duration::from_secs(2)),
         "a leftover outlived its client"
     );
+}
+
+#[test]
+fn an_impostor_daemon_is_refused_and_commands_still_run() {
+    let ws = temp_dir("impostor");
+    let dir = temp_dir("impostor-sock").join("d");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // The impostor holds the lock (no real daemon can start) and the socket.
+    let lock = std::fs::File::create(dir.join("lock")).unwrap();
+    // SAFETY: flock on an open file; socket/bind/listen/accept on our own
+    // descriptors with a valid sockaddr_un.
+    let listener = unsafe {
+        use std::os::fd::AsRawFd as _;
+        assert_eq!(
+            libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB),
+            0
+        );
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let path = dir.join("sock");
+        let path = path.to_str().unwrap().as_bytes();
+        for (slot, byte) in addr.sun_path.iter_mut().zip(path) {
+            *slot = *byte as libc::c_char;
+        }
+        let len = (std::mem::size_of::<libc::sa_family_t>() + path.len() + 1) as libc::socklen_t;
+        assert_eq!(
+            libc::bind(fd, (&addr as *const libc::sockaddr_un).cast(), len),
+            0
+        );
+        assert_eq!(libc::listen(fd, 8), 0);
+        fd
+    };
+    let impostor = std::thread::spawn(move || {
+        // SAFETY: accept/recv/send on descriptors this thread owns.
+        unsafe {
+            let conn = libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut());
+            assert!(conn >= 0);
+            let mut nonce = [0u8; 16];
+            libc::recv(conn, nonce.as_mut_ptr().cast(), 16, 0);
+            // A made-up nonce and proof.
+            let answer = [7u8; 24];
+            libc::send(conn, answer.as_ptr().cast(), 24, libc::MSG_NOSIGNAL);
+            // Whatever comes next must not be the runner's descriptors.
+            let mut buf = [0u8; 64];
+            let mut control = [0u8; 64];
+            let mut iov = libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            };
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = control.len() as _;
+            let n = libc::recvmsg(conn, &mut msg, 0);
+            libc::close(conn);
+            libc::close(listener);
+            (n, msg.msg_controllen)
+        }
+    });
+    let mut r = Runner::start(&ws, b"0123456789abcdef", Some(&dir));
+    assert!(!r.background, "the runner trusted an impostor");
+    let (n, control) = impostor.join().unwrap();
+    assert!(
+        n <= 0 && control == 0,
+        "the impostor was handed something: {n} bytes"
+    );
+    let out = r.run(shell(1, "echo fine"));
+    assert_eq!(out.stdout(), "fine\n");
+    let mut run = argv(2, &["true"]);
+    run.background = true;
+    let out = r.run(run);
+    assert!(
+        out.error.is_some(),
+        "a background command without a daemon: {out:?}"
+    );
+    drop(lock);
 }
