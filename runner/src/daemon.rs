@@ -379,6 +379,7 @@ fn spawn(key: &[u8], dir: &[u8]) -> Result<(), String> {
 
 fn daemon_main(key: &[u8], dir: &[u8], ready: OwnedFd) -> i32 {
     sys::set_undumpable();
+    sys::set_name(c"sandpit-daemon");
     sys::close_all_but(&[ready.as_raw_fd()]);
     sys::stdio_to_devnull();
     let ready_fd = ready.as_raw_fd();

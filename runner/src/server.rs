@@ -20,8 +20,9 @@ use crate::sys;
 
 const OUT_HIGH_WATER: usize = 4 << 20;
 const STDIN_HIGH_WATER: usize = 16 << 20;
-/// Bytes read from a pipe or connection at a time.
-const READ_CHUNK: usize = 64 << 10;
+/// Bytes read from a pipe or connection at a time: a whole grown pipe, and
+/// at most one frame's data.
+const READ_CHUNK: usize = proto::MAX_CHUNK;
 /// Bytes kept per stream of a background command.
 pub const RING_SIZE: usize = 1 << 20;
 /// Reads of a stream once its command ended: what the pipe held when the
@@ -56,11 +57,16 @@ impl Conn {
         self.out.len() - self.out_pos
     }
 
-    fn send(&mut self, frame: &RunnerFrame) {
+    /// Empties the output buffer if all of it was written.
+    fn prepare(&mut self) {
         if self.out_pos > 0 && self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
         }
+    }
+
+    fn send(&mut self, frame: &RunnerFrame) {
+        self.prepare();
         frame.encode(&mut self.out);
     }
 
@@ -211,6 +217,8 @@ pub struct Server {
     daemon: bool,
     /// Shepherds (and other children) the runner made and has not reaped.
     children: HashSet<libc::pid_t>,
+    /// One read buffer of [`READ_CHUNK`] bytes for pipes and connections.
+    scratch: Vec<u8>,
     /// Until then, children of the runner it did not make are killed: the
     /// runner is a subreaper, so the tree of a shepherd that died comes to it.
     sweep_until: Option<Instant>,
@@ -243,6 +251,7 @@ impl Server {
             workspace: Workspace::from_env(),
             daemon,
             children: HashSet::new(),
+            scratch: vec![0u8; READ_CHUNK],
             sweep_until: None,
         }
     }
@@ -287,7 +296,6 @@ impl Server {
     /// is idle for [`DAEMON_IDLE`].
     pub fn run(&mut self, mut listener: Option<&mut dyn Listener>) {
         let mut idle_since = Instant::now();
-        let mut buf = vec![0u8; READ_CHUNK];
         // Orphans of a shepherd killed by the command's own code come here
         // rather than to init, where no one would kill them.
         if let Err(err) = sys::set_child_subreaper() {
@@ -397,7 +405,7 @@ impl Server {
                             l.ready(pfd.fd);
                         }
                     }
-                    Tag::ConnIn(c) => self.read_conn(c, &mut buf),
+                    Tag::ConnIn(c) => self.read_conn(c),
                     Tag::ConnOut(c) => {
                         if let Some(conn) = self.conns[c].as_mut() {
                             conn.flush();
@@ -410,7 +418,7 @@ impl Server {
                         }
                     }
                     Tag::CmdStatus(k) => self.read_status(k),
-                    Tag::CmdOut(k, s) => self.read_output(k, s, &mut buf, false),
+                    Tag::CmdOut(k, s) => self.read_output(k, s, false),
                     Tag::CmdIn(k) => self.write_stdin(k),
                 }
             }
@@ -508,10 +516,11 @@ impl Server {
         }
     }
 
-    fn read_conn(&mut self, c: usize, buf: &mut [u8]) {
+    fn read_conn(&mut self, c: usize) {
         let Some(conn) = self.conns[c].as_mut() else {
             return;
         };
+        let buf = &mut self.scratch;
         match sys::read(conn.fds.input.as_raw_fd(), buf) {
             Ok(0) => {
                 conn.dead = true;
@@ -935,7 +944,13 @@ impl Server {
     }
 
     /// Reads a command's stream once (`drain`: until it has nothing more).
-    fn read_output(&mut self, k: usize, s: usize, buf: &mut [u8], drain: bool) {
+    fn read_output(&mut self, k: usize, s: usize, drain: bool) {
+        let mut buf = std::mem::take(&mut self.scratch);
+        self.read_output_with(k, s, drain, &mut buf);
+        self.scratch = buf;
+    }
+
+    fn read_output_with(&mut self, k: usize, s: usize, drain: bool, buf: &mut [u8]) {
         let mut reads = 0;
         loop {
             let Some(cmd) = self.cmds[k].as_mut() else {
@@ -983,11 +998,9 @@ impl Server {
                     && let Some(c) = cmd.conn
                     && let Some(conn) = self.conns[c].as_mut()
                 {
-                    conn.send(&RunnerFrame::Output {
-                        id: cmd.id,
-                        stream: if s == 0 { proto::STDOUT } else { proto::STDERR },
-                        data: data[..kept].to_vec(),
-                    });
+                    let stream = if s == 0 { proto::STDOUT } else { proto::STDERR };
+                    conn.prepare();
+                    proto::encode_output(cmd.id, stream, &data[..kept], &mut conn.out);
                 }
                 if overflow {
                     // Past the cap: stop the command; what it writes while
@@ -1064,9 +1077,8 @@ impl Server {
                     survivors,
                     leftovers,
                 })) => {
-                    let mut buf = vec![0u8; READ_CHUNK];
                     for s in 0..2 {
-                        self.read_output(k, s, &mut buf, true);
+                        self.read_output(k, s, true);
                     }
                     let Some(cmd) = self.cmds[k].as_mut() else {
                         return;

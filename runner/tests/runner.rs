@@ -1096,3 +1096,32 @@ fn an_impostor_daemon_is_refused_and_commands_still_run() {
     );
     drop(lock);
 }
+
+#[test]
+fn stdout_throughput() {
+    let ws = temp_dir("throughput");
+    let mut r = Runner::start(&ws, b"", None);
+    let size: u64 = 256 << 20;
+    let mut run = argv(1, &["head", "-c", &size.to_string(), "/dev/zero"]);
+    run.output_cap = 1 << 30;
+    let started = Instant::now();
+    r.send(&ClientFrame::Run(run));
+    let mut got = 0u64;
+    loop {
+        match r.next("output of the throughput command") {
+            RunnerFrame::Output { data, .. } => got += data.len() as u64,
+            RunnerFrame::Exit(exit) => {
+                assert_eq!(exit.exit_code, 0);
+                break;
+            }
+            RunnerFrame::Started { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let took = started.elapsed();
+    assert_eq!(got, size);
+    eprintln!(
+        "runner stdout throughput on the host: {:.0} MB/s ({size} bytes in {took:?})",
+        size as f64 / took.as_secs_f64() / 1e6
+    );
+}
