@@ -213,7 +213,8 @@ pub struct Server {
     next_background: u64,
     base_env: Vec<(Vec<u8>, Vec<u8>)>,
     workspace: Option<Workspace>,
-    /// Daemon mode: background commands allowed, exit when idle.
+    /// Daemon mode: background commands allowed; runs as long as the
+    /// sandbox (an exit when idle would race a `serve` connecting).
     daemon: bool,
     /// Shepherds (and other children) the runner made and has not reaped.
     children: HashSet<libc::pid_t>,
@@ -228,9 +229,6 @@ pub struct Server {
 const SWEEP: Duration = Duration::from_secs(5);
 /// How long past a command's deadline its shepherd may stay silent.
 const WATCHDOG_GRACE: Duration = Duration::from_secs(2);
-
-/// How long a daemon with nothing to do waits before it exits.
-const DAEMON_IDLE: Duration = Duration::from_secs(30);
 
 impl Server {
     pub fn new(daemon: bool) -> Server {
@@ -283,19 +281,9 @@ impl Server {
         }
     }
 
-    fn busy(&self) -> bool {
-        self.conns.iter().any(Option::is_some)
-            || self.cmds.iter().any(Option::is_some)
-            || self
-                .backgrounds
-                .iter()
-                .any(|bg| bg.running || bg.lingering.is_some())
-    }
-
-    /// Runs until the last connection is gone (direct mode) or the daemon
-    /// is idle for [`DAEMON_IDLE`].
+    /// Runs until the last connection is gone (direct mode); the daemon
+    /// runs for good.
     pub fn run(&mut self, mut listener: Option<&mut dyn Listener>) {
-        let mut idle_since = Instant::now();
         // Orphans of a shepherd killed by the command's own code come here
         // rather than to init, where no one would kill them.
         if let Err(err) = sys::set_child_subreaper() {
@@ -304,9 +292,6 @@ impl Server {
         loop {
             if !self.daemon && self.conns.iter().all(Option::is_none) {
                 return;
-            }
-            if self.busy() {
-                idle_since = Instant::now();
             }
             let mut fds: Vec<libc::pollfd> = Vec::new();
             let mut tags: Vec<Tag> = Vec::new();
@@ -320,10 +305,6 @@ impl Server {
                     tags.push(Tag::Listener);
                 }
                 timeout = deadline;
-                if !self.busy() {
-                    let idle_end = idle_since + DAEMON_IDLE;
-                    timeout = Some(timeout.map_or(idle_end, |t| t.min(idle_end)));
-                }
             }
             let stdin_full: Vec<usize> = self
                 .cmds
@@ -442,9 +423,6 @@ impl Server {
                 if dead {
                     self.close_conn(c);
                 }
-            }
-            if self.daemon && !self.busy() && Instant::now() >= idle_since + DAEMON_IDLE {
-                return;
             }
         }
     }

@@ -19,6 +19,8 @@ struct Runner {
     stdin: Option<ChildStdin>,
     frames: Receiver<Result<RunnerFrame, String>>,
     background: bool,
+    /// From HelloOk: the serving process (the daemon's, when reached).
+    pid: u32,
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -79,6 +81,7 @@ impl Runner {
             stdin,
             frames: rx,
             background: false,
+            pid: 0,
         };
         runner.send(&ClientFrame::Hello {
             version: PROTOCOL_VERSION,
@@ -88,10 +91,11 @@ impl Runner {
             RunnerFrame::HelloOk {
                 version,
                 background,
-                ..
+                pid,
             } => {
                 assert_eq!(version, PROTOCOL_VERSION);
                 runner.background = background;
+                runner.pid = pid;
             }
             other => panic!("expected HelloOk, got {other:?}"),
         }
@@ -215,6 +219,15 @@ fn argv(id: u32, args: &[&str]) -> Run {
 
 fn shell(id: u32, script: &str) -> Run {
     argv(id, &["/bin/sh", "-c", script])
+}
+
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: kill with integer arguments.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
 }
 
 fn alive(pid: i32) -> bool {
@@ -429,6 +442,13 @@ fn background_survives_its_client_and_is_read_and_stopped_from_another() {
     let key = b"0123456789abcdef-test-key";
     let mut first = Runner::start(&ws, key, Some(&daemon_dir));
     assert!(first.background, "the daemon was not reached");
+    // The daemon lives as long as its sandbox; here, as long as the test.
+    let _daemon = KillOnDrop(first.pid as i32);
+    assert_ne!(
+        first.pid,
+        first.child.id(),
+        "HelloOk came from serve, not the daemon"
+    );
     let mut run = shell(
         1,
         "echo hi; (sleep 300 & echo $!); echo $$; echo oops >&2; sleep 300",
@@ -458,6 +478,7 @@ fn background_survives_its_client_and_is_read_and_stopped_from_another() {
 
     let mut second = Runner::start(&ws, key, Some(&daemon_dir));
     assert!(second.background);
+    assert_eq!(second.pid, first.pid, "a second daemon was started");
     // Its output arrives in the ring as the shell writes it.
     let deadline = Instant::now() + WAIT;
     let text = loop {
