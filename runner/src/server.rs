@@ -190,6 +190,9 @@ enum Tag {
     CmdStatus(usize),
     CmdOut(usize, usize),
     CmdIn(usize),
+    /// A lingering control pipe; its read end closes when the shepherd
+    /// exits (its leftovers ended), and then the pipe is dropped.
+    Linger(RawFd),
 }
 
 /// Accepts new connections (the daemon's socket); see `daemon.rs`.
@@ -327,6 +330,18 @@ impl Server {
                     fds.push(sys::pollfd(link.as_raw_fd(), libc::POLLIN));
                     tags.push(Tag::ConnLink(i));
                 }
+                for ctl in &conn.lingering {
+                    fds.push(sys::pollfd(ctl.as_raw_fd(), 0));
+                    tags.push(Tag::Linger(ctl.as_raw_fd()));
+                }
+            }
+            for ctl in self
+                .backgrounds
+                .iter()
+                .filter_map(|bg| bg.lingering.as_ref())
+            {
+                fds.push(sys::pollfd(ctl.as_raw_fd(), 0));
+                tags.push(Tag::Linger(ctl.as_raw_fd()));
             }
             for (k, cmd) in self.cmds.iter().enumerate() {
                 let Some(cmd) = cmd else { continue };
@@ -373,6 +388,7 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(10));
             }
             let mut listener_ready = false;
+            let mut gone_lingering: Vec<RawFd> = Vec::new();
             for (pfd, tag) in fds.iter().zip(&tags) {
                 if pfd.revents == 0 {
                     continue;
@@ -398,6 +414,7 @@ impl Server {
                             conn.dead = true;
                         }
                     }
+                    Tag::Linger(fd) => gone_lingering.push(fd),
                     Tag::CmdStatus(k) => self.read_status(k),
                     Tag::CmdOut(k, s) => self.read_output(k, s, false),
                     Tag::CmdIn(k) => self.write_stdin(k),
@@ -408,6 +425,21 @@ impl Server {
             {
                 for conn in l.accept() {
                     self.add_conn(conn);
+                }
+            }
+            if !gone_lingering.is_empty() {
+                for conn in self.conns.iter_mut().flatten() {
+                    conn.lingering
+                        .retain(|ctl| !gone_lingering.contains(&ctl.as_raw_fd()));
+                }
+                for bg in &mut self.backgrounds {
+                    if bg
+                        .lingering
+                        .as_ref()
+                        .is_some_and(|ctl| gone_lingering.contains(&ctl.as_raw_fd()))
+                    {
+                        bg.lingering = None;
+                    }
                 }
             }
             self.reap_shepherds();

@@ -1146,3 +1146,38 @@ fn stdout_throughput() {
         size as f64 / took.as_secs_f64() / 1e6
     );
 }
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn leftovers_that_end_release_their_descriptors() {
+    let ws = temp_dir("linger");
+    let mut r = Runner::start(&ws, b"", None);
+    assert_eq!(r.run(argv(1, &["true"])).exit().exit_code, 0);
+    let baseline = fd_count(r.child.id());
+    for id in 2..22 {
+        assert_eq!(r.run(shell(id, "(sleep 0.2 &)")).exit().exit_code, 0);
+    }
+    assert!(
+        fd_count(r.child.id()) > baseline,
+        "no shepherd lingers for the leftovers"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        // The runner notices on its next wake-up.
+        assert_eq!(r.run(argv(99, &["true"])).exit().exit_code, 0);
+        let now = fd_count(r.child.id());
+        if now <= baseline {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "descriptors of ended leftovers kept: {now} open, {baseline} before"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
