@@ -74,9 +74,13 @@ pub mod code {
 
 /// Kinds of [`Entry`].
 pub mod entry_kind {
+    /// A device, FIFO, socket or anything else.
     pub const OTHER: u8 = 0;
+    /// A regular file.
     pub const FILE: u8 = 1;
+    /// A folder.
     pub const DIR: u8 = 2;
+    /// A symlink (not followed: its own size).
     pub const SYMLINK: u8 = 3;
 }
 
@@ -202,6 +206,7 @@ pub enum ClientFrame {
 /// How a command ended: runner → host.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Exit {
+    /// The `Run`'s request id.
     pub id: u32,
     /// As the engine reports it: the exit status, or 128+n for signal n.
     pub exit_code: i64,
@@ -209,7 +214,9 @@ pub struct Exit {
     pub signal: Option<i32>,
     /// From start to end, in microseconds.
     pub duration_us: u64,
+    /// The runner killed the tree at `timeout_ms`.
     pub timed_out: bool,
+    /// The runner killed the tree on `Cancel` (or `BgStop`).
     pub cancelled: bool,
     /// A stream passed `output_cap`; the command was stopped.
     pub truncated: bool,
@@ -222,6 +229,7 @@ pub struct Exit {
     /// Bytes the command wrote per stream, kept or not, until it ended or
     /// was stopped.
     pub stdout_bytes: u64,
+    /// As `stdout_bytes`, for stderr.
     pub stderr_bytes: u64,
 }
 
@@ -243,11 +251,15 @@ pub struct Entry {
 /// One background process.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Bg {
+    /// The id `Started` gave it, unique in its sandbox's daemon.
     pub background_id: u64,
+    /// Its main process (0 until forked).
     pub pid: u32,
+    /// As it was asked for.
     pub argv: Vec<Vec<u8>>,
     /// Milliseconds since the Unix epoch.
     pub started_unix_ms: u64,
+    /// Its main process has not ended yet.
     pub running: bool,
     /// Set once it ended: as in [`Exit::exit_code`].
     pub exit_code: Option<i64>,
@@ -947,6 +959,7 @@ impl<F> Default for Decoder<F> {
 }
 
 impl<F: Frame> Decoder<F> {
+    /// An empty decoder.
     pub fn new() -> Self {
         Self::default()
     }
