@@ -39,8 +39,9 @@ const PROOF_LEN: usize = 8;
 /// How long each side of the handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The socket's folder: `SANDPIT_RUNNER_DIR` if set (tests; only the
-/// host sets the runner's environment), else `/tmp/.sandpit-runner-<uid>`.
+/// The socket's folder: `SANDPIT_RUNNER_DIR` if set (the host picks a
+/// writable tmpfs; only the host sets the runner's environment), else
+/// `/tmp/.sandpit-runner-<uid>`.
 fn dir() -> Vec<u8> {
     use std::os::unix::ffi::OsStrExt as _;
     match std::env::var_os("SANDPIT_RUNNER_DIR") {

@@ -6,7 +6,11 @@
 //! Memory stays bounded: a connection's pending output over
 //! [`OUT_HIGH_WATER`] stops reading its commands' output (they block on
 //! their pipes) and its own input; a command's pending stdin over
-//! [`STDIN_HIGH_WATER`] stops reading its connection's input.
+//! [`STDIN_HIGH_WATER`] stops reading its connection's input. That is the
+//! flow control of stdin, as a pipe gives: the host's writes block. Frames
+//! behind it on the connection (a `Cancel` too) then wait until the command
+//! reads, ends or meets its deadline; a client that goes away is still seen
+//! at once (POLLHUP), and its commands killed.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
@@ -187,6 +191,7 @@ enum Tag {
     ConnIn(usize),
     ConnOut(usize),
     ConnLink(usize),
+    ConnHup(usize),
     CmdStatus(usize),
     CmdOut(usize, usize),
     CmdIn(usize),
@@ -321,6 +326,11 @@ impl Server {
                 if conn.pending() < OUT_HIGH_WATER && !stdin_full.contains(&i) {
                     fds.push(sys::pollfd(conn.fds.input.as_raw_fd(), libc::POLLIN));
                     tags.push(Tag::ConnIn(i));
+                } else {
+                    // Not read for now (flow control), but a client that
+                    // goes away (POLLHUP) still kills its commands.
+                    fds.push(sys::pollfd(conn.fds.input.as_raw_fd(), 0));
+                    tags.push(Tag::ConnHup(i));
                 }
                 if conn.pending() > 0 {
                     fds.push(sys::pollfd(conn.fds.output.as_raw_fd(), libc::POLLOUT));
@@ -406,6 +416,13 @@ impl Server {
                     Tag::ConnOut(c) => {
                         if let Some(conn) = self.conns[c].as_mut() {
                             conn.flush();
+                        }
+                    }
+                    Tag::ConnHup(c) => {
+                        if pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0
+                            && let Some(conn) = self.conns[c].as_mut()
+                        {
+                            conn.dead = true;
                         }
                     }
                     Tag::ConnLink(c) => {
