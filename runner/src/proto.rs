@@ -298,10 +298,13 @@ pub enum RunnerFrame {
         errno: i32,
         message: Vec<u8>,
     },
-    /// A listing, unsorted, without write temporaries.
+    /// A listing, unsorted, without write temporaries, in one or more
+    /// frames (each within [`MAX_FRAME`]; see [`entries_frames`]); the last
+    /// has `last` set.
     Entries {
         id: u32,
         entries: Vec<Entry>,
+        last: bool,
     },
     /// A chunk of a file; `total_size` is the file's size when opened.
     Data {
@@ -769,7 +772,7 @@ impl RunnerFrame {
                 .i32(*errno)
                 .bytes(message)
                 .finish(),
-            RunnerFrame::Entries { entries, .. } => {
+            RunnerFrame::Entries { entries, last, .. } => {
                 let mut w = Writer::new(out, kind::ENTRIES, id);
                 w.count(entries.len());
                 for e in entries {
@@ -779,7 +782,7 @@ impl RunnerFrame {
                         .u32(e.mode)
                         .i64(e.mtime_ns);
                 }
-                w.finish();
+                w.bool(*last).finish();
             }
             RunnerFrame::Data {
                 data,
@@ -872,7 +875,11 @@ impl RunnerFrame {
                         })
                     })
                     .collect::<Result<_, ProtoError>>()?;
-                RunnerFrame::Entries { id, entries }
+                RunnerFrame::Entries {
+                    id,
+                    entries,
+                    last: r.bool()?,
+                }
             }
             kind::DATA => RunnerFrame::Data {
                 id,
@@ -918,6 +925,39 @@ pub fn encode_output(id: u32, stream: u8, data: &[u8], out: &mut Vec<u8>) {
         .u8(stream)
         .bytes(data)
         .finish();
+}
+
+/// Bytes an [`Entry`] takes in a frame.
+fn entry_len(entry: &Entry) -> usize {
+    4 + entry.name.len() + 1 + 8 + 4 + 8
+}
+
+/// A listing as `Entries` frames that each fit [`MAX_FRAME`] (a name is at
+/// most 255 bytes on Linux, so any entry fits one), the last with `last`
+/// set; one empty frame for an empty listing.
+pub fn entries_frames(id: u32, entries: Vec<Entry>) -> Vec<RunnerFrame> {
+    let mut frames = Vec::new();
+    let mut chunk: Vec<Entry> = Vec::new();
+    let mut size = 0;
+    for entry in entries {
+        let len = entry_len(&entry);
+        if !chunk.is_empty() && size + len > MAX_CHUNK {
+            frames.push(RunnerFrame::Entries {
+                id,
+                entries: std::mem::take(&mut chunk),
+                last: false,
+            });
+            size = 0;
+        }
+        size += len;
+        chunk.push(entry);
+    }
+    frames.push(RunnerFrame::Entries {
+        id,
+        entries: chunk,
+        last: true,
+    });
+    frames
 }
 
 /// Frames that a [`Decoder`] can produce.
@@ -1140,6 +1180,12 @@ mod tests {
                     },
                     Entry::default(),
                 ],
+                last: true,
+            },
+            RunnerFrame::Entries {
+                id: 3,
+                entries: Vec::new(),
+                last: false,
             },
             RunnerFrame::Data {
                 id: 4,
@@ -1208,6 +1254,38 @@ mod tests {
     #[test]
     fn runner_frames_round_trip() {
         round_trip(runner_frames(), RunnerFrame::encode);
+    }
+
+    #[test]
+    fn a_big_listing_is_split_into_frames_that_fit() {
+        let entries: Vec<Entry> = (0..30_000)
+            .map(|i| Entry {
+                name: format!("{i:0>60}").into_bytes(),
+                ..Entry::default()
+            })
+            .collect();
+        let frames = entries_frames(9, entries.clone());
+        assert!(frames.len() > 1);
+        let mut decoder = Decoder::<RunnerFrame>::new();
+        let mut back = Vec::new();
+        for (i, frame) in frames.iter().enumerate() {
+            let mut bytes = Vec::new();
+            frame.encode(&mut bytes);
+            assert!(bytes.len() - 4 <= MAX_FRAME);
+            decoder.push(&bytes);
+            match decoder.next() {
+                Ok(Some(RunnerFrame::Entries { entries, last, .. })) => {
+                    assert_eq!(last, i + 1 == frames.len());
+                    back.extend(entries);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(back, entries);
+        assert!(matches!(
+            entries_frames(1, Vec::new()).as_slice(),
+            [RunnerFrame::Entries { last: true, .. }]
+        ));
     }
 
     #[test]
