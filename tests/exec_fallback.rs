@@ -1,0 +1,261 @@
+//! The engine-exec transport (the fallback where no runner serves): timeouts
+//! kill every process the command started, however it hid, on time; a
+//! command outlives a SIGKILLed client by at most its deadline plus the
+//! watchdog's grace; a process it may not kill is reported, not hidden.
+
+mod common;
+
+use std::io::BufRead as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sandpit::engine::exec::{EngineExec, ExecRequest, WATCHDOG_GRACE};
+use sandpit::engine::sandbox::Sandbox;
+
+/// The sandbox forced onto the engine-exec transport, whatever the default.
+async fn engine_exec_sandbox(tag: &str) -> (Sandbox, common::TestRoot) {
+    let (sandbox, root) = common::sandbox(tag).await;
+    let transport = Arc::new(EngineExec::new(sandbox.engine().clone()));
+    (sandbox.with_transport(transport), root)
+}
+
+/// Polls the sandbox's process list until none contains `needle`; fails
+/// naming `what` at `deadline`. Returns when they were gone, and the list.
+async fn gone_by(sandbox: &Sandbox, needle: &str, deadline: Instant, what: &str) -> Instant {
+    loop {
+        let left = common::process_list(sandbox).await;
+        if left.iter().all(|p| !p.contains(needle)) {
+            return Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: `{needle}` still running at its deadline: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every way a command can try to leave its tree behind: a forged tag (as
+/// `env` and Python's `Popen(env=...)` do), a scrubbed environment after
+/// setsid and a double fork, other `SANDPIT_*` variables set by the
+/// children themselves, a new process group.
+const ESCAPER: &str = r#"env SANDPIT_EXEC_TAG=x sh -c "(sleep 401 &)"
+env -i setsid sh -c "(sleep 402 &)"
+env SANDPIT_KILLER=1 SANDPIT_EXEC_TAG= SANDPIT_ANY=1 sh -c "(sleep 403 &)"
+python3 -c 'import subprocess; subprocess.Popen(["sleep", "404"], env={"SANDPIT_EXEC_TAG": "x"}, start_new_session=True)'
+python3 -c 'import os; os.setpgid(0, 0); os.fork() or os.execvp("sleep", ["sleep", "405"])'
+echo started
+sleep 300"#;
+
+#[tokio::test]
+async fn hidden_children_die_on_time_and_nothing_survives() {
+    let (sandbox, _root) = engine_exec_sandbox("fb-escape").await;
+    let timeout = Duration::from_secs(3);
+    let began = Instant::now();
+    let result = sandbox
+        .exec_collect(ExecRequest::shell(ESCAPER).timeout(timeout))
+        .await
+        .unwrap();
+    let took = began.elapsed();
+    assert!(result.timed_out, "{result:?}");
+    assert_eq!(result.stdout_text(), "started\n", "{result:?}");
+    assert_eq!(result.status_code(), 124);
+    assert!(
+        result.survivors.is_empty() && !result.kill_unverified,
+        "{result:?}"
+    );
+    assert_eq!(
+        result.reason(sandbox.container_name()).unwrap(),
+        format!(
+            "timed out after {:.1}s; its process tree was killed",
+            result.duration.as_secs_f64()
+        )
+    );
+    // On time: the deadline counts from the call, and the kill (an exec of
+    // its own) follows within a second.
+    assert!(
+        took < timeout + Duration::from_secs(1),
+        "the timeout returned {took:?} after the call, for a {timeout:?} deadline"
+    );
+    eprintln!("timed out command returned after {took:?} (timeout {timeout:?})");
+    // Checked from inside: only init and the sandbox's main process remain.
+    let left = common::process_list(&sandbox).await;
+    assert!(
+        left.iter().all(|p| !p.contains("sleep 40")),
+        "escaped children left after the timeout: {left:?}"
+    );
+    assert_eq!(left.len(), 2, "{left:?}");
+    sandbox.remove(true).await.unwrap();
+}
+
+#[tokio::test]
+async fn output_and_exit_statuses_pass_the_wrapper_unchanged() {
+    let (sandbox, _root) = engine_exec_sandbox("fb-wrap").await;
+    let result = sandbox
+        .exec_collect(
+            ExecRequest::shell("echo out; echo err >&2; cat; exit 3")
+                .stdin(b"in\n".to_vec())
+                .timeout(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.exit_code, Some(3), "{result:?}");
+    assert_eq!(result.stdout_text(), "out\nin\n");
+    assert_eq!(
+        result.stderr_text(),
+        "err\n",
+        "the wrapper's line is stripped"
+    );
+    for (argv, code) in [
+        (vec!["no-such-command"], 127),
+        (vec!["/etc/passwd"], 126),
+        (vec!["sh", "-c", "kill -TERM $$"], 143),
+    ] {
+        let result = sandbox
+            .exec_collect(ExecRequest::argv(argv.clone()))
+            .await
+            .unwrap();
+        assert_eq!(result.exit_code, Some(code), "{argv:?}: {result:?}");
+    }
+    // A command that ended by itself took its watchdog along, well before
+    // its 60 s deadline.
+    let until = Instant::now() + Duration::from_secs(10);
+    gone_by(
+        &sandbox,
+        "sandpit-watchdog",
+        until,
+        "the finished command's watchdog",
+    )
+    .await;
+    sandbox.remove(true).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_command_whose_client_was_killed_dies_by_its_deadline() {
+    let (sandbox, root) = engine_exec_sandbox("fb-client").await;
+    // The CLI finds the sandbox the library made, by user and workspace.
+    let workspace_root = root.path().join("cli");
+    std::fs::create_dir_all(&workspace_root).unwrap();
+    let timeout = Duration::from_secs(3);
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sandpit"));
+    command
+        .arg("--workspace-root")
+        .arg(&workspace_root)
+        .args(["exec", "--user", &sandbox.user().to_string(), "--timeout"])
+        .arg(timeout.as_secs().to_string())
+        .args(["--", "sh", "-c", "echo started; sleep 777"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(ca) = common::build_options().ca_file {
+        command.env(sandpit::config::CA_FILE_ENV, ca);
+    }
+    let spawned = Instant::now();
+    let mut child = command.spawn().expect("start sandpit exec");
+    let stdout = child.stdout.take().unwrap();
+    let (said, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = said.send(line);
+    });
+    let line = heard.recv_timeout(common::CLI_DEADLINE);
+    let started = Instant::now();
+    // SIGKILL: the client gets no chance to clean up.
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+    assert_eq!(
+        line.as_deref(),
+        Ok("started\n"),
+        "sandpit exec did not start the command: {status:?} {err}"
+    );
+    // The command is still there without its client, until the deadline.
+    let left = common::process_list(&sandbox).await;
+    assert!(
+        left.iter().any(|p| p.contains("sleep 777")),
+        "the command should still run right after its client died: {left:?}"
+    );
+    // The deadline counts from before the spawn; the watchdog kills within
+    // its grace after it, and the test allows 2 s in all.
+    let deadline = spawned.max(started - Duration::from_millis(1)) + timeout;
+    let gone = gone_by(
+        &sandbox,
+        "sleep 777",
+        deadline + Duration::from_secs(2),
+        "a command whose client was SIGKILLed",
+    )
+    .await;
+    eprintln!(
+        "the orphaned command was gone {:?} after the client saw it start (timeout {timeout:?}, grace {WATCHDOG_GRACE:?})",
+        gone - started
+    );
+    sandbox.remove(true).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_process_the_killer_may_not_signal_is_reported() {
+    let (sandbox, _root) = engine_exec_sandbox("fb-survivor").await;
+    let container = sandbox.container_name().to_string();
+    let (events, mut received) = tokio::sync::mpsc::channel(8);
+    let run = {
+        let sandbox = sandbox.clone();
+        tokio::spawn(async move {
+            sandbox
+                .exec(
+                    ExecRequest::shell("echo started; sleep 300").timeout(Duration::from_secs(3)),
+                    Some(events),
+                    tokio_util::sync::CancellationToken::new(),
+                )
+                .await
+        })
+    };
+    let first = tokio::time::timeout(Duration::from_secs(30), received.recv())
+        .await
+        .expect("output within 30 s")
+        .expect("an event");
+    assert_eq!(first.data, b"started\n");
+    // While it runs, root (a uid the sandbox user may not signal) leaves an
+    // orphan of init behind: born during the command, so it may be the
+    // command's, and the killer cannot kill it.
+    let planted = common::output_within(
+        std::process::Command::new("docker").args([
+            "exec",
+            "-u",
+            "0",
+            &container,
+            "sh",
+            "-c",
+            "(sleep 501 & echo $!)",
+        ]),
+        Duration::from_secs(60),
+        "docker exec planting a root orphan",
+    );
+    let orphan: u32 = String::from_utf8_lossy(&planted.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no pid from the planting exec: {planted:?}"));
+    let result = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the timed-out command ends within 30 s")
+        .unwrap()
+        .unwrap();
+    assert!(result.timed_out, "{result:?}");
+    assert_eq!(result.survivors, vec![orphan], "{result:?}");
+    let reason = result.reason(&container).unwrap();
+    assert!(
+        reason.contains("1 process that may be its own could not be")
+            && reason.contains(&orphan.to_string()),
+        "{reason}"
+    );
+    // The command itself is gone all the same; the orphan is what was said.
+    let left = common::process_list(&sandbox).await;
+    assert!(left.iter().all(|p| !p.contains("sleep 300")), "{left:?}");
+    assert!(
+        left.iter()
+            .any(|p| p.starts_with(&format!("{orphan} sleep 501"))),
+        "{left:?}"
+    );
+    sandbox.remove(true).await.unwrap();
+}
