@@ -1511,6 +1511,129 @@ mod tests {
     }
 
     #[test]
+    fn survivors_are_parsed_bounded_and_reported() {
+        assert_eq!(
+            parse_survivors("survivor 42\nnoise\nsurvivor 7\nsurvivor 42\nsurvivor x\n"),
+            vec![7, 42]
+        );
+        assert!(parse_survivors("").is_empty());
+        let flood: String = (0..1000).map(|pid| format!("survivor {pid}\n")).collect();
+        assert_eq!(parse_survivors(&flood).len(), MAX_SURVIVORS);
+
+        let one = ExecResult {
+            timed_out: true,
+            survivors: vec![42],
+            duration: Duration::from_secs(2),
+            ..Default::default()
+        };
+        assert_eq!(
+            one.reason("c").unwrap(),
+            "timed out after 2.0s; it was killed, but 1 process that may be its own could not be (pid 42)"
+        );
+        let two = ExecResult {
+            cancelled: true,
+            survivors: vec![7, 42],
+            ..Default::default()
+        };
+        assert!(
+            two.reason("c")
+                .unwrap()
+                .ends_with("2 processes that may be its own could not be (pid 7, 42)")
+        );
+        let unchecked = ExecResult {
+            truncated: true,
+            kill_unverified: true,
+            ..Default::default()
+        };
+        assert!(
+            unchecked
+                .reason("c")
+                .unwrap()
+                .ends_with("sandpit could not check that none is left")
+        );
+    }
+
+    #[test]
+    fn the_wrappers_line_is_parsed_and_stripped() {
+        let root = RootProcess {
+            pid: 12,
+            start: 3456,
+        };
+        assert_eq!(parse_hello(b"\x1esandpit-exec 12 3456"), Some(Some(root)));
+        assert_eq!(parse_hello(b"\x1esandpit-exec 12 -"), Some(None));
+        assert_eq!(parse_hello(b"sandpit-exec 12 3456"), None);
+        assert_eq!(parse_hello(b"\x1esandpit-exec x 3456"), None);
+
+        // Split across chunks, with the command's stderr right behind it.
+        let mut greeting = Greeting::new(true);
+        assert!(
+            greeting
+                .feed(Stream::Stderr, b"\x1esandpit-ex".to_vec())
+                .is_empty()
+        );
+        assert_eq!(
+            greeting.feed(Stream::Stderr, b"ec 12 3456\nerr".to_vec()),
+            vec![(Stream::Stderr, b"err".to_vec())]
+        );
+        assert!(greeting.wrapper_ran());
+        assert_eq!(greeting.root(), Some(root));
+        assert_eq!(
+            greeting.feed(Stream::Stdout, b"out".to_vec()),
+            vec![(Stream::Stdout, b"out".to_vec())]
+        );
+
+        // Anything else first (the engine's own error when /bin/sh is
+        // missing) is passed on whole, once it is clearly not the line.
+        let mut greeting = Greeting::new(true);
+        assert!(
+            greeting
+                .feed(Stream::Stdout, b"OCI runtime".to_vec())
+                .is_empty()
+        );
+        let passed = greeting.feed(Stream::Stderr, b"oops\n".to_vec());
+        assert_eq!(
+            passed,
+            vec![
+                (Stream::Stdout, b"OCI runtime".to_vec()),
+                (Stream::Stderr, b"oops\n".to_vec())
+            ]
+        );
+        assert!(!greeting.wrapper_ran() && greeting.root().is_none());
+        let mut greeting = Greeting::new(true);
+        let flood = vec![b'y'; WRAPPER_HELLO_MAX + 1];
+        assert_eq!(
+            greeting.feed(Stream::Stdout, flood.clone()),
+            vec![(Stream::Stdout, flood)]
+        );
+        let mut greeting = Greeting::new(true);
+        greeting.feed(Stream::Stdout, b"held".to_vec());
+        assert_eq!(greeting.release(), vec![(Stream::Stdout, b"held".to_vec())]);
+        // Unwrapped, nothing is held.
+        let mut greeting = Greeting::new(false);
+        assert_eq!(
+            greeting.feed(Stream::Stderr, b"x".to_vec()),
+            vec![(Stream::Stderr, b"x".to_vec())]
+        );
+    }
+
+    #[test]
+    fn the_wrapper_keeps_the_argv_and_passes_the_deadline() {
+        let argv = wrapped_argv(
+            vec!["echo".into(), "a b".into()],
+            Some(Duration::from_secs(2)),
+        );
+        assert_eq!(argv[..2], ["/bin/sh", "-c"]);
+        assert_eq!(argv[4], "2000");
+        assert!(
+            argv[5].contains("end=$((us + ms * 1000 + 500 * 1000))"),
+            "{}",
+            argv[5]
+        );
+        assert_eq!(argv[6..], ["echo", "a b"]);
+        assert_eq!(wrapped_argv(vec!["true".into()], None)[4], "0");
+    }
+
+    #[test]
     fn tags_are_unique() {
         assert_ne!(new_exec_tag(), new_exec_tag());
     }
