@@ -199,14 +199,18 @@ async fn a_process_the_killer_may_not_signal_is_reported() {
     let (sandbox, _root) = engine_exec_sandbox("fb-survivor").await;
     let container = sandbox.container_name().to_string();
     let (events, mut received) = tokio::sync::mpsc::channel(8);
+    // Stopped by a cancel once the orphan is planted, so a slow engine
+    // cannot make the stop come before it.
+    let cancel = tokio_util::sync::CancellationToken::new();
     let run = {
         let sandbox = sandbox.clone();
+        let cancel = cancel.clone();
         tokio::spawn(async move {
             sandbox
                 .exec(
-                    ExecRequest::shell("echo started; sleep 300").timeout(Duration::from_secs(3)),
+                    ExecRequest::shell("echo started; sleep 300"),
                     Some(events),
-                    tokio_util::sync::CancellationToken::new(),
+                    cancel,
                 )
                 .await
         })
@@ -236,12 +240,13 @@ async fn a_process_the_killer_may_not_signal_is_reported() {
         .trim()
         .parse()
         .unwrap_or_else(|_| panic!("no pid from the planting exec: {planted:?}"));
+    cancel.cancel();
     let result = tokio::time::timeout(Duration::from_secs(30), run)
         .await
-        .expect("the timed-out command ends within 30 s")
+        .expect("the cancelled command ends within 30 s")
         .unwrap()
         .unwrap();
-    assert!(result.timed_out, "{result:?}");
+    assert!(result.cancelled, "{result:?}");
     assert_eq!(result.survivors, vec![orphan], "{result:?}");
     let reason = result.reason(&container).unwrap();
     assert!(
@@ -257,5 +262,110 @@ async fn a_process_the_killer_may_not_signal_is_reported() {
             .any(|p| p.starts_with(&format!("{orphan} sleep 501"))),
         "{left:?}"
     );
+    sandbox.remove(true).await.unwrap();
+}
+
+/// The python-minimal image without bash (as in a dash- or busybox-only
+/// image), built once per test binary with the docker CLI: no network, one
+/// layer that deletes bash.
+async fn image_without_bash(engine: &sandpit::engine::Engine) -> String {
+    static TAG: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    TAG.get_or_init(|| async {
+        let base = common::python_image(engine).await;
+        let tag = format!(
+            "sandpit-test/no-bash:{}",
+            base.rsplit(':').next().unwrap_or("x")
+        );
+        let dockerfile = format!(
+            "FROM {base}\nUSER root\nRUN rm -f /bin/bash /usr/bin/bash && ! command -v bash\n"
+        );
+        let mut build = std::process::Command::new("sh");
+        build
+            .arg("-c")
+            .arg("printf '%s' \"$1\" | docker build -q -t \"$2\" -")
+            .arg("sh")
+            .arg(&dockerfile)
+            .arg(&tag);
+        let built = common::output_within(&mut build, Duration::from_secs(300), "docker build");
+        assert!(built.status.success(), "{built:?}");
+        tag
+    })
+    .await
+    .clone()
+}
+
+#[tokio::test]
+async fn without_bash_the_posix_killer_and_watchdog_hold_the_same_line() {
+    let engine = common::engine().await;
+    let image = image_without_bash(&engine).await;
+    let user = common::test_user("fb-nobash");
+    let root = tempfile::tempdir().unwrap();
+    let _cleanup = common::Cleanup(vec![user.container_name()]);
+    let overrides = sandpit::engine::policy::PolicyOverrides {
+        oci_runtime: common::test_oci_runtime(),
+        ..Default::default()
+    };
+    let spec = sandpit::engine::sandbox::SandboxSpec {
+        user,
+        runtime: common::builtin("python-minimal"),
+        image,
+        workspace: root.path().join("ws"),
+        policy: sandpit::engine::policy::SandboxPolicy::resolve([&overrides]).unwrap(),
+    };
+    let sandbox = engine.create_sandbox(&spec).await.expect("create sandbox");
+    let sandbox = sandbox.with_transport(Arc::new(EngineExec::new(engine.clone())));
+    assert_ne!(
+        common::sh(&sandbox, "command -v bash").await.exit_code,
+        Some(0),
+        "the image should have no bash"
+    );
+
+    // A live client's timeout: the POSIX killer, verified.
+    let timeout = Duration::from_secs(3);
+    let began = Instant::now();
+    let result = sandbox
+        .exec_collect(ExecRequest::shell(ESCAPER).timeout(timeout))
+        .await
+        .unwrap();
+    let took = began.elapsed();
+    assert!(result.timed_out, "{result:?}");
+    assert!(
+        result.survivors.is_empty() && !result.kill_unverified,
+        "{result:?}"
+    );
+    assert!(took < timeout + Duration::from_secs(1), "took {took:?}");
+    let left = common::process_list(&sandbox).await;
+    assert!(left.iter().all(|p| !p.contains("sleep 40")), "{left:?}");
+
+    // A client that vanished (its future dropped mid-run, as a crash
+    // would): the POSIX watchdog kills at the deadline.
+    let (events, mut received) = tokio::sync::mpsc::channel(8);
+    let run = {
+        let sandbox = sandbox.clone();
+        tokio::spawn(async move {
+            sandbox
+                .exec(
+                    ExecRequest::shell("echo started; sleep 778").timeout(timeout),
+                    Some(events),
+                    tokio_util::sync::CancellationToken::new(),
+                )
+                .await
+        })
+    };
+    let spawned = Instant::now();
+    let first = tokio::time::timeout(Duration::from_secs(30), received.recv())
+        .await
+        .expect("output within 30 s")
+        .expect("an event");
+    assert_eq!(first.data, b"started\n");
+    run.abort();
+    let deadline = spawned + timeout;
+    gone_by(
+        &sandbox,
+        "sleep 778",
+        deadline + Duration::from_secs(2),
+        "a command whose client vanished, without bash",
+    )
+    .await;
     sandbox.remove(true).await.unwrap();
 }

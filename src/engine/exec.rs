@@ -309,10 +309,10 @@ pub struct ExecResult {
     /// was checked gone, or nothing was stopped.
     pub survivors: Vec<u32>,
     /// Set when sandpit stopped the command but could not check that its
-    /// whole tree is gone: the image has no bash for the killer, no
-    /// `/bin/sh` for the wrapper that reports the command's root process,
-    /// or the wrapper did not report it. Only processes carrying the exec's
-    /// tag (and their descendants) were killed then.
+    /// whole tree is gone: the image has no `/bin/sh` for the wrapper that
+    /// reports the command's root process, or the wrapper did not report
+    /// it. Only processes carrying the exec's tag (and their descendants)
+    /// were killed then.
     pub kill_unverified: bool,
     /// The sandbox's memory limit in bytes, read when the limit killed the
     /// command (for its message); `None` otherwise or when unknown.
@@ -995,23 +995,69 @@ sandpit_kill() {
 /// ROOT T0`; see [`kill_fn`].
 const KILLER_BASH: &str = concat!(kill_fn!(), r#"sandpit_kill "$@""#);
 
-/// For images without bash: tagged processes only, so a kill through it is
-/// reported unverified.
+/// The killer for images without bash (dash, busybox ash): `sh -c
+/// KILLER_SH sandpit-killer TAG ROOT T0`, the same membership, rounds,
+/// report and exit statuses as [`kill_fn`]. It forks `tr | grep` to read
+/// environments, so under a full pids limit only the tree and the orphans
+/// are recognised (the tag needs the forks); the host then retries and at
+/// last restarts the sandbox, as for bash.
 const KILLER_SH: &str = r#"
-tag="SANDPIT_EXEC_TAG=$1"
-round=0
+tag="SANDPIT_EXEC_TAG=$1" root=$2 t0=$3 me=$$ uid="" euid=""
+case $t0 in '' | *[!0-9]*) t0="" ;; esac
+while read -r key real eff _; do
+  [ "$key" = Uid: ] && { uid=$real euid=$eff; break; }
+done < /proc/$$/status
+round=0 confirm=0
 while [ $round -lt 100 ]; do
-  found=""
+  round=$((round + 1))
+  table="" members=" "
   for dir in /proc/[0-9]*; do
     pid=${dir#/proc/}
-    [ "$pid" = 1 ] || [ "$pid" = $$ ] && continue
-    if tr '\0' '\n' < "$dir/environ" 2>/dev/null | grep -qx "$tag"; then
-      kill -9 "$pid" 2>/dev/null; found=1
+    { [ "$pid" = 1 ] || [ "$pid" = "$me" ]; } && continue
+    read -r stat 2>/dev/null < "$dir/stat" || continue
+    set -- ${stat##*) }
+    [ $# -ge 20 ] || continue
+    state=$1 ppid=$2
+    shift 19
+    case $state in Z | X) continue ;; esac
+    table="$table $pid:$ppid"
+    if [ -n "$t0" ] && { { [ "$pid" = "$root" ] && [ "$1" = "$t0" ]; } ||
+        { [ "$ppid" = 1 ] && [ "$1" -ge "$t0" ]; }; }; then
+      members="$members$pid "
+    elif tr '\0' '\n' < "$dir/environ" 2>/dev/null | grep -qxF "$tag"; then
+      members="$members$pid "
     fi
   done
-  [ -z "$found" ] && exit 0
-  round=$((round + 1))
+  changed=1
+  while [ -n "$changed" ]; do
+    changed=""
+    for entry in $table; do
+      pid=${entry%:*} ppid=${entry#*:}
+      case $members in *" $pid "*) continue ;; esac
+      case $members in *" $ppid "*) members="$members$pid " changed=1 ;; esac
+    done
+  done
+  killable="" stuck=""
+  for pid in $members; do
+    real="" saved=""
+    while read -r key real eff saved _; do
+      [ "$key" = Uid: ] && break
+    done 2>/dev/null < "/proc/$pid/status"
+    case " $real $saved " in
+      *" $uid "* | *" $euid "*) killable="$killable $pid" ;;
+      *) stuck="$stuck $pid" ;;
+    esac
+  done
+  if [ -z "$killable" ]; then
+    [ -z "$stuck" ] && exit 0
+    confirm=$((confirm + 1))
+    [ $confirm -le 5 ] && continue
+    for pid in $stuck; do echo "survivor $pid"; done
+    exit 2
+  fi
+  kill -9 $killable $stuck 2>/dev/null
 done
+for pid in $members; do echo "survivor $pid"; done
 exit 1
 "#;
 
@@ -1064,15 +1110,48 @@ done
 "#
 );
 
+/// The watchdog for images without bash: `sh -c WATCHDOG_SH
+/// sandpit-watchdog ROOT T0 MS`, as [`WATCHDOG_BASH`] but timed by
+/// `/proc/uptime` (read with the `read` builtin) and paced by the `sleep`
+/// program, and running [`KILLER_SH`] as a child at the deadline.
+const WATCHDOG_SH: &str = r#"root=$1 t0=$2 ms=$3
+now() {
+  read -r up _ < /proc/uptime || exit
+  frac=${up#*.}
+  cs=$((${up%.*} * 100 + ${frac#0}))
+}
+alive() {
+  read -r s 2>/dev/null < "/proc/$root/stat" || return 1
+  set -- ${s##*) }
+  [ $# -ge 20 ] || return 1
+  st=$1
+  shift 19
+  [ "$st" != Z ] && [ "$st" != X ] && [ "$1" = "$t0" ]
+}
+now
+end=$((cs + (ms + GRACE_MS) / 10))
+while alive; do
+  now
+  if [ $cs -ge $end ]; then
+    sh -c "$SANDPIT_KILLER_SH" sandpit-killer "${SANDPIT_EXEC_TAG:-}" "$root" "$t0" >/dev/null 2>&1
+    exit
+  fi
+  sleep 0.25 2>/dev/null || sleep 1 || exit
+done
+"#;
+
 /// How long after the deadline the in-sandbox watchdog kills, leaving the
 /// client's own kill (which reports the timeout) the first go.
 pub const WATCHDOG_GRACE: Duration = Duration::from_millis(500);
 
-/// The command's wrapper: `/bin/sh -c WRAPPER_SH sandpit MS WATCHDOG ARGV...`
+/// The command's wrapper: `/bin/sh -c WRAPPER_SH sandpit MS WATCHDOG_BASH
+/// WATCHDOG_SH KILLER_SH ARGV...`
 /// (plain POSIX sh: dash, bash and busybox run it). It reads its own pid
 /// and start time, says them on stderr as the first bytes of the exec
 /// ([`WRAPPER_HELLO`]; nothing of the command can come before, so it cannot
-/// be forged), starts the watchdog when MS is not 0 and bash is there, and
+/// be forged), starts the watchdog when MS is not 0 (the bash one, else the
+/// POSIX one; the latter finds its killer in `SANDPIT_KILLER_SH`, set for
+/// it alone), and
 /// execs the command in its own place: the root keeps the pid reported, and
 /// exit statuses (126 not executable, 127 not found, 128+n) are the
 /// command's.
@@ -1080,12 +1159,16 @@ const WRAPPER_SH: &str = r#"sandpit_t0() { [ $# -ge 20 ] && shift 19 && T0=$1; }
 T0=
 if read -r s < /proc/$$/stat; then sandpit_t0 ${s##*) }; fi 2>/dev/null
 printf '\036sandpit-exec %s %s\n' "$$" "${T0:--}" >&2
-ms=$1 wd=$2
-shift 2
-if [ "$ms" != 0 ] && [ -n "$T0" ] && command -v bash >/dev/null 2>&1; then
-  bash -c "$wd" sandpit-watchdog "$$" "$T0" "$ms" </dev/null >/dev/null 2>&1 &
+ms=$1 wd=$2 wdsh=$3 ksh=$4
+shift 4
+if [ "$ms" != 0 ] && [ -n "$T0" ]; then
+  if command -v bash >/dev/null 2>&1; then
+    bash -c "$wd" sandpit-watchdog "$$" "$T0" "$ms" </dev/null >/dev/null 2>&1 &
+  else
+    SANDPIT_KILLER_SH=$ksh sh -c "$wdsh" sandpit-watchdog "$$" "$T0" "$ms" </dev/null >/dev/null 2>&1 &
+  fi
 fi
-unset -v s ms wd T0
+unset -v s ms wd wdsh ksh T0
 unset -f sandpit_t0
 exec "$@"
 "#;
@@ -1099,15 +1182,24 @@ const WRAPPER_HELLO_MAX: usize = 96;
 /// `timeout` is set.
 fn wrapped_argv(argv: Vec<String>, timeout: Option<Duration>) -> Vec<String> {
     let ms = timeout.map_or(0, |timeout| timeout.as_millis().max(1));
-    let watchdog = WATCHDOG_BASH.replace("GRACE_MS", &WATCHDOG_GRACE.as_millis().to_string());
+    let grace = WATCHDOG_GRACE.as_millis().to_string();
     let mut wrapped = vec![
         "/bin/sh".to_string(),
         "-c".to_string(),
         WRAPPER_SH.to_string(),
         "sandpit".to_string(),
         ms.to_string(),
-        watchdog,
     ];
+    // Without a deadline no watchdog runs: its scripts are not sent.
+    if ms == 0 {
+        wrapped.extend([String::new(), String::new(), String::new()]);
+    } else {
+        wrapped.extend([
+            WATCHDOG_BASH.replace("GRACE_MS", &grace),
+            WATCHDOG_SH.replace("GRACE_MS", &grace),
+            KILLER_SH.to_string(),
+        ]);
+    }
     wrapped.extend(argv);
     wrapped
 }
@@ -1271,7 +1363,7 @@ async fn kill_tree(
     let mut pause = Duration::from_millis(20);
     loop {
         match run_killer(engine, target, tag, root).await {
-            Ok((Killer::Bash, code @ (0 | 2), report)) => {
+            Ok((_, code @ (0 | 2), report)) => {
                 return Ok(KillReport {
                     restarted: false,
                     survivors: if code == 2 {
@@ -1282,8 +1374,9 @@ async fn kill_tree(
                     verified: root.is_some(),
                 });
             }
-            Ok((Killer::Sh, 0, _)) => return Ok(KillReport::default()),
-            Ok((_, code, _)) => tracing::debug!("killer for {tag} exited {code}; trying again"),
+            Ok((killer, code, _)) => {
+                tracing::debug!("{killer:?} killer for {tag} exited {code}; trying again")
+            }
             Err(err) => tracing::debug!("killer for {tag} could not run: {err:#}"),
         }
         if Instant::now() >= deadline {
@@ -1629,8 +1722,15 @@ mod tests {
             "{}",
             argv[5]
         );
-        assert_eq!(argv[6..], ["echo", "a b"]);
-        assert_eq!(wrapped_argv(vec!["true".into()], None)[4], "0");
+        assert!(
+            argv[6].contains("end=$((cs + (ms + 500) / 10))"),
+            "{}",
+            argv[6]
+        );
+        assert_eq!(argv[7], KILLER_SH);
+        assert_eq!(argv[8..], ["echo", "a b"]);
+        let untimed = wrapped_argv(vec!["true".into()], None);
+        assert_eq!(untimed[4..], ["0", "", "", "", "true"]);
     }
 
     #[test]
