@@ -283,35 +283,61 @@ async fn image_without_bash(engine: &sandpit::engine::Engine) -> String {
     static TAG: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     TAG.get_or_init(|| async {
         let base = common::python_image(engine).await;
-        let tag = format!(
-            "sandpit-test/no-bash:{}",
-            base.rsplit(':').next().unwrap_or("x")
-        );
-        let dockerfile = format!(
-            "FROM {base}\nUSER root\nRUN rm -f /bin/bash /usr/bin/bash && ! command -v bash\n"
-        );
-        let mut build = std::process::Command::new("sh");
-        build
-            .arg("-c")
-            .arg("printf '%s' \"$1\" | docker build -q -t \"$2\" -")
-            .arg("sh")
-            .arg(&dockerfile)
-            .arg(&tag);
-        let built = common::output_within(&mut build, Duration::from_secs(300), "docker build");
-        assert!(built.status.success(), "{built:?}");
-        tag
+        derived_image(
+            &base,
+            "no-bash",
+            "rm -f /bin/bash /usr/bin/bash && ! command -v bash",
+        )
     })
     .await
     .clone()
 }
 
-#[tokio::test]
-async fn without_bash_the_posix_killer_and_watchdog_hold_the_same_line() {
-    let engine = common::engine().await;
-    let image = image_without_bash(&engine).await;
-    let user = common::test_user("fb-nobash");
+/// That image without any shell either (as distroless images are).
+async fn image_without_a_shell(engine: &sandpit::engine::Engine) -> String {
+    static TAG: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    let base = image_without_bash(engine).await;
+    TAG.get_or_init(|| async {
+        derived_image(
+            &base,
+            "no-shell",
+            "rm -f /bin/sh /usr/bin/sh /bin/dash /usr/bin/dash",
+        )
+    })
+    .await
+    .clone()
+}
+
+/// Builds `FROM base` plus one `RUN` as root, tagged
+/// `sandpit-test/NAME:<base's tag>`.
+fn derived_image(base: &str, name: &str, run: &str) -> String {
+    let tag = format!(
+        "sandpit-test/{name}:{}",
+        base.rsplit(':').next().unwrap_or("x")
+    );
+    let dockerfile = format!("FROM {base}\nUSER root\nRUN {run}\n");
+    let mut build = std::process::Command::new("sh");
+    build
+        .arg("-c")
+        .arg("printf '%s' \"$1\" | docker build -q -t \"$2\" -")
+        .arg("sh")
+        .arg(&dockerfile)
+        .arg(&tag);
+    let built = common::output_within(&mut build, Duration::from_secs(300), "docker build");
+    assert!(built.status.success(), "{built:?}");
+    tag
+}
+
+/// A sandbox of `image` on the engine-exec transport; the guard removes it
+/// even when the test fails.
+async fn sandbox_of(
+    engine: &sandpit::engine::Engine,
+    tag: &str,
+    image: String,
+) -> (Sandbox, common::Cleanup, tempfile::TempDir) {
+    let user = common::test_user(tag);
     let root = tempfile::tempdir().unwrap();
-    let _cleanup = common::Cleanup(vec![user.container_name()]);
+    let cleanup = common::Cleanup(vec![user.container_name()]);
     let overrides = sandpit::engine::policy::PolicyOverrides {
         oci_runtime: common::test_oci_runtime(),
         ..Default::default()
@@ -325,6 +351,49 @@ async fn without_bash_the_posix_killer_and_watchdog_hold_the_same_line() {
     };
     let sandbox = engine.create_sandbox(&spec).await.expect("create sandbox");
     let sandbox = sandbox.with_transport(Arc::new(EngineExec::new(engine.clone())));
+    (sandbox, cleanup, root)
+}
+
+#[tokio::test]
+async fn without_a_shell_commands_run_unwrapped_with_their_stdin() {
+    let engine = common::engine().await;
+    let image = image_without_a_shell(&engine).await;
+    let (sandbox, _cleanup, _root) = sandbox_of(&engine, "fb-noshell", image).await;
+    // The wrapper cannot start; the command runs as it is, stdin whole.
+    let result = sandbox
+        .exec_collect(
+            ExecRequest::argv([
+                "python3",
+                "-c",
+                "import sys; print(sys.stdin.read().upper())",
+            ])
+            .stdin(b"whole\n".to_vec())
+            .timeout(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.exit_code, Some(0), "{result:?}");
+    assert_eq!(result.stdout_text(), "WHOLE\n\n", "{result:?}");
+    assert_eq!(result.stderr_text(), "", "{result:?}");
+    let missing = sandbox
+        .exec_collect(ExecRequest::argv(["no-such-command"]))
+        .await
+        .unwrap();
+    // Unwrapped, the engine's own status and message (Docker 20.10 says
+    // 126, with "executable file not found" on stdout).
+    assert!(
+        matches!(missing.exit_code, Some(126 | 127))
+            && missing.stdout_text().contains("no-such-command"),
+        "{missing:?}"
+    );
+    sandbox.remove(true).await.unwrap();
+}
+
+#[tokio::test]
+async fn without_bash_the_posix_killer_and_watchdog_hold_the_same_line() {
+    let engine = common::engine().await;
+    let image = image_without_bash(&engine).await;
+    let (sandbox, _cleanup, _root) = sandbox_of(&engine, "fb-nobash", image).await;
     assert_ne!(
         common::sh(&sandbox, "command -v bash").await.exit_code,
         Some(0),

@@ -1179,8 +1179,16 @@ exec "$@"
 
 /// The start of the wrapper's line on stderr: `\x1esandpit-exec PID T0\n`.
 const WRAPPER_HELLO: &[u8] = b"\x1esandpit-exec ";
-/// Bytes held back waiting for the wrapper's line before giving up on it.
+/// Bytes of stderr held back waiting for the wrapper's line before giving
+/// up on it.
 const WRAPPER_HELLO_MAX: usize = 96;
+/// Bytes of both streams held back in all: enough for the engine's own
+/// message when it cannot start `/bin/sh` (on stdout: about 140 bytes under
+/// runc, 6 KiB under gVisor, which quotes the whole command line), so that
+/// message is dropped for the unwrapped run instead of shown. (A wrapped
+/// command line past it, with no `/bin/sh`, ends with the engine's message
+/// and its status, 126 or 127, instead of an unwrapped run.)
+const WRAPPER_HOLD_MAX: usize = 64 << 10;
 
 /// The argv that runs `argv` under the wrapper, with the watchdog when
 /// `timeout` is set.
@@ -1290,7 +1298,11 @@ impl Greeting {
             }
             // Not the wrapper's line, or too long without one: pass it all.
             (Some(_), None) => self.give_up(),
-            (None, _) if out.len() + err.len() > WRAPPER_HELLO_MAX => self.give_up(),
+            (None, _)
+                if err.len() > WRAPPER_HELLO_MAX || out.len() + err.len() > WRAPPER_HOLD_MAX =>
+            {
+                self.give_up()
+            }
             (None, _) => {
                 *self = Greeting::Waiting { out, err };
                 return Vec::new();
@@ -1697,10 +1709,18 @@ mod tests {
         );
         assert!(!greeting.wrapper_ran() && greeting.root().is_none());
         let mut greeting = Greeting::new(true);
-        let flood = vec![b'y'; WRAPPER_HELLO_MAX + 1];
+        let engine_message = vec![b'y'; 200];
+        assert!(greeting.feed(Stream::Stdout, engine_message).is_empty());
+        assert!(greeting.waiting());
+        let flood = vec![b'y'; WRAPPER_HOLD_MAX];
+        let passed = greeting.feed(Stream::Stdout, flood);
+        assert_eq!(passed.len(), 1);
+        assert_eq!(passed[0].1.len(), 200 + WRAPPER_HOLD_MAX);
+        let mut greeting = Greeting::new(true);
+        let long_line = vec![b'e'; WRAPPER_HELLO_MAX + 1];
         assert_eq!(
-            greeting.feed(Stream::Stdout, flood.clone()),
-            vec![(Stream::Stdout, flood)]
+            greeting.feed(Stream::Stderr, long_line.clone()),
+            vec![(Stream::Stderr, long_line)]
         );
         let mut greeting = Greeting::new(true);
         greeting.feed(Stream::Stdout, b"held".to_vec());
