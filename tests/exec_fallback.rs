@@ -449,3 +449,57 @@ async fn without_bash_the_posix_killer_and_watchdog_hold_the_same_line() {
     .await;
     sandbox.remove(true).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_timeout_spares_other_commands_and_earlier_daemons() {
+    let (sandbox, _root) = engine_exec_sandbox("fb-spare").await;
+    // A daemon an earlier command left running (started before the one
+    // that times out, so not its orphan).
+    let daemon = common::sh(&sandbox, "setsid sleep 611 </dev/null >/dev/null 2>&1 &").await;
+    assert_eq!(daemon.exit_code, Some(0), "{daemon:?}");
+    // Another command in flight, with a child of its own.
+    let (events, mut received) = tokio::sync::mpsc::channel(8);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let other = {
+        let sandbox = sandbox.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            sandbox
+                .exec(
+                    ExecRequest::shell("sleep 612 & echo started; wait"),
+                    Some(events),
+                    cancel,
+                )
+                .await
+        })
+    };
+    let first = tokio::time::timeout(Duration::from_secs(30), received.recv())
+        .await
+        .expect("output within 30 s")
+        .expect("an event");
+    assert_eq!(first.data, b"started\n");
+    let result = sandbox
+        .exec_collect(ExecRequest::shell(ESCAPER).timeout(Duration::from_secs(2)))
+        .await
+        .unwrap();
+    assert!(
+        result.timed_out && result.survivors.is_empty(),
+        "{result:?}"
+    );
+    let left = common::process_list(&sandbox).await;
+    assert!(left.iter().all(|p| !p.contains("sleep 40")), "{left:?}");
+    for spared in ["sleep 611", "sleep 612"] {
+        assert!(
+            left.iter().any(|p| p.contains(spared)),
+            "`{spared}` is not the timed-out command's: {left:?}"
+        );
+    }
+    cancel.cancel();
+    let other = tokio::time::timeout(Duration::from_secs(30), other)
+        .await
+        .expect("the other command ends within 30 s of its cancel")
+        .unwrap()
+        .unwrap();
+    assert!(other.cancelled && other.survivors.is_empty(), "{other:?}");
+    sandbox.remove(true).await.unwrap();
+}
