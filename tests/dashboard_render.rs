@@ -62,10 +62,12 @@ pub fn demo_app() -> App {
         app.apply(Update::Stats {
             user: "alice".to_string(),
             sample: StatsSample {
+                at_ms: 1_700_000_000_000 + i as i64 * 1000,
                 cpu_percent: (i % 10) as f64 * 10.0,
                 memory_used: (100 + i * 5) << 20,
                 memory_limit: 1 << 30,
                 pids: 3,
+                ..Default::default()
             },
         });
     }
