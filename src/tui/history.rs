@@ -131,7 +131,10 @@ impl SessionHistory {
         self.last = Some(sample);
         let oldest = sample.at_ms.saturating_sub(WINDOW_MS);
         while self.points.len() > CAPACITY
-            || self.points.front().is_some_and(|point| point.at_ms < oldest)
+            || self
+                .points
+                .front()
+                .is_some_and(|point| point.at_ms < oldest)
         {
             self.points.pop_front();
         }
@@ -148,7 +151,7 @@ impl SessionHistory {
     }
 
     /// The points, oldest first.
-    pub fn points(&self) -> impl ExactSizeIterator<Item = &Point> + Clone {
+    pub fn points(&self) -> impl DoubleEndedIterator<Item = &Point> + ExactSizeIterator + Clone {
         self.points.iter()
     }
 
