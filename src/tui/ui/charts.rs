@@ -271,7 +271,7 @@ impl<'a> StatsCharts<'a> {
         let inner = block.inner(area);
         block.render(area, buf);
         let points = || self.history.points();
-        let mut series: Vec<(Vec<(f64, f64)>, Style, GraphType)> = Vec::new();
+        let mut series: Vec<Series> = Vec::new();
         let mut add = |value: &dyn Fn(&Point) -> Option<f64>, style: Style, kind: GraphType| {
             for segment in segments(points(), latest.at_ms, value) {
                 series.push((segment, style, kind));
@@ -480,6 +480,9 @@ impl Widget for StatsCharts<'_> {
         }
     }
 }
+
+/// One line (or filled area) of a chart: its points, colour and kind.
+type Series = (Vec<(f64, f64)>, Style, GraphType);
 
 /// The runs of points where `value` is known and the samples are joined,
 /// as chart coordinates: seconds before `latest_ms`, and the value.
