@@ -722,6 +722,8 @@ impl App {
             }
             Update::Notice(text) => self.inform(text),
             Update::Failure(text) => self.warn(text),
+            // The Activity pane is wired in with the pane table.
+            Update::Activity(_) => {}
         }
     }
 

@@ -7,6 +7,7 @@
 //! - `ui`: drawing, one file per block and per popup
 //! - `keymap`, `theme`: user-configurable keys and colours
 
+pub mod activity;
 pub mod app;
 pub mod collector;
 pub mod files;

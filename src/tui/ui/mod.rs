@@ -1,6 +1,7 @@
 //! Drawing: one file per on-screen block in `draw_blocks/`, one per popup in
 //! `popups/`. Drawing reads the app; it never changes what the app means.
 
+pub mod activity;
 pub mod charts;
 pub mod draw_blocks;
 pub mod layout;
