@@ -1,8 +1,9 @@
 //! Live resource figures of a sandbox: CPU % by the docker stats formula,
 //! memory without the reclaimable file cache, pids, the network and block
-//! I/O byte counters where the engine reports them, and a short history.
+//! I/O byte counters where the engine reports them. The dashboard keeps
+//! their history (`tui::history`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use bollard::models::{
     ContainerBlkioStats, ContainerCpuStats, ContainerMemoryStats, ContainerNetworkStats,
@@ -176,45 +177,6 @@ pub fn sample(stats: &ContainerStatsResponse, at_ms: i64) -> Option<StatsSample>
     })
 }
 
-/// The most recent samples, oldest first, for charts.
-#[derive(Debug, Clone)]
-pub struct StatsHistory {
-    samples: VecDeque<StatsSample>,
-    capacity: usize,
-}
-
-impl StatsHistory {
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            samples: VecDeque::with_capacity(capacity),
-            capacity: capacity.max(1),
-        }
-    }
-
-    pub fn push(&mut self, sample: StatsSample) {
-        if self.samples.len() == self.capacity {
-            self.samples.pop_front();
-        }
-        self.samples.push_back(sample);
-    }
-
-    pub fn latest(&self) -> Option<&StatsSample> {
-        self.samples.back()
-    }
-
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &StatsSample> {
-        self.samples.iter()
-    }
-
-    pub fn len(&self) -> usize {
-        self.samples.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
-    }
-}
-
 impl Engine {
     /// A live stream of samples, about one a second, from one long-lived
     /// stats request, each stamped with the time it arrived. The first
@@ -351,20 +313,6 @@ mod tests {
         assert!((sample.memory_percent() - 200.0 / 1024.0 * 100.0).abs() < 1e-9);
         let stopped = ContainerStatsResponse::default();
         assert_eq!(super::sample(&stopped, 0), None);
-    }
-
-    #[test]
-    fn history_keeps_the_latest() {
-        let mut history = StatsHistory::new(3);
-        for pids in 0..5 {
-            history.push(StatsSample {
-                pids,
-                ..Default::default()
-            });
-        }
-        let pids: Vec<u64> = history.iter().map(|s| s.pids).collect();
-        assert_eq!(pids, [2, 3, 4]);
-        assert_eq!(history.latest().unwrap().pids, 4);
     }
 
     #[test]

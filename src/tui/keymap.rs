@@ -43,6 +43,7 @@ listed_enum! {
         Files,
         Editor,
         Output,
+        Activity,
         /// Typing a sessions filter.
         Filter,
         Help,
@@ -67,6 +68,7 @@ impl Scope {
             Scope::Files => "files",
             Scope::Editor => "editor",
             Scope::Output => "output",
+            Scope::Activity => "activity",
             Scope::Filter => "filtering",
             Scope::Help => "help_popup",
             Scope::NewSession => "new_session_form",
@@ -88,6 +90,7 @@ impl Scope {
             Scope::Files => "Files pane",
             Scope::Editor => "Editor pane (other keys type)",
             Scope::Output => "Output pane",
+            Scope::Activity => "Activity pane",
             Scope::Filter => "Filtering sessions (other keys type)",
             Scope::Help => "This help",
             Scope::NewSession => "New-session dialog (other keys type)",
@@ -201,6 +204,14 @@ actions! {
     OutputSearch: Output "search" ["/"] "search" "search the output backwards";
     OutputSearchNext: Output "search_next" ["n"] "next match" "find the previous match";
     OutputSave: Output "save" ["ctrl-s"] "save" "save the output to output.log in the workspace";
+
+    ActivityScope: Activity "scope" ["a"] "all/one"
+        "switch between the selected session's actions and every session's";
+    ActivityUp: Activity "up" ["k", "up"] "older" "scroll to older actions";
+    ActivityDown: Activity "down" ["j", "down"] "newer" "scroll to newer actions";
+    ActivityPageUp: Activity "page_up" ["pageup"] "page up" "scroll up a page";
+    ActivityPageDown: Activity "page_down" ["pagedown"] "page down" "scroll down a page";
+    ActivityFollow: Activity "follow" ["end", "G"] "follow" "go to the newest and follow new actions";
 
     FilterKeep: Filter "keep" ["enter"] "keep" "keep the filter and leave it";
     FilterClear: Filter "clear" ["esc"] "clear" "clear the filter and leave it";

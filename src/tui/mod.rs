@@ -126,6 +126,7 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
             _ = terminate.recv() => app.should_quit = true,
             _ = hangup.recv() => app.should_quit = true,
         }
+        app.sync_activity();
         for request in app.outbox.drain(..) {
             let _ = request_tx.send(request);
         }

@@ -236,7 +236,10 @@ mod tests {
         let mut buf = Buffer::empty(area);
         ActivityTable::new(&view, &theme, "a").render(area, &mut buf);
         let screen = text(&buf);
-        assert!(!screen.chars().any(char::is_control), "{screen:?}");
+        assert!(
+            !screen.lines().any(|line| line.chars().any(char::is_control)),
+            "{screen:?}"
+        );
         assert!(
             screen.contains(r"printf '\u{1b}[2J\u{1b}]0;pwned\u{7}'"),
             "{screen}"

@@ -196,8 +196,9 @@ impl<'a> StatsCharts<'a> {
                     Style::new().fg(theme.memory),
                 )];
                 if latest.memory_limit > 0 {
+                    let slash = if compact { "/" } else { " / " };
                     spans.push(Span::styled(
-                        format!(" / {}", human_bytes(latest.memory_limit)),
+                        format!("{slash}{}", human_bytes(latest.memory_limit)),
                         Style::new().fg(theme.error),
                     ));
                     if !compact {
@@ -346,7 +347,7 @@ impl<'a> StatsCharts<'a> {
                 // At least 1 KiB/s, so an idle sandbox draws a flat line at
                 // the bottom rather than noise scaled up.
                 let top = nice_ceiling(peak.max(1024.0), 1024.0);
-                (top, (human_rate(top), "0".to_string()))
+                (top, (axis_rate(top), "0".to_string()))
             }
         };
         let datasets = series
@@ -534,6 +535,23 @@ pub fn human_rate(bytes_per_second: f64) -> String {
     )
 }
 
+/// A round rate for an axis, short so it fits beside a narrow chart:
+/// `512B/s`, `50K/s`, `2M/s`, `1.5G/s` (K is 1024).
+pub fn axis_rate(bytes_per_second: f64) -> String {
+    let mut value = bytes_per_second.max(0.0);
+    let mut unit = 0;
+    while value >= 1024.0 && unit < 3 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let suffix = ["B", "K", "M", "G"][unit];
+    if value.fract() == 0.0 {
+        format!("{value:.0}{suffix}/s")
+    } else {
+        format!("{value:.1}{suffix}/s")
+    }
+}
+
 /// `5m`, `2m30s`, `45s`.
 fn short_duration(ms: i64) -> String {
     let seconds = ms / 1000;
@@ -652,6 +670,10 @@ mod tests {
         assert_eq!(nice_ceiling(3.0 * 1048576.0, 1024.0), 5.0 * 1048576.0);
         assert_eq!(nice_ceiling(600.0 * 1024.0, 1024.0), 1048576.0);
         assert_eq!(human_rate(1536.0), "1.5 KiB/s");
+        assert_eq!(axis_rate(512.0), "512B/s");
+        assert_eq!(axis_rate(50.0 * 1024.0), "50K/s");
+        assert_eq!(axis_rate(2.0 * 1048576.0), "2M/s");
+        assert_eq!(axis_rate(1.5 * 1073741824.0), "1.5G/s");
         assert_eq!(human_rate(-3.0), "0 B/s");
         assert_eq!(short_duration(WINDOW_MS), "5m");
         assert_eq!(short_duration(150_000), "2m30s");
