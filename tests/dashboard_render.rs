@@ -439,9 +439,14 @@ fn app_with_history_and_activity() -> App {
     let bob = UserId::parse("bob").unwrap();
     let rows = [
         Activity::new(Source::Mcp, &alice, "write_file", "train.py (2.1 KiB)"),
-        Activity::new(Source::Mcp, &alice, "execute", "python3 train.py --epochs 3")
-            .with_exit_code(0)
-            .with_duration(std::time::Duration::from_millis(48_200)),
+        Activity::new(
+            Source::Mcp,
+            &alice,
+            "execute",
+            "python3 train.py --epochs 3",
+        )
+        .with_exit_code(0)
+        .with_duration(std::time::Duration::from_millis(48_200)),
         Activity::new(Source::Cli, &bob, "exec", "npm test").with_exit_code(1),
         Activity::new(Source::Dashboard, &alice, "run", "python3 main.py")
             .with_exit_code(0)
@@ -471,7 +476,9 @@ fn stats_charts_and_activity_in_the_dashboard() {
 #[test]
 fn activity_pane_focused_lists_every_session() {
     let mut app = app_with_history_and_activity();
-    let activity = app.keymap.first(sandpit::tui::keymap::Action::ActivityScope);
+    let activity = app
+        .keymap
+        .first(sandpit::tui::keymap::Action::ActivityScope);
     app.focus_pane(sandpit::tui::app::Pane::Activity);
     type_text(&mut app, &activity);
     insta::assert_snapshot!(render(&mut app, 120, 32));

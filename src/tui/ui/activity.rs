@@ -237,7 +237,9 @@ mod tests {
         ActivityTable::new(&view, &theme, "a").render(area, &mut buf);
         let screen = text(&buf);
         assert!(
-            !screen.lines().any(|line| line.chars().any(char::is_control)),
+            !screen
+                .lines()
+                .any(|line| line.chars().any(char::is_control)),
             "{screen:?}"
         );
         assert!(
