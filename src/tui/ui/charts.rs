@@ -264,6 +264,18 @@ impl<'a> StatsCharts<'a> {
         }
     }
 
+    /// How far back the charts reach: the history's span rounded up to a
+    /// whole minute, at least one and at most [`WINDOW_MS`], so a session
+    /// just started fills its charts rather than a sliver at their right.
+    fn window_ms(&self) -> i64 {
+        const MINUTE_MS: i64 = 60_000;
+        let span = match (self.history.points().next(), self.history.latest_point()) {
+            (Some(first), Some(last)) => last.at_ms - first.at_ms,
+            _ => 0,
+        };
+        ((span.max(1) + MINUTE_MS - 1) / MINUTE_MS * MINUTE_MS).clamp(MINUTE_MS, WINDOW_MS)
+    }
+
     /// One chart: its figures as a title, then the plot over the window.
     fn render_chart(&self, metric: Metric, latest: &Point, area: Rect, buf: &mut Buffer) {
         let theme = self.theme;
@@ -279,7 +291,8 @@ impl<'a> StatsCharts<'a> {
             }
         };
         let peak = |value: &dyn Fn(&Point) -> f64| points().map(value).fold(0.0, f64::max);
-        let window = (-(WINDOW_MS as f64) / 1000.0, 0.0);
+        let window_ms = self.window_ms();
+        let window = (-(window_ms as f64) / 1000.0, 0.0);
         let limit_line = |limit: f64| vec![(window.0, limit), (window.1, limit)];
         let limit_style = Style::new().fg(theme.error);
         let (top, labels) = match metric {
@@ -364,12 +377,12 @@ impl<'a> StatsCharts<'a> {
         let window_label = |ms: i64| format!("-{}", short_duration(ms));
         let x_labels = if inner.width >= 40 {
             vec![
-                window_label(WINDOW_MS),
-                window_label(WINDOW_MS / 2),
+                window_label(window_ms),
+                window_label(window_ms / 2),
                 "now".to_string(),
             ]
         } else {
-            vec![window_label(WINDOW_MS), "now".to_string()]
+            vec![window_label(window_ms), "now".to_string()]
         };
         Chart::new(datasets)
             .x_axis(
@@ -655,6 +668,20 @@ mod tests {
             p.net.map(|r| f64::from(r.read))
         });
         assert_eq!(net, [vec![(-60.0, 0.0), (-59.0, 0.0)], vec![(0.0, 0.0)]]);
+    }
+
+    #[test]
+    fn the_window_grows_by_minutes_up_to_five() {
+        let theme = theme();
+        for (seconds, minutes) in [(1, 1), (20, 1), (61, 1), (62, 2), (150, 3), (400, 5)] {
+            let history = history(seconds, false);
+            // `seconds` samples span `seconds - 1` seconds.
+            assert_eq!(
+                StatsCharts::new(&history, &theme).window_ms(),
+                minutes * 60_000,
+                "{seconds} s"
+            );
+        }
     }
 
     #[test]
