@@ -117,15 +117,19 @@ impl ActivityView {
                 self.started = true;
                 self.error = None;
                 for row in rows {
-                    if let Some(selected) = self
+                    let to_selected = self
                         .selected
                         .as_mut()
                         .filter(|s| s.user == row.activity.user)
-                    {
-                        push_newer(&mut selected.rows, row.clone(), USER_ROWS);
-                    }
-                    let added = push_newer(&mut self.all, row, FEED_ROWS);
-                    if added && self.scroll > 0 && self.scope == Scope::All {
+                        .is_some_and(|selected| {
+                            push_newer(&mut selected.rows, row.clone(), USER_ROWS)
+                        });
+                    let to_all = push_newer(&mut self.all, row, FEED_ROWS);
+                    let in_view = match self.scope {
+                        Scope::All => to_all,
+                        Scope::Selected => to_selected,
+                    };
+                    if in_view && self.scroll > 0 {
                         // Keep the rows being read in place.
                         self.scroll += 1;
                     }
@@ -225,7 +229,10 @@ fn push_newer(rows: &mut VecDeque<ActivityRow>, row: ActivityRow, cap: usize) ->
 /// [`ActivityUpdate`]s. A failure is sent and retried at the next poll.
 pub async fn feed(log: ActivityLog, updates: mpsc::UnboundedSender<Update>) {
     let send = |update| updates.send(Update::Activity(update)).is_ok();
-    // The starting rows, retried until the log answers.
+    // The starting rows, retried until the log answers; a failure that
+    // repeats at every poll is sent once, so a log that stays unreadable
+    // does not redraw the dashboard at each poll.
+    let mut failing: Option<String> = None;
     let after = loop {
         let reader = log.clone();
         let first = tokio::task::spawn_blocking(move || {
@@ -239,7 +246,7 @@ pub async fn feed(log: ActivityLog, updates: mpsc::UnboundedSender<Update>) {
             anyhow::Ok((latest, rows))
         })
         .await;
-        let update = match first {
+        let error = match first {
             Ok(Ok((latest, rows))) => {
                 let after = rows.last().map_or(latest, |row| row.id.max(latest));
                 if !send(ActivityUpdate::Rows(rows)) {
@@ -247,11 +254,14 @@ pub async fn feed(log: ActivityLog, updates: mpsc::UnboundedSender<Update>) {
                 }
                 break after;
             }
-            Ok(Err(err)) => ActivityUpdate::Error(format!("{err:#}")),
-            Err(err) => ActivityUpdate::Error(format!("activity log read failed: {err}")),
+            Ok(Err(err)) => format!("{err:#}"),
+            Err(err) => format!("activity log read failed: {err}"),
         };
-        if !send(update) {
-            return;
+        if failing.as_ref() != Some(&error) {
+            failing = Some(error.clone());
+            if !send(ActivityUpdate::Error(error)) {
+                return;
+            }
         }
         tokio::time::sleep(activity::FOLLOW_INTERVAL).await;
     };
@@ -265,6 +275,7 @@ pub async fn feed(log: ActivityLog, updates: mpsc::UnboundedSender<Update>) {
         log.follow(query, activity::FOLLOW_INTERVAL)
             .ready_chunks(FEED_ROWS),
     );
+    failing = None;
     while let Some(batch) = batches.next().await {
         let mut rows = Vec::new();
         let mut error = None;
@@ -274,13 +285,19 @@ pub async fn feed(log: ActivityLog, updates: mpsc::UnboundedSender<Update>) {
                 Err(err) => error = Some(format!("{err:#}")),
             }
         }
-        if !rows.is_empty() && !send(ActivityUpdate::Rows(rows)) {
-            return;
+        if !rows.is_empty() {
+            failing = None;
+            if !send(ActivityUpdate::Rows(rows)) {
+                return;
+            }
         }
         if let Some(error) = error
-            && !send(ActivityUpdate::Error(error))
+            && failing.as_ref() != Some(&error)
         {
-            return;
+            failing = Some(error.clone());
+            if !send(ActivityUpdate::Error(error)) {
+                return;
+            }
         }
     }
 }
@@ -426,6 +443,12 @@ mod tests {
         assert_eq!(view.scroll, 0);
         view.apply(ActivityUpdate::Rows(vec![row(13, "bob")]));
         assert_eq!(view.scroll, 0);
+        // The same in one session's view, counting only its own rows.
+        view.toggle_scope();
+        view.select(Some("bob"));
+        view.scroll_up(2);
+        view.apply(ActivityUpdate::Rows(vec![row(14, "alice"), row(15, "bob")]));
+        assert_eq!(view.scroll, 3);
     }
 
     #[test]
@@ -485,6 +508,27 @@ mod tests {
             panic!("a backlog");
         };
         assert_eq!((user.as_str(), rows.len()), ("alice", 4));
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_log_is_reported_once() {
+        let root = tempfile::tempdir().unwrap();
+        // A folder where the database should be: every open fails.
+        std::fs::create_dir_all(crate::activity::db_path(root.path())).unwrap();
+        let log = ActivityLog::open_or_warn(root.path(), crate::activity::Retention::default());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(feed(log, tx));
+        let first = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .expect("an update within 10 s");
+        let Some(Update::Activity(ActivityUpdate::Error(error))) = first else {
+            panic!("not an error: {first:?}");
+        };
+        assert!(error.contains("activity.db"), "{error}");
+        // Four more polls fail the same way, silently.
+        tokio::time::sleep(activity::FOLLOW_INTERVAL * 4).await;
+        assert!(rx.try_recv().is_err(), "the same failure was sent again");
         task.abort();
     }
 }
