@@ -74,6 +74,7 @@ pub struct ActivityView {
 }
 
 impl ActivityView {
+    /// Empty, showing the selected session's rows once the feed answers.
     pub fn new() -> Self {
         Self::default()
     }
@@ -111,6 +112,10 @@ impl ActivityView {
         })
     }
 
+    /// Takes in what the feed sent: rows go to the global list and, for
+    /// the selected session, to its list; a backlog replaces the selected
+    /// session's list (keeping rows that came meanwhile); both stay bounded
+    /// ([`FEED_ROWS`], [`USER_ROWS`]) and never hold an id twice.
     pub fn apply(&mut self, update: ActivityUpdate) {
         match update {
             ActivityUpdate::Rows(rows) => {

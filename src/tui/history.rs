@@ -42,8 +42,9 @@ pub struct Point {
     pub memory_used: u64,
     /// Bytes allowed.
     pub memory_limit: u64,
+    /// Processes and threads.
     pub pids: u64,
-    /// `None` when unlimited or unknown.
+    /// Most processes and threads allowed; `None` when unlimited or unknown.
     pub pids_limit: Option<u64>,
     /// `None` when the engine reports no network counters, at the first
     /// point of a segment, and where the counters went backwards (a restart).
@@ -90,6 +91,7 @@ pub struct SessionHistory {
 }
 
 impl SessionHistory {
+    /// An empty series.
     pub fn new() -> Self {
         Self::default()
     }
@@ -155,10 +157,12 @@ impl SessionHistory {
         self.points.iter()
     }
 
+    /// Points kept, at most [`CAPACITY`].
     pub fn len(&self) -> usize {
         self.points.len()
     }
 
+    /// No sample yet.
     pub fn is_empty(&self) -> bool {
         self.points.is_empty()
     }

@@ -38,6 +38,7 @@ pub struct ActivityTable<'a> {
 }
 
 impl<'a> ActivityTable<'a> {
+    /// The table of `view`'s rows in view, in `theme`'s colours.
     pub fn new(view: &'a ActivityView, theme: &'a Theme, scope_key: impl Into<String>) -> Self {
         Self {
             view,

@@ -83,6 +83,7 @@ pub struct StatsCharts<'a> {
 }
 
 impl<'a> StatsCharts<'a> {
+    /// Charts of `history` in `theme`'s colours.
     pub fn new(history: &'a SessionHistory, theme: &'a Theme) -> Self {
         Self {
             history,

@@ -17,6 +17,7 @@ const WHEEL_ROWS: usize = 3;
 /// Rows a page key scrolls before a frame has given the pane a size.
 const DEFAULT_PAGE_ROWS: usize = 10;
 
+/// The Activity pane (see the module comment).
 pub struct ActivityPane;
 
 impl Component for ActivityPane {
