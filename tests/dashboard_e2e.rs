@@ -952,8 +952,9 @@ fn activity_pane_shows_a_cli_command_live_and_stats_are_charted() {
         |screen| {
             screen.contains(&title)
                 && screen.contains(&format!("Stats — {user}"))
-                // The charts' time axis and a CPU figure.
-                && screen.contains("-5m")
+                // The charts' time axis (a minute or more back) and a CPU
+                // figure.
+                && (1..=5).any(|minutes| screen.contains(&format!("-{minutes}m ")))
                 && screen.contains("now")
                 && screen.contains("CPU ")
         },
