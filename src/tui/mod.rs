@@ -4,6 +4,8 @@
 //! - `terminal`: entering and always restoring the terminal
 //! - `app`: state, and the router of keys and clicks; `popups`: popup state
 //! - `collector`: the engine worker, talking to the app through messages
+//! - `history`: each session's stats as time series, for the charts
+//! - `activity`: the Activity pane's rows, fed from the shared activity log
 //! - `ui`: one file per pane (`ui/panes/`, listed in one table) and per
 //!   popup (`ui/popups/`), each drawing itself and handling its keys
 //! - `keymap`, `theme`: user-configurable keys (every key of every pane and
@@ -126,7 +128,10 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
             _ = terminate.recv() => app.should_quit = true,
             _ = hangup.recv() => app.should_quit = true,
         }
-        app.sync_activity();
+        // Only after an event or update: a frame changes no selection.
+        if app.dirty {
+            app.sync_activity();
+        }
         for request in app.outbox.drain(..) {
             let _ = request_tx.send(request);
         }
