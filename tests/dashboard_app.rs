@@ -7,10 +7,12 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use sandpit::engine::policy::ByteSize;
 use sandpit::engine::runtimes::RuntimeSet;
-use sandpit::engine::sandbox::SandboxInfo;
+use sandpit::engine::sandbox::{SandboxInfo, UserId};
 use sandpit::sessions::Session;
 use std::time::{Duration, Instant};
 
+use sandpit::activity::{Activity, ActivityRow, Source};
+use sandpit::tui::activity::ActivityUpdate;
 use sandpit::tui::app::{App, BURST_GAP, EngineStatus, Pane};
 use sandpit::tui::collector::{Request, Update};
 use sandpit::tui::keymap::{Action, KeyMap};
@@ -819,8 +821,10 @@ fn output_scrolls_searches_and_saves() {
         });
     }
     // Tab indents in the editor; esc leaves it for the sessions, and
-    // shift-tab goes round to the output.
+    // shift-tab goes round past the last pane (Activity) to the output.
     press(&mut app, KeyCode::Esc);
+    app.handle_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+    assert_eq!(app.focus, Pane::Activity);
     app.handle_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
     assert_eq!(app.focus, Pane::Output);
     // Page keys scroll while typed text goes to the run's stdin.
@@ -1094,6 +1098,23 @@ fn enter_scope(app: &mut App, scope: Scope) {
             app.selected_work_mut().unwrap().1.start_run();
             type_text(app, "typed");
         }
+        Scope::Activity => {
+            app.focus_pane(Pane::Activity);
+            app.apply(Update::Activity(ActivityUpdate::Rows(
+                (1..=40)
+                    .map(|id| ActivityRow {
+                        id,
+                        activity: Activity::new(
+                            Source::Cli,
+                            &UserId::parse("alice").unwrap(),
+                            "exec",
+                            &format!("echo {id}"),
+                        ),
+                    })
+                    .collect(),
+            )));
+            app.sync_activity();
+        }
         Scope::Filter => {
             press_action(app, Action::Filter);
             type_text(app, "car");
@@ -1163,6 +1184,8 @@ fn prepare(app: &mut App, action: Action) {
             work.start_run();
             work.typing = false;
         }
+        Action::ActivityDown | Action::ActivityFollow => app.activity.scroll_up(5),
+        Action::ActivityPageDown => app.activity.scroll_up(15),
         Action::OutputSearchNext => {
             app.selected_work_mut().unwrap().1.output_search = "line 42".to_string()
         }
@@ -1316,6 +1339,12 @@ fn check(app: &App, action: Action) -> Result<(), String> {
         Action::OutputSave => {
             matches!(last, Some(Request::Save { file, .. }) if file == "output.log")
         }
+        Action::ActivityScope => app.activity.scope == sandpit::tui::activity::Scope::All,
+        Action::ActivityUp => app.activity.scroll == 1,
+        Action::ActivityDown => app.activity.scroll == 4,
+        Action::ActivityPageUp => app.activity.scroll == 10,
+        Action::ActivityPageDown => app.activity.scroll == 5,
+        Action::ActivityFollow => app.activity.scroll == 0,
         Action::FilterKeep => !app.filtering && app.filter == "car",
         Action::FilterClear => !app.filtering && app.filter.is_empty(),
         Action::HelpClose => app.popup.is_none(),

@@ -1078,3 +1078,93 @@ fn output_pane_shows_colours_one_progress_line_and_feeds_input() {
         "{styled}"
     );
 }
+
+// --- Stats charts and the Activity pane (issue 12, parts 4 and 5) --------
+
+/// A command run from the CLI, in another process, shows in the Activity
+/// pane of a running dashboard (the selected session's view and the view of
+/// all sessions), and the Stats pane charts the session's live samples.
+#[test]
+fn activity_pane_shows_a_cli_command_live_and_stats_are_charted() {
+    let user = common::test_user("e2act");
+    let _cleanup = common::Cleanup(vec![user.container_name()]);
+    let home = tempfile::tempdir().unwrap();
+    let name = format!("sandpit-e2e-act-{}", std::process::id());
+    let cli = |args: &[&str]| {
+        let output = common::output_within(
+            Command::new(env!("CARGO_BIN_EXE_sandpit"))
+                .arg("--workspace-root")
+                .arg(home.path().join("ws"))
+                .args(args),
+            common::CLI_DEADLINE,
+            "the sandpit CLI",
+        );
+        assert!(
+            output.status.success(),
+            "sandpit {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    cli(&["new", user.as_str(), "--runtime", "python-minimal"]);
+    let session = start_dashboard(&name, home.path(), "", (120, 35));
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the dashboard connected",
+        |screen| screen.contains("Sessions (") && screen.contains(" running · theme"),
+    );
+    // Other tests' sessions share the engine: filter down to this one.
+    tmux(&["send-keys", "-t", &name, "/"]);
+    tmux(&["send-keys", "-t", &name, "-l", user.as_str()]);
+    tmux(&["send-keys", "-t", &name, "Enter"]);
+    let title = format!("Activity — {user}");
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the Activity pane on the session, and its stats charted",
+        |screen| {
+            screen.contains(&title)
+                && screen.contains(&format!("Stats — {user}"))
+                // The charts' time axis (a minute or more back) and a CPU
+                // figure.
+                && (1..=5).any(|minutes| screen.contains(&format!("-{minutes}m ")))
+                && screen.contains("now")
+                && screen.contains("CPU ")
+        },
+    );
+
+    // Another process runs a command in the session.
+    let marker = format!("charts-e2e-{}", std::process::id());
+    cli(&["exec", "--user", user.as_str(), "--", "echo", &marker]);
+    let shown = |screen: &str| {
+        screen.lines().any(|line| {
+            line.contains("cli")
+                && line.contains(&format!("exec echo {marker}"))
+                && line.split_whitespace().any(|word| word == "0")
+        })
+    };
+    let screen = wait_for_screen(
+        &name,
+        Duration::from_secs(15),
+        "the CLI's command in the Activity pane, with source cli and exit 0",
+        shown,
+    );
+    assert!(screen.contains(&title), "{screen}");
+
+    // The view of all sessions lists it with the session's name.
+    tmux(&["send-keys", "-t", &name, "BTab"]);
+    tmux(&["send-keys", "-t", &name, "a"]);
+    wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the Activity pane listing every session",
+        |screen| {
+            screen.contains("Activity — all sessions")
+                && screen
+                    .lines()
+                    .any(|line| line.contains(user.as_str()) && line.contains(&marker))
+        },
+    );
+    tmux(&["send-keys", "-t", &name, "q"]);
+    drop(session);
+}

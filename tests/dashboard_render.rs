@@ -62,10 +62,12 @@ pub fn demo_app() -> App {
         app.apply(Update::Stats {
             user: "alice".to_string(),
             sample: StatsSample {
+                at_ms: 1_700_000_000_000 + i as i64 * 1000,
                 cpu_percent: (i % 10) as f64 * 10.0,
                 memory_used: (100 + i * 5) << 20,
                 memory_limit: 1 << 30,
                 pids: 3,
+                ..Default::default()
             },
         });
     }
@@ -73,6 +75,8 @@ pub fn demo_app() -> App {
 }
 
 fn render(app: &mut App, width: u16, height: u16) -> String {
+    // As the event loop does before each frame.
+    app.sync_activity();
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal.draw(|frame| ui::draw(frame, app)).unwrap();
     let buffer = terminal.backend().buffer();
@@ -508,10 +512,91 @@ fn output_pane_typing_into_a_run() {
     use sandpit::engine::exec::Stream;
     let mut app = demo_app();
     start_run(&mut app);
-    // Esc leaves the editor; shift-tab goes round to the Output pane.
+    // Esc leaves the editor for the Output pane.
     key(&mut app, KeyCode::Esc);
-    app.handle_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+    app.focus_pane(sandpit::tui::app::Pane::Output);
     run_output(&mut app, Stream::Stdout, b"What is your name? ");
     type_text(&mut app, "Ada");
+    insta::assert_snapshot!(render(&mut app, 120, 32));
+}
+
+// --- Stats charts and the Activity pane (issue 12, parts 4 and 5) --------
+
+/// The demo app with five minutes of stats for alice (network and block I/O
+/// included) and the log's rows for both sessions.
+fn app_with_history_and_activity() -> App {
+    use sandpit::activity::{Activity, ActivityRow, Source};
+    use sandpit::engine::sandbox::UserId;
+    use sandpit::engine::stats::ByteCounters;
+    use sandpit::tui::activity::ActivityUpdate;
+    let mut app = demo_app();
+    app.stats.clear();
+    let (mut rx, mut written) = (0u64, 0u64);
+    for s in 0..300u64 {
+        rx += if s % 20 < 10 { 30 << 10 } else { 2 << 10 };
+        written += if s % 15 == 0 { 4 << 20 } else { 0 };
+        app.apply(Update::Stats {
+            user: "alice".to_string(),
+            sample: StatsSample {
+                at_ms: 1_764_427_623_000 + s as i64 * 1000,
+                cpu_percent: if s < 150 { 20.0 } else { 85.0 + (s % 6) as f64 },
+                memory_used: (120 + s) << 20,
+                memory_limit: 1 << 30,
+                pids: 4 + s / 100,
+                pids_limit: Some(256),
+                net: Some(ByteCounters {
+                    read: rx,
+                    written: rx / 3,
+                }),
+                block: Some(ByteCounters { read: 0, written }),
+            },
+        });
+    }
+    let alice = UserId::parse("alice").unwrap();
+    let bob = UserId::parse("bob").unwrap();
+    let rows = [
+        Activity::new(Source::Mcp, &alice, "write_file", "train.py (2.1 KiB)"),
+        Activity::new(
+            Source::Mcp,
+            &alice,
+            "execute",
+            "python3 train.py --epochs 3",
+        )
+        .with_exit_code(0)
+        .with_duration(std::time::Duration::from_millis(48_200)),
+        Activity::new(Source::Cli, &bob, "exec", "npm test").with_exit_code(1),
+        Activity::new(Source::Dashboard, &alice, "run", "python3 main.py")
+            .with_exit_code(0)
+            .with_duration(std::time::Duration::from_millis(930)),
+    ];
+    app.apply(Update::Activity(ActivityUpdate::Rows(
+        rows.into_iter()
+            .enumerate()
+            .map(|(i, activity)| ActivityRow {
+                id: i as i64 + 1,
+                activity: Activity {
+                    time_ms: 1_764_427_623_000 + i as i64 * 7000,
+                    ..activity
+                },
+            })
+            .collect(),
+    )));
+    app
+}
+
+#[test]
+fn stats_charts_and_activity_in_the_dashboard() {
+    let mut app = app_with_history_and_activity();
+    insta::assert_snapshot!(render(&mut app, 140, 45));
+}
+
+#[test]
+fn activity_pane_focused_lists_every_session() {
+    let mut app = app_with_history_and_activity();
+    let activity = app
+        .keymap
+        .first(sandpit::tui::keymap::Action::ActivityScope);
+    app.focus_pane(sandpit::tui::app::Pane::Activity);
+    type_text(&mut app, &activity);
     insta::assert_snapshot!(render(&mut app, 120, 32));
 }

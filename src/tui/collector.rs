@@ -82,6 +82,8 @@ pub enum Update {
         user: String,
         dirs: Vec<String>,
     },
+    /// The activity log changed or answered (see [`super::activity`]).
+    Activity(super::activity::ActivityUpdate),
     Notice(String),
     Failure(String),
 }
@@ -139,6 +141,11 @@ pub enum Request {
         user: String,
         file: String,
         contents: String,
+    },
+    /// The newest activity of one session, for the Activity pane; answered
+    /// whether or not the engine is up.
+    ActivityBacklog {
+        user: String,
     },
 }
 
@@ -206,7 +213,8 @@ struct RunHandle {
 /// The runs under way, by user.
 type Runs = Arc<std::sync::Mutex<HashMap<String, RunHandle>>>;
 
-/// Starts the engine worker. Each dashboard run is recorded in `activity`.
+/// Starts the engine worker. Each dashboard run is recorded in `activity`,
+/// and the log is followed for the Activity pane, engine or no engine.
 pub fn spawn(
     config: SessionConfig,
     runtimes: RuntimeSet,
@@ -214,7 +222,12 @@ pub fn spawn(
     updates: mpsc::UnboundedSender<Update>,
     requests: mpsc::UnboundedReceiver<Request>,
 ) -> JoinHandle<()> {
-    tokio::spawn(run(config, runtimes, activity, updates, requests))
+    let feed = tokio::spawn(super::activity::feed(activity.clone(), updates.clone()));
+    tokio::spawn(async move {
+        // Ends with the worker, however the worker ends.
+        let _feed = tokio_util::task::AbortOnDropHandle::new(feed);
+        run(config, runtimes, activity, updates, requests).await;
+    })
 }
 
 async fn run(
@@ -238,6 +251,13 @@ async fn run(
                         _ = tokio::time::sleep_until(deadline) => break,
                         request = requests.recv() => match request {
                             None => return,
+                            Some(Request::ActivityBacklog { user }) => {
+                                tokio::spawn(super::activity::backlog(
+                                    activity.clone(),
+                                    user,
+                                    updates.clone(),
+                                ));
+                            }
                             Some(_) => {
                                 let _ = updates.send(Update::Failure(
                                     "the Docker engine is not answering; try again when it is back".to_string(),
@@ -433,6 +453,10 @@ async fn carry_out(
 ) -> anyhow::Result<Option<String>> {
     let user_id = |name: &str| UserId::parse(name).map_err(anyhow::Error::msg);
     match request {
+        Request::ActivityBacklog { user } => {
+            super::activity::backlog(activity.clone(), user, updates.clone()).await;
+            Ok(None)
+        }
         Request::Create {
             user,
             runtime,

@@ -45,6 +45,7 @@ listed_enum! {
         Output,
         /// Typing into a run's stdin in the Output pane.
         RunInput,
+        Activity,
         /// Typing a sessions filter.
         Filter,
         Help,
@@ -70,6 +71,7 @@ impl Scope {
             Scope::Editor => "editor",
             Scope::Output => "output",
             Scope::RunInput => "run_input",
+            Scope::Activity => "activity",
             Scope::Filter => "filtering",
             Scope::Help => "help_popup",
             Scope::NewSession => "new_session_form",
@@ -92,6 +94,7 @@ impl Scope {
             Scope::Editor => "Editor pane (other keys type)",
             Scope::Output => "Output pane",
             Scope::RunInput => "Typing into a run's stdin, Output pane (other keys type)",
+            Scope::Activity => "Activity pane",
             Scope::Filter => "Filtering sessions (other keys type)",
             Scope::Help => "This help",
             Scope::NewSession => "New-session dialog (other keys type)",
@@ -216,6 +219,14 @@ actions! {
         "send what is typed, then close the program's stdin (end of input)";
     InputLeave: RunInput "leave" ["esc"] "pane keys"
         "stop typing: keys scroll, search and save the output again";
+
+    ActivityScope: Activity "scope" ["a"] "all/one"
+        "switch between the selected session's actions and every session's";
+    ActivityUp: Activity "up" ["k", "up"] "older" "scroll to older actions";
+    ActivityDown: Activity "down" ["j", "down"] "newer" "scroll to newer actions";
+    ActivityPageUp: Activity "page_up" ["pageup"] "page up" "scroll up a page";
+    ActivityPageDown: Activity "page_down" ["pagedown"] "page down" "scroll down a page";
+    ActivityFollow: Activity "follow" ["end", "G"] "follow" "go to the newest and follow new actions";
 
     FilterKeep: Filter "keep" ["enter"] "keep" "keep the filter and leave it";
     FilterClear: Filter "clear" ["esc"] "clear" "clear the filter and leave it";

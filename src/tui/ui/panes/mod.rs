@@ -12,6 +12,7 @@
 //! The `panes_are_complete` tests in tests/dashboard_app.rs then check that
 //! the new pane can be clicked, shows hints and is in help.
 
+pub mod activity;
 pub mod editor;
 pub mod files;
 pub mod output;
@@ -104,6 +105,7 @@ panes! {
     Files => files::FilesPane,
     Editor => editor::EditorPane,
     Output => output::OutputPane,
+    Activity => activity::ActivityPane,
 }
 
 impl Pane {
