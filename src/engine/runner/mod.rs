@@ -1,0 +1,4 @@
+//! The in-sandbox runner, host side: the volume that carries its binary into
+//! every sandbox, and the transport that speaks its protocol.
+
+pub mod volume;
