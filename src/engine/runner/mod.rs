@@ -1,4 +1,5 @@
 //! The in-sandbox runner, host side: the volume that carries its binary into
 //! every sandbox, and the transport that speaks its protocol.
 
+pub mod binary;
 pub mod volume;
