@@ -442,7 +442,7 @@ impl ExecTransport for EngineExec {
     }
 }
 
-fn new_exec_tag() -> String {
+pub(crate) fn new_exec_tag() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -767,7 +767,11 @@ exit 1
 
 /// Kills an exec's process tree. Returns true when that was impossible from
 /// inside and the sandbox had to be restarted instead.
-async fn kill_tree(engine: &Engine, target: &ExecTarget, tag: &str) -> anyhow::Result<bool> {
+pub(crate) async fn kill_tree(
+    engine: &Engine,
+    target: &ExecTarget,
+    tag: &str,
+) -> anyhow::Result<bool> {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut pause = Duration::from_millis(20);
     loop {

@@ -195,9 +195,26 @@ pub struct TestRoot {
 }
 
 impl TestRoot {
+    /// A fresh temporary folder; `container` is removed on drop.
+    pub fn new(container: String) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            container,
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// scripts/run-tests sets `SANDPIT_EXEC_TRANSPORT=engine` (the library's
+/// own switch, inherited by the `sandpit` processes the tests start) for
+/// its pass that runs the exec and files tests through the engine's exec
+/// instead of the runner.
+pub fn engine_transport_forced() -> bool {
+    std::env::var(sandpit::engine::runner::transport::TRANSPORT_ENV)
+        .is_ok_and(|value| value.trim().eq_ignore_ascii_case("engine"))
 }
 
 impl Drop for TestRoot {

@@ -2,4 +2,5 @@
 //! every sandbox, and the transport that speaks its protocol.
 
 pub mod binary;
+pub mod transport;
 pub mod volume;

@@ -304,14 +304,23 @@ impl Engine {
         )]);
         let volumes = self
             .docker()
-            .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::new().filters(&filters).build(),
+            ))
             .await
             .context("cannot list runner volumes")?;
         for volume in volumes.volumes.unwrap_or_default() {
             if volume.name == keep || !volume.name.starts_with(VOLUME_PREFIX) {
                 continue;
             }
-            match self.docker().remove_volume(&volume.name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+            match self
+                .docker()
+                .remove_volume(
+                    &volume.name,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
+                .await
+            {
                 Ok(()) => removed.push(volume.name),
                 Err(err) => tracing::info!("not pruning {}: {err}", volume.name),
             }
@@ -377,9 +386,15 @@ mod tests {
             destination: Some(destination.to_string()),
             ..Default::default()
         };
-        assert!(has_runner_mount(&[mount("sandpit-runner-0123", MOUNT_POINT)]));
+        assert!(has_runner_mount(&[mount(
+            "sandpit-runner-0123",
+            MOUNT_POINT
+        )]));
         assert!(!has_runner_mount(&[mount("other", MOUNT_POINT)]));
-        assert!(!has_runner_mount(&[mount("sandpit-runner-0123", "/elsewhere")]));
+        assert!(!has_runner_mount(&[mount(
+            "sandpit-runner-0123",
+            "/elsewhere"
+        )]));
         assert!(!has_runner_mount(&[]));
     }
 }
