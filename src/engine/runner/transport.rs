@@ -641,7 +641,7 @@ async fn feed_stdin(
     let _ = conn.send(ClientFrame::StdinEof { id }).await;
 }
 
-fn frame_name(frame: &RunnerFrame) -> &'static str {
+pub(crate) fn frame_name(frame: &RunnerFrame) -> &'static str {
     match frame {
         RunnerFrame::HelloOk { .. } => "HelloOk",
         RunnerFrame::Started { .. } => "Started",
@@ -935,8 +935,8 @@ impl Connection {
         answer.ok_or_else(|| anyhow!("the runner went away: {}", self.why_dead()))
     }
 
-    /// Answers of a request until one `last` says it is the end, within
-    /// [`FILE_DEADLINE`]; for streams of `Data` frames.
+    /// The next answer of a request, by `by`; errors when the runner went
+    /// away or `by` passed.
     pub(crate) async fn next_answer(
         &self,
         rx: &mut mpsc::Receiver<RunnerFrame>,
@@ -948,8 +948,14 @@ impl Connection {
         }
     }
 
+    /// When a file operation started now must have ended.
     pub(crate) fn file_deadline() -> tokio::time::Instant {
         tokio::time::Instant::now() + FILE_DEADLINE
+    }
+
+    /// How long a file operation may take.
+    pub(crate) fn file_deadline_duration() -> Duration {
+        FILE_DEADLINE
     }
 
     pub(crate) fn forget(&self, id: u32) {
