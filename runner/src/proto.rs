@@ -109,9 +109,15 @@ pub struct Run {
 /// Host → runner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientFrame {
-    /// First frame of a connection (request id 0).
+    /// First frame of a connection (request id 0). `key`: the sandbox's
+    /// runner key, at least 16 bytes, the same for every connection to this
+    /// sandbox and unknown inside it (e.g. random, kept in a container
+    /// label): the runner and its background daemon prove knowledge of it to
+    /// each other, so code in the sandbox cannot pose as the daemon. Empty:
+    /// no daemon, so no background processes (foreground commands work).
     Hello {
         version: u32,
+        key: Vec<u8>,
     },
     Run(Run),
     /// Bytes for a command's stdin (at most [`MAX_CHUNK`]).
@@ -524,9 +530,10 @@ impl ClientFrame {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let id = self.id();
         match self {
-            ClientFrame::Hello { version } => {
-                Writer::new(out, kind::HELLO, id).u32(*version).finish()
-            }
+            ClientFrame::Hello { version, key } => Writer::new(out, kind::HELLO, id)
+                .u32(*version)
+                .bytes(key)
+                .finish(),
             ClientFrame::Run(run) => {
                 let mut w = Writer::new(out, kind::RUN, id);
                 w.count(run.argv.len());
@@ -599,7 +606,10 @@ impl ClientFrame {
     fn decode(kind: u8, id: u32, payload: &[u8]) -> Result<Self, ProtoError> {
         let mut r = Reader { rest: payload };
         let frame = match kind {
-            kind::HELLO => ClientFrame::Hello { version: r.u32()? },
+            kind::HELLO => ClientFrame::Hello {
+                version: r.u32()?,
+                key: r.bytes()?,
+            },
             kind::RUN => {
                 let argv = read_byte_list(&mut r)?;
                 let n = r.count(8)?;
@@ -953,6 +963,8 @@ impl<F: Frame> Decoder<F> {
     /// length field is over [`MAX_FRAME`] (found as soon as the 4 length
     /// bytes are in, before the frame itself), an unknown kind, or a payload
     /// that does not parse.
+    // Not an Iterator: "nothing yet" and "broken" must stay apart.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<F>, ProtoError> {
         let avail = &self.buf[self.start..];
         if avail.len() < 4 {
@@ -982,6 +994,7 @@ mod tests {
         vec![
             ClientFrame::Hello {
                 version: PROTOCOL_VERSION,
+                key: vec![9; 16],
             },
             ClientFrame::Run(Run {
                 id: 7,
