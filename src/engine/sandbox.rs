@@ -46,6 +46,10 @@ pub mod sandbox_labels {
     pub const KIND_SANDBOX: &str = "sandbox";
     /// The workspace limit asked for, in bytes; `0` for none.
     pub const DISK: &str = "sandpit.disk";
+    /// The sandbox's runner key (hex): the runner and its background daemon
+    /// prove to each other that they know it. Labels are not visible
+    /// inside the sandbox.
+    pub const RUNNER_KEY: &str = "sandpit.runner-key";
 }
 
 /// A user id: letters, digits, `-`, `_` and `.`, 1 to 64 characters, not
@@ -300,6 +304,11 @@ impl Engine {
         } else {
             None
         };
+        let runner_key = if runner_volume.is_some() {
+            runner_transport::new_runner_key()
+        } else {
+            String::new()
+        };
         let mut host_config = spec.policy.host_config(
             &spec.workspace.display().to_string(),
             &spec.runtime.work_dir,
@@ -328,6 +337,7 @@ impl Engine {
                 sandbox_labels::DISK.to_string(),
                 spec.policy.disk.bytes().unwrap_or(0).to_string(),
             ),
+            (sandbox_labels::RUNNER_KEY.to_string(), runner_key.clone()),
         ]);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
@@ -389,7 +399,7 @@ impl Engine {
             no_runner: None,
             target,
         };
-        sandbox.pick_transport(&created.id, runner_volume.is_some());
+        sandbox.pick_transport(&created.id, runner_volume.is_some(), &runner_key);
         Ok(sandbox)
     }
 
@@ -411,6 +421,12 @@ impl Engine {
             runner_volume::has_runner_mount(inspect.mounts.as_deref().unwrap_or_default());
         let container_id = inspect.id.clone().unwrap_or_default();
         let config = inspect.config.unwrap_or_default();
+        let runner_key = config
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get(sandbox_labels::RUNNER_KEY))
+            .cloned()
+            .unwrap_or_default();
         let managed = config
             .labels
             .as_ref()
@@ -433,7 +449,7 @@ impl Engine {
             runner: None,
             no_runner: None,
         };
-        sandbox.pick_transport(&container_id, has_runner);
+        sandbox.pick_transport(&container_id, has_runner, &runner_key);
         Ok(Some(sandbox))
     }
 
@@ -566,7 +582,7 @@ impl Sandbox {
     /// Uses the runner when the container has its volume, unless this
     /// process was told to use the engine's exec (see
     /// [`runner_transport::TRANSPORT_ENV`]).
-    fn pick_transport(&mut self, container_id: &str, has_runner_volume: bool) {
+    fn pick_transport(&mut self, container_id: &str, has_runner_volume: bool, runner_key: &str) {
         if !has_runner_volume {
             self.no_runner = Some(
                 "the sandbox has no runner volume (made before the runner, or the volume could not be made)",
@@ -576,7 +592,8 @@ impl Sandbox {
         } else if container_id.is_empty() {
             self.no_runner = Some("the engine gave no container id");
         } else {
-            let runner = RunnerExec::for_container(&self.engine, container_id, &self.target);
+            let runner =
+                RunnerExec::for_container(&self.engine, container_id, &self.target, runner_key);
             self.transport = runner.clone();
             self.runner = Some(runner);
             self.no_runner = None;

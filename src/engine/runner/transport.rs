@@ -64,6 +64,21 @@ const STDERR_KEPT: usize = 2048;
 /// The longest a file operation may take.
 const FILE_DEADLINE: Duration = Duration::from_secs(120);
 
+/// A new runner key: 32 hex digits from the kernel's random source; empty
+/// (no background daemon, foreground commands still work) if it cannot be
+/// read.
+pub fn new_runner_key() -> String {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    match std::fs::File::open("/dev/urandom").and_then(|mut file| file.read_exact(&mut bytes)) {
+        Ok(()) => bytes.iter().map(|byte| format!("{byte:02x}")).collect(),
+        Err(err) => {
+            tracing::warn!("no runner key ({err}): the sandbox gets no background processes");
+            String::new()
+        }
+    }
+}
+
 /// Whether this process was told to use the engine's exec only.
 pub fn engine_forced() -> bool {
     static FORCED: OnceLock<bool> = OnceLock::new();
@@ -77,6 +92,8 @@ pub fn engine_forced() -> bool {
 pub struct RunnerExec {
     engine: Engine,
     target: ExecTarget,
+    /// The sandbox's runner key (see `Hello`); empty: no background daemon.
+    key: Vec<u8>,
     fallback: EngineExec,
     state: tokio::sync::Mutex<State>,
     /// Foreground commands running through the runner now.
@@ -106,13 +123,20 @@ fn registry() -> &'static StdMutex<HashMap<(String, String), Arc<RunnerExec>>> {
 
 impl RunnerExec {
     /// The transport for container `container_id` (its full id: a sandbox
-    /// made again gets a new one) reached as `target`.
-    pub fn for_container(engine: &Engine, container_id: &str, target: &ExecTarget) -> Arc<Self> {
+    /// made again gets a new one) reached as `target`; `runner_key` is the
+    /// sandbox's runner key (its label), empty for none.
+    pub fn for_container(
+        engine: &Engine,
+        container_id: &str,
+        target: &ExecTarget,
+        runner_key: &str,
+    ) -> Arc<Self> {
         let key = (engine.host().to_string(), container_id.to_string());
         let make = || {
             Arc::new(Self {
                 engine: engine.clone(),
                 target: target.clone(),
+                key: runner_key.as_bytes().to_vec(),
                 fallback: EngineExec::new(engine.clone()),
                 state: tokio::sync::Mutex::new(State::Idle),
                 running: AtomicUsize::new(0),
@@ -165,7 +189,7 @@ impl RunnerExec {
         }
         match tokio::time::timeout(
             START_DEADLINE,
-            Connection::start(&self.engine, &self.target),
+            Connection::start(&self.engine, &self.target, &self.key),
         )
         .await
         {
@@ -218,8 +242,17 @@ impl RunnerExec {
     /// Kills a runner that stopped answering (it may be stopped, holding
     /// its exec open), once its command line shows it is the runner.
     async fn kill_runner(&self, pid: u32) {
+        // The runner that served the connection, and any runner left
+        // stopped (a stopped `serve` holds its exec open forever).
         let script = format!(
-            r#"case "$(tr '\0' ' ' < /proc/$1/cmdline 2>/dev/null)" in "{BINARY_PATH} "*) kill -KILL "$1";; esac"#
+            r#"for p in /proc/[0-9]*; do
+  pid=${{p#/proc/}}
+  case "$(tr '\0' ' ' < $p/cmdline 2>/dev/null)" in
+    "{BINARY_PATH} "*)
+      state=$(sed 's/.*) //' $p/stat 2>/dev/null | cut -d' ' -f1)
+      if [ "$pid" = "$1" ] || [ "$state" = T ]; then kill -KILL "$pid"; fi ;;
+  esac
+done"#
         );
         let request =
             ExecRequest::argv(["sh", "-c", &script, "sandpit-kill-runner", &pid.to_string()])
@@ -751,7 +784,7 @@ impl Drop for Connection {
 }
 
 impl Connection {
-    async fn start(engine: &Engine, target: &ExecTarget) -> anyhow::Result<Arc<Self>> {
+    async fn start(engine: &Engine, target: &ExecTarget, key: &[u8]) -> anyhow::Result<Arc<Self>> {
         let docker = engine.docker();
         let created = docker
             .create_exec(
@@ -801,6 +834,7 @@ impl Connection {
         let mut hello = Vec::new();
         ClientFrame::Hello {
             version: proto::PROTOCOL_VERSION,
+            key: key.to_vec(),
         }
         .encode(&mut hello);
         outgoing
