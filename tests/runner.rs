@@ -508,3 +508,40 @@ async fn inspect_names_the_transport_and_the_reaper_ignores_an_idle_runner() {
     other.kill().unwrap();
     other.wait().unwrap();
 }
+
+#[tokio::test]
+async fn clients_coming_and_going_leave_the_runner_answering() {
+    let cli = Cli::new("rchurn");
+    cli.ok(&["exec", "--user", &cli.user, "--", "true"]);
+    let sandbox = cli.sandbox().await;
+    // This process's connection, made before the others come and go.
+    assert_eq!(sh(&sandbox, "true").await.exit_code, Some(0));
+    for round in 0..30 {
+        let output = cli.run(&["files", "--user", &cli.user, "ls"]);
+        assert!(
+            output.status.success(),
+            "ls {round}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let listed = tokio::time::timeout(Duration::from_secs(30), sandbox.list_dir("."))
+        .await
+        .expect("list_dir hung for 30 s");
+    listed.unwrap_or_else(|err| panic!("the first connection stopped working: {err:#}"));
+    let runners = sh(
+        &sandbox,
+        &format!(
+            r#"for p in /proc/[0-9]*; do tr '\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c '^{} '"#,
+            volume::BINARY_PATH
+        ),
+    )
+    .await
+    .stdout_text()
+    .trim()
+    .parse::<usize>()
+    .unwrap();
+    assert!(
+        runners <= 4,
+        "{runners} runner processes are left after 30 clients came and went"
+    );
+}

@@ -375,7 +375,8 @@ pub async fn sh(
         .unwrap_or_else(|err| panic!("exec `{script}` failed: {err:#}"))
 }
 
-/// Command lines of every process in the sandbox but the one looking.
+/// Command lines of every process in the sandbox but the one looking and
+/// the in-sandbox runner's (which serves commands and is none of theirs).
 pub async fn process_list(sandbox: &sandpit::engine::sandbox::Sandbox) -> Vec<String> {
     let result = sh(
         sandbox,
@@ -386,6 +387,7 @@ pub async fn process_list(sandbox: &sandpit::engine::sandbox::Sandbox) -> Vec<St
         .stdout_text()
         .lines()
         .filter(|line| !line.contains("/proc/[0-9]*"))
+        .filter(|line| !line.contains(sandpit::engine::runner::volume::BINARY_PATH))
         .map(str::to_string)
         .collect()
 }

@@ -79,6 +79,49 @@ pub fn new_runner_key() -> String {
     }
 }
 
+/// The folder of the runner daemon's socket for a sandbox running as
+/// `user` (`uid:gid`).
+fn runner_dir(user: &str) -> String {
+    let uid = user.split(':').next().unwrap_or_default();
+    format!("/dev/shm/.sandpit-runner-{uid}")
+}
+
+/// Whether the engine reported a kill, stop or removal of `container` since
+/// `since`: a runner whose exec ended then went with its sandbox.
+async fn container_killed_since(
+    engine: &Engine,
+    container: &str,
+    since: std::time::SystemTime,
+) -> bool {
+    let stamp = |time: std::time::SystemTime| {
+        let time = time
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        format!("{}.{:09}", time.as_secs(), time.subsec_nanos())
+    };
+    let filters = HashMap::from([
+        ("type".to_string(), vec!["container".to_string()]),
+        ("container".to_string(), vec![container.to_string()]),
+        (
+            "event".to_string(),
+            ["kill", "die", "stop", "destroy"]
+                .map(str::to_string)
+                .to_vec(),
+        ),
+    ]);
+    let options = bollard::query_parameters::EventsOptionsBuilder::new()
+        .since(&stamp(since))
+        .until(&stamp(std::time::SystemTime::now()))
+        .filters(&filters)
+        .build();
+    let mut events = engine.docker().events(Some(options));
+    // With `until` in the past, the engine sends what it has and ends.
+    matches!(
+        tokio::time::timeout(Duration::from_secs(10), events.next()).await,
+        Ok(Some(Ok(_)))
+    )
+}
+
 /// Whether this process was told to use the engine's exec only.
 pub fn engine_forced() -> bool {
     static FORCED: OnceLock<bool> = OnceLock::new();
@@ -347,6 +390,7 @@ impl RunnerExec {
         cancel: CancellationToken,
     ) -> anyhow::Result<ExecResult> {
         let started = Instant::now();
+        let started_at = std::time::SystemTime::now();
         let tag = new_exec_tag();
         let mut env: Vec<(Vec<u8>, Vec<u8>)> = request
             .env
@@ -509,7 +553,14 @@ impl RunnerExec {
                     );
                     return self
                         .fault_in_flight(
-                            conn, target, &tag, &reason, started, stdout, stderr, stdin_task,
+                            conn,
+                            target,
+                            &tag,
+                            &reason,
+                            (started, started_at),
+                            stdout,
+                            stderr,
+                            stdin_task,
                         )
                         .await;
                 }
@@ -526,7 +577,16 @@ impl RunnerExec {
                 "it did not report the command's end in time".to_string()
             };
             return self
-                .fault_in_flight(conn, target, &tag, &reason, started, stdout, stderr, None)
+                .fault_in_flight(
+                    conn,
+                    target,
+                    &tag,
+                    &reason,
+                    (started, started_at),
+                    stdout,
+                    stderr,
+                    None,
+                )
                 .await;
         };
         drop(guard);
@@ -573,7 +633,7 @@ impl RunnerExec {
         target: &ExecTarget,
         tag: &str,
         reason: &str,
-        started: Instant,
+        (started, started_at): (Instant, std::time::SystemTime),
         stdout: Capped,
         stderr: Capped,
         stdin_task: Option<tokio::task::JoinHandle<()>>,
@@ -590,8 +650,12 @@ impl RunnerExec {
             .and_then(|inspect| inspect.state)
             .and_then(|state| state.running)
             .unwrap_or(false);
+        // A sandbox being stopped or removed still reads "running" for a
+        // moment after its processes died: the engine's events tell.
+        let lost =
+            !running || container_killed_since(&self.engine, &target.container, started_at).await;
         self.note_fault(conn, reason).await;
-        if !running {
+        if lost {
             return Ok(ExecResult {
                 exit_code: None,
                 duration: started.elapsed(),
@@ -794,7 +858,12 @@ impl Connection {
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     tty: Some(false),
-                    env: Some(vec![format!("SANDPIT_WORKSPACE={}", target.work_dir)]),
+                    env: Some(vec![
+                        format!("SANDPIT_WORKSPACE={}", target.work_dir),
+                        // The daemon's socket folder: in /dev/shm (a tmpfs
+                        // every container has) rather than the user's /tmp.
+                        format!("SANDPIT_RUNNER_DIR={}", runner_dir(&target.user)),
+                    ]),
                     cmd: Some(vec![BINARY_PATH.to_string(), "serve".to_string()]),
                     user: Some(target.user.clone()),
                     working_dir: Some(target.work_dir.clone()),
@@ -941,6 +1010,11 @@ impl Connection {
         let id = self.new_id();
         let (tx, rx) = mpsc::channel(ROUTE_DEPTH);
         if let Ok(mut routes) = self.shared.routes.lock() {
+            // Silence counts from when something waits: an idle runner (or
+            // a caller that blocked this thread a while) is not a dead one.
+            if routes.is_empty() {
+                self.shared.heard();
+            }
             routes.insert(id, tx);
         }
         if let Err(err) = self.send(build(id)).await {
