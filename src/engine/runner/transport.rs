@@ -50,6 +50,9 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(10);
 /// Past a command's own timeout, how long the runner has to report its end
 /// before sandpit cancels it, and again before it gives up on the runner.
 const EXIT_GRACE: Duration = Duration::from_secs(3);
+/// After a runner could not start a command for a reason other than a
+/// lack of resources, how long the sandbox stays on the engine's exec.
+const RUNNER_UNFIT_PAUSE: Duration = Duration::from_secs(600);
 /// After a runner could not start, how long until another is tried.
 const RESTART_BACKOFF: Duration = Duration::from_secs(10);
 /// Frames queued per request before the reader waits for its consumer.
@@ -438,13 +441,39 @@ impl RunnerExec {
         };
         match first {
             Some(RunnerFrame::Started { .. }) => {}
-            Some(RunnerFrame::Error { code, message, .. }) if code == proto::code::SPAWN => {
+            Some(RunnerFrame::Error {
+                code,
+                errno,
+                message,
+                ..
+            }) if code == proto::code::SPAWN => {
                 drop(guard);
-                bail!(
-                    "cannot start the command in {}: {}",
-                    target.container,
-                    String::from_utf8_lossy(&message)
-                );
+                // The engine's exec may manage where the runner could not:
+                // the command goes there. A lack of resources passes; any
+                // other failure (a kernel without what the runner needs,
+                // e.g. gVisor's) keeps this sandbox off the runner a while.
+                let transient = [rustix::io::Errno::AGAIN, rustix::io::Errno::NOMEM]
+                    .iter()
+                    .any(|known| known.raw_os_error() == errno);
+                let message = crate::engine::names::escape(&message);
+                if !transient {
+                    tracing::warn!(
+                        "the runner in {} cannot start commands ({message}, errno {errno}); \
+                         using the engine's exec for {RUNNER_UNFIT_PAUSE:?}",
+                        target.container
+                    );
+                    let mut state = self.state.lock().await;
+                    *state = State::Down {
+                        retry_at: Instant::now() + RUNNER_UNFIT_PAUSE,
+                        skip_next: false,
+                    };
+                } else {
+                    tracing::debug!(
+                        "the runner in {} could not start a command ({message}); the engine's exec tries",
+                        target.container
+                    );
+                }
+                return self.fallback.run(target, request, events, cancel).await;
             }
             other => {
                 let reason = match other {
