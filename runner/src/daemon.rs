@@ -12,8 +12,9 @@
 //! is undumpable before reading it, so its stdin and memory are closed to
 //! same-uid processes), and the daemon got it from the `serve` that forked
 //! it. Before handing anything over, `serve` makes the daemon prove it knows
-//! the key (a keyed hash of both sides' fresh nonces, SipHash-2-4 with the
-//! key's first 16 bytes), and the daemon checks `serve`'s proof in turn. An
+//! the key (a keyed hash of both sides' fresh nonces and both pids as the
+//! kernel reports them with `SO_PEERCRED`, SipHash-2-4 keyed with the key's
+//! first 16 bytes), and the daemon checks `serve`'s proof in turn. An
 //! impostor fails the proof; `serve` then falls back to serving commands
 //! itself (foreground only) rather than failing. The 0700 folder only keeps
 //! other uids out.
@@ -48,11 +49,40 @@ fn dir() -> Vec<u8> {
     }
 }
 
+/// Who is at the other end of a unix socket: (pid, uid), as the kernel
+/// recorded it at `connect` (client) or `listen` (server).
+fn peer(fd: RawFd) -> io::Result<(libc::pid_t, libc::uid_t)> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: a valid ucred and its size.
+    sys::cvt(unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    })?;
+    Ok((cred.pid, cred.uid))
+}
+
+/// A side's proof: a keyed hash of the side, both nonces (the client's
+/// first) and both pids (the daemon's first) as each side sees them with
+/// `SO_PEERCRED`. The pids stop a relay: an impostor that passes the
+/// serve's nonce on to the real daemon gets back a proof naming the
+/// impostor's pid as the client, which is not the serve.
 fn proof(
     key: &[u8],
     side: u8,
-    ours: &[u8; NONCE_LEN],
-    theirs: &[u8; NONCE_LEN],
+    client_nonce: &[u8; NONCE_LEN],
+    daemon_nonce: &[u8; NONCE_LEN],
+    daemon_pid: libc::pid_t,
+    client_pid: libc::pid_t,
 ) -> [u8; PROOF_LEN] {
     use std::hash::Hasher as _;
     #[allow(deprecated)]
@@ -65,8 +95,10 @@ fn proof(
     #[allow(deprecated)]
     let mut hasher = SipHasher::new_with_keys(word(0), word(8));
     hasher.write(&[side]);
-    hasher.write(ours);
-    hasher.write(theirs);
+    hasher.write(client_nonce);
+    hasher.write(daemon_nonce);
+    hasher.write(&daemon_pid.to_le_bytes());
+    hasher.write(&client_pid.to_le_bytes());
     hasher.finish().to_le_bytes()
 }
 
@@ -281,6 +313,11 @@ pub fn attach(key: &[u8]) -> Result<(), String> {
     };
     let fd = link.as_raw_fd();
     set_timeout(fd, Some(HANDSHAKE_TIMEOUT));
+    let (daemon_pid, daemon_uid) = peer(fd).map_err(|err| format!("SO_PEERCRED: {err}"))?;
+    if daemon_uid != sys::getuid() {
+        return Err(format!("the socket's owner is uid {daemon_uid}, not ours"));
+    }
+    let me = sys::getpid();
     let mut ours = [0u8; NONCE_LEN];
     sys::random_bytes(&mut ours).map_err(|err| format!("random nonce: {err}"))?;
     send(fd, &ours).map_err(|err| format!("handshake: {err}"))?;
@@ -291,11 +328,15 @@ pub fn attach(key: &[u8]) -> Result<(), String> {
     }
     let mut theirs = [0u8; NONCE_LEN];
     theirs.copy_from_slice(&reply[..NONCE_LEN]);
-    if reply[NONCE_LEN..n] != proof(key, b'D', &ours, &theirs) {
+    if reply[NONCE_LEN..n] != proof(key, b'D', &ours, &theirs, daemon_pid, me) {
         return Err("the daemon does not know the runner key (an impostor?)".into());
     }
-    send_fds(fd, &proof(key, b'C', &ours, &theirs), &[0, 1])
-        .map_err(|err| format!("handing over the connection: {err}"))?;
+    send_fds(
+        fd,
+        &proof(key, b'C', &ours, &theirs, daemon_pid, me),
+        &[0, 1],
+    )
+    .map_err(|err| format!("handing over the connection: {err}"))?;
     // Handed over: from here on the daemon owns the conversation.
     set_timeout(fd, None);
     let mut buf = [0u8; 16];
@@ -338,6 +379,7 @@ fn spawn(key: &[u8], dir: &[u8]) -> Result<(), String> {
 
 fn daemon_main(key: &[u8], dir: &[u8], ready: OwnedFd) -> i32 {
     sys::set_undumpable();
+    sys::set_name(c"sandpit-daemon");
     sys::close_all_but(&[ready.as_raw_fd()]);
     sys::stdio_to_devnull();
     let ready_fd = ready.as_raw_fd();
@@ -409,6 +451,8 @@ fn listen_locked(dir: &[u8]) -> io::Result<Option<(OwnedFd, OwnedFd)>> {
 
 struct Handshake {
     fd: OwnedFd,
+    /// The connecting process, from SO_PEERCRED.
+    client_pid: libc::pid_t,
     theirs: Option<[u8; NONCE_LEN]>,
     ours: [u8; NONCE_LEN],
     deadline: Instant,
@@ -445,8 +489,11 @@ impl Listener for DaemonListener {
             let mut ours = [0u8; NONCE_LEN];
             // SAFETY: fresh descriptor we own.
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            let failed = sys::random_bytes(&mut ours).is_err();
+            let peer = peer(fd.as_raw_fd());
+            let failed = sys::random_bytes(&mut ours).is_err()
+                || !matches!(peer, Ok((_, uid)) if uid == sys::getuid());
             self.pending.push(Handshake {
+                client_pid: peer.map_or(0, |(pid, _)| pid),
                 fd,
                 theirs: None,
                 ours,
@@ -480,7 +527,11 @@ impl Listener for DaemonListener {
                         theirs.copy_from_slice(&nonce[..NONCE_LEN]);
                         // Its nonce first: the proof binds both, in the
                         // client's order.
-                        let answer = [&h.ours[..], &proof(key, b'D', &theirs, &h.ours)].concat();
+                        let answer = [
+                            &h.ours[..],
+                            &proof(key, b'D', &theirs, &h.ours, sys::getpid(), h.client_pid),
+                        ]
+                        .concat();
                         h.theirs = Some(theirs);
                         h.failed = send(fd, &answer).is_err();
                     }
@@ -492,7 +543,8 @@ impl Listener for DaemonListener {
                 let mut buf = [0u8; PROOF_LEN + 1];
                 match recv_fds(fd, &mut buf) {
                     Ok((PROOF_LEN, fds))
-                        if buf[..PROOF_LEN] == proof(key, b'C', &theirs, &h.ours)
+                        if buf[..PROOF_LEN]
+                            == proof(key, b'C', &theirs, &h.ours, sys::getpid(), h.client_pid)
                             && fds.len() == 2 =>
                     {
                         let h = self.pending.remove(i);

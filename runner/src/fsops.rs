@@ -716,8 +716,9 @@ pub fn rename(ws: &Workspace, from: &[u8], to: &[u8]) -> Result<()> {
     let err = io::Error::last_os_error();
     match err.raw_os_error() {
         Some(libc::EEXIST) => Err(exists()),
-        // Filesystems without RENAME_NOREPLACE: the check above stands.
-        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+        // Filesystems without RENAME_NOREPLACE, or a seccomp profile that
+        // refuses renameat2 (EPERM): the check above stands.
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EPERM) => {
             // SAFETY: as above.
             sys::cvt(unsafe {
                 libc::renameat(

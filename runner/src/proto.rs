@@ -899,6 +899,15 @@ impl RunnerFrame {
     }
 }
 
+/// Appends `RunnerFrame::Output { id, stream, data }` to `out` without
+/// copying `data` into a frame value first (the runner's hot path).
+pub fn encode_output(id: u32, stream: u8, data: &[u8], out: &mut Vec<u8>) {
+    Writer::new(out, kind::OUTPUT, id)
+        .u8(stream)
+        .bytes(data)
+        .finish();
+}
+
 /// Frames that a [`Decoder`] can produce.
 pub trait Frame: Sized {
     /// Decodes one frame's kind, id and payload.
@@ -1186,6 +1195,19 @@ mod tests {
     #[test]
     fn runner_frames_round_trip() {
         round_trip(runner_frames(), RunnerFrame::encode);
+    }
+
+    #[test]
+    fn output_encodes_the_same_without_a_frame_value() {
+        let (mut direct, mut via_frame) = (Vec::new(), Vec::new());
+        encode_output(3, STDERR, b"abc", &mut direct);
+        RunnerFrame::Output {
+            id: 3,
+            stream: STDERR,
+            data: b"abc".to_vec(),
+        }
+        .encode(&mut via_frame);
+        assert_eq!(direct, via_frame);
     }
 
     #[test]

@@ -20,10 +20,14 @@ use crate::sys;
 
 const OUT_HIGH_WATER: usize = 4 << 20;
 const STDIN_HIGH_WATER: usize = 16 << 20;
-/// Bytes read from a pipe or connection at a time.
-const READ_CHUNK: usize = 64 << 10;
+/// Bytes read from a pipe or connection at a time: a whole grown pipe, and
+/// at most one frame's data.
+const READ_CHUNK: usize = proto::MAX_CHUNK;
 /// Bytes kept per stream of a background command.
 pub const RING_SIZE: usize = 1 << 20;
+/// Reads of a stream once its command ended: what the pipe held when the
+/// main process ended, not what leftovers of its tree keep writing.
+const MAX_DRAIN_READS: usize = 16;
 /// Finished background commands kept for `BgList`/`BgRead`.
 const FINISHED_KEPT: usize = 64;
 
@@ -53,11 +57,16 @@ impl Conn {
         self.out.len() - self.out_pos
     }
 
-    fn send(&mut self, frame: &RunnerFrame) {
+    /// Empties the output buffer if all of it was written.
+    fn prepare(&mut self) {
         if self.out_pos > 0 && self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
         }
+    }
+
+    fn send(&mut self, frame: &RunnerFrame) {
+        self.prepare();
         frame.encode(&mut self.out);
     }
 
@@ -181,6 +190,9 @@ enum Tag {
     CmdStatus(usize),
     CmdOut(usize, usize),
     CmdIn(usize),
+    /// A lingering control pipe; its read end closes when the shepherd
+    /// exits (its leftovers ended), and then the pipe is dropped.
+    Linger(RawFd),
 }
 
 /// Accepts new connections (the daemon's socket); see `daemon.rs`.
@@ -204,10 +216,13 @@ pub struct Server {
     next_background: u64,
     base_env: Vec<(Vec<u8>, Vec<u8>)>,
     workspace: Option<Workspace>,
-    /// Daemon mode: background commands allowed, exit when idle.
+    /// Daemon mode: background commands allowed; runs as long as the
+    /// sandbox (an exit when idle would race a `serve` connecting).
     daemon: bool,
     /// Shepherds (and other children) the runner made and has not reaped.
     children: HashSet<libc::pid_t>,
+    /// One read buffer of [`READ_CHUNK`] bytes for pipes and connections.
+    scratch: Vec<u8>,
     /// Until then, children of the runner it did not make are killed: the
     /// runner is a subreaper, so the tree of a shepherd that died comes to it.
     sweep_until: Option<Instant>,
@@ -217,9 +232,6 @@ pub struct Server {
 const SWEEP: Duration = Duration::from_secs(5);
 /// How long past a command's deadline its shepherd may stay silent.
 const WATCHDOG_GRACE: Duration = Duration::from_secs(2);
-
-/// How long a daemon with nothing to do waits before it exits.
-const DAEMON_IDLE: Duration = Duration::from_secs(30);
 
 impl Server {
     pub fn new(daemon: bool) -> Server {
@@ -240,6 +252,7 @@ impl Server {
             workspace: Workspace::from_env(),
             daemon,
             children: HashSet::new(),
+            scratch: vec![0u8; READ_CHUNK],
             sweep_until: None,
         }
     }
@@ -271,20 +284,9 @@ impl Server {
         }
     }
 
-    fn busy(&self) -> bool {
-        self.conns.iter().any(Option::is_some)
-            || self.cmds.iter().any(Option::is_some)
-            || self
-                .backgrounds
-                .iter()
-                .any(|bg| bg.running || bg.lingering.is_some())
-    }
-
-    /// Runs until the last connection is gone (direct mode) or the daemon
-    /// is idle for [`DAEMON_IDLE`].
+    /// Runs until the last connection is gone (direct mode); the daemon
+    /// runs for good.
     pub fn run(&mut self, mut listener: Option<&mut dyn Listener>) {
-        let mut idle_since = Instant::now();
-        let mut buf = vec![0u8; READ_CHUNK];
         // Orphans of a shepherd killed by the command's own code come here
         // rather than to init, where no one would kill them.
         if let Err(err) = sys::set_child_subreaper() {
@@ -293,9 +295,6 @@ impl Server {
         loop {
             if !self.daemon && self.conns.iter().all(Option::is_none) {
                 return;
-            }
-            if self.busy() {
-                idle_since = Instant::now();
             }
             let mut fds: Vec<libc::pollfd> = Vec::new();
             let mut tags: Vec<Tag> = Vec::new();
@@ -309,10 +308,6 @@ impl Server {
                     tags.push(Tag::Listener);
                 }
                 timeout = deadline;
-                if !self.busy() {
-                    let idle_end = idle_since + DAEMON_IDLE;
-                    timeout = Some(timeout.map_or(idle_end, |t| t.min(idle_end)));
-                }
             }
             let stdin_full: Vec<usize> = self
                 .cmds
@@ -335,6 +330,18 @@ impl Server {
                     fds.push(sys::pollfd(link.as_raw_fd(), libc::POLLIN));
                     tags.push(Tag::ConnLink(i));
                 }
+                for ctl in &conn.lingering {
+                    fds.push(sys::pollfd(ctl.as_raw_fd(), 0));
+                    tags.push(Tag::Linger(ctl.as_raw_fd()));
+                }
+            }
+            for ctl in self
+                .backgrounds
+                .iter()
+                .filter_map(|bg| bg.lingering.as_ref())
+            {
+                fds.push(sys::pollfd(ctl.as_raw_fd(), 0));
+                tags.push(Tag::Linger(ctl.as_raw_fd()));
             }
             for (k, cmd) in self.cmds.iter().enumerate() {
                 let Some(cmd) = cmd else { continue };
@@ -348,7 +355,9 @@ impl Server {
                         .is_some_and(|conn| conn.pending() < OUT_HIGH_WATER),
                     None => true,
                 };
-                if room {
+                // Output waits for `Started` (the command's pid), which
+                // the client must see first.
+                if room && cmd.child_pid.is_some() {
                     for (s, out) in cmd.out.iter().enumerate() {
                         if let Some(out) = out {
                             fds.push(sys::pollfd(out.as_raw_fd(), libc::POLLIN));
@@ -379,6 +388,7 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(10));
             }
             let mut listener_ready = false;
+            let mut gone_lingering: Vec<RawFd> = Vec::new();
             for (pfd, tag) in fds.iter().zip(&tags) {
                 if pfd.revents == 0 {
                     continue;
@@ -392,7 +402,7 @@ impl Server {
                             l.ready(pfd.fd);
                         }
                     }
-                    Tag::ConnIn(c) => self.read_conn(c, &mut buf),
+                    Tag::ConnIn(c) => self.read_conn(c),
                     Tag::ConnOut(c) => {
                         if let Some(conn) = self.conns[c].as_mut() {
                             conn.flush();
@@ -404,8 +414,9 @@ impl Server {
                             conn.dead = true;
                         }
                     }
+                    Tag::Linger(fd) => gone_lingering.push(fd),
                     Tag::CmdStatus(k) => self.read_status(k),
-                    Tag::CmdOut(k, s) => self.read_output(k, s, &mut buf, false),
+                    Tag::CmdOut(k, s) => self.read_output(k, s, false),
                     Tag::CmdIn(k) => self.write_stdin(k),
                 }
             }
@@ -414,6 +425,21 @@ impl Server {
             {
                 for conn in l.accept() {
                     self.add_conn(conn);
+                }
+            }
+            if !gone_lingering.is_empty() {
+                for conn in self.conns.iter_mut().flatten() {
+                    conn.lingering
+                        .retain(|ctl| !gone_lingering.contains(&ctl.as_raw_fd()));
+                }
+                for bg in &mut self.backgrounds {
+                    if bg
+                        .lingering
+                        .as_ref()
+                        .is_some_and(|ctl| gone_lingering.contains(&ctl.as_raw_fd()))
+                    {
+                        bg.lingering = None;
+                    }
                 }
             }
             self.reap_shepherds();
@@ -429,9 +455,6 @@ impl Server {
                 if dead {
                     self.close_conn(c);
                 }
-            }
-            if self.daemon && !self.busy() && Instant::now() >= idle_since + DAEMON_IDLE {
-                return;
             }
         }
     }
@@ -489,8 +512,12 @@ impl Server {
         for cmd in self.cmds.iter_mut().flatten() {
             if cmd.conn == Some(c) {
                 cmd.conn = None;
-                cmd.ctl = None;
-                cmd.stdin = None;
+                // A background command not yet forked stays; a foreground
+                // one dies as its shepherd sees the control pipe close.
+                if cmd.background.is_none() {
+                    cmd.ctl = None;
+                    cmd.stdin = None;
+                }
             }
         }
         self.by_request.retain(|(conn, _), _| *conn != c);
@@ -499,10 +526,11 @@ impl Server {
         }
     }
 
-    fn read_conn(&mut self, c: usize, buf: &mut [u8]) {
+    fn read_conn(&mut self, c: usize) {
         let Some(conn) = self.conns[c].as_mut() else {
             return;
         };
+        let buf = &mut self.scratch;
         match sys::read(conn.fds.input.as_raw_fd(), buf) {
             Ok(0) => {
                 conn.dead = true;
@@ -926,7 +954,14 @@ impl Server {
     }
 
     /// Reads a command's stream once (`drain`: until it has nothing more).
-    fn read_output(&mut self, k: usize, s: usize, buf: &mut [u8], drain: bool) {
+    fn read_output(&mut self, k: usize, s: usize, drain: bool) {
+        let mut buf = std::mem::take(&mut self.scratch);
+        self.read_output_with(k, s, drain, &mut buf);
+        self.scratch = buf;
+    }
+
+    fn read_output_with(&mut self, k: usize, s: usize, drain: bool, buf: &mut [u8]) {
+        let mut reads = 0;
         loop {
             let Some(cmd) = self.cmds[k].as_mut() else {
                 return;
@@ -947,6 +982,15 @@ impl Server {
                 }
             };
             let data = &buf[..n];
+            if cmd.truncated {
+                // Being killed past its cap: read (so it cannot block on a
+                // full pipe) and drop, as the engine path does.
+                if drain && reads < MAX_DRAIN_READS {
+                    reads += 1;
+                    continue;
+                }
+                return;
+            }
             cmd.bytes[s] += n as u64;
             if let Some(bg_id) = cmd.background {
                 if let Some(bg) = self.backgrounds.iter_mut().find(|bg| bg.id == bg_id) {
@@ -964,22 +1008,20 @@ impl Server {
                     && let Some(c) = cmd.conn
                     && let Some(conn) = self.conns[c].as_mut()
                 {
-                    conn.send(&RunnerFrame::Output {
-                        id: cmd.id,
-                        stream: if s == 0 { proto::STDOUT } else { proto::STDERR },
-                        data: data[..kept].to_vec(),
-                    });
+                    let stream = if s == 0 { proto::STDOUT } else { proto::STDERR };
+                    conn.prepare();
+                    proto::encode_output(cmd.id, stream, &data[..kept], &mut conn.out);
                 }
                 if overflow {
                     // Past the cap: stop the command; what it writes while
                     // it is killed is neither kept nor counted.
                     cmd.truncated = true;
-                    cmd.out = [None, None];
                     cmd.send_ctl(shepherd::KILL_CAP);
                     return;
                 }
             }
-            if !drain {
+            reads += 1;
+            if !drain || reads >= MAX_DRAIN_READS {
                 return;
             }
         }
@@ -1045,9 +1087,8 @@ impl Server {
                     survivors,
                     leftovers,
                 })) => {
-                    let mut buf = vec![0u8; READ_CHUNK];
                     for s in 0..2 {
-                        self.read_output(k, s, &mut buf, true);
+                        self.read_output(k, s, true);
                     }
                     let Some(cmd) = self.cmds[k].as_mut() else {
                         return;

@@ -31,6 +31,9 @@ pub const KILL_CAP: u8 = b't';
 /// processes still alive.
 pub const KILL_DEADLINE: Duration = Duration::from_secs(5);
 
+/// Buffer size asked for a command's output pipes.
+const PIPE_SIZE: libc::c_int = 1 << 20;
+
 /// Why a command ended, as its final status says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
@@ -160,6 +163,9 @@ pub fn spawn(spec: &Spec) -> io::Result<Spawned> {
     let (out_r, out_w) = sys::pipe()?;
     let (err_r, err_w) = sys::pipe()?;
     let stdin = if spec.stdin { Some(sys::pipe()?) } else { None };
+    for fd in [&out_r, &err_r] {
+        sys::grow_pipe(fd.as_raw_fd(), PIPE_SIZE);
+    }
     let pid = sys::fork()?;
     if pid == 0 {
         let stdin_r = stdin.as_ref().map(|(r, _)| r.as_raw_fd());
@@ -204,6 +210,7 @@ fn shepherd(
         // Nobody left to tell is no reason to stop shepherding.
         let _ = sys::write_all(status, &s.encode());
     };
+    sys::set_name(c"sandpit-shep");
     let mut keep = vec![ctl, status, stdout, stderr];
     keep.extend(stdin);
     sys::close_all_but(&keep);

@@ -42,6 +42,14 @@ pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Grows a pipe's buffer to `bytes` (1 MiB is the unprivileged maximum by
+/// default): fewer, larger reads and frames for a command's heavy output.
+/// A refusal keeps the default size.
+pub fn grow_pipe(fd: RawFd, bytes: libc::c_int) {
+    // SAFETY: fcntl on a descriptor number; failure changes nothing.
+    unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, bytes) };
+}
+
 /// `read(2)` into `buf`; `Ok(0)` is EOF.
 pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
@@ -168,6 +176,13 @@ pub fn getuid() -> libc::uid_t {
 pub fn set_undumpable() {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+}
+
+/// Names the process (`/proc/<pid>/comm`, what `ps` shows), so the host
+/// tells the runner's own processes from commands.
+pub fn set_name(name: &std::ffi::CStr) {
+    // SAFETY: prctl with a valid C string (the kernel copies 15 bytes).
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) };
 }
 
 /// Makes orphans of this process's descendants its children.

@@ -19,6 +19,8 @@ struct Runner {
     stdin: Option<ChildStdin>,
     frames: Receiver<Result<RunnerFrame, String>>,
     background: bool,
+    /// From HelloOk: the serving process (the daemon's, when reached).
+    pid: u32,
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -79,6 +81,7 @@ impl Runner {
             stdin,
             frames: rx,
             background: false,
+            pid: 0,
         };
         runner.send(&ClientFrame::Hello {
             version: PROTOCOL_VERSION,
@@ -88,10 +91,11 @@ impl Runner {
             RunnerFrame::HelloOk {
                 version,
                 background,
-                ..
+                pid,
             } => {
                 assert_eq!(version, PROTOCOL_VERSION);
                 runner.background = background;
+                runner.pid = pid;
             }
             other => panic!("expected HelloOk, got {other:?}"),
         }
@@ -130,6 +134,7 @@ impl Runner {
                     stream,
                     data,
                 } if got == id => {
+                    assert!(outcome.pid.is_some(), "Output before Started");
                     if stream == proto::STDOUT {
                         outcome.stdout.extend(data);
                     } else {
@@ -214,6 +219,15 @@ fn argv(id: u32, args: &[&str]) -> Run {
 
 fn shell(id: u32, script: &str) -> Run {
     argv(id, &["/bin/sh", "-c", script])
+}
+
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: kill with integer arguments.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
 }
 
 fn alive(pid: i32) -> bool {
@@ -330,7 +344,8 @@ fn output_cap_stops_the_command_and_flags_it() {
     let out = r.run(run);
     assert!(out.exit().truncated, "{out:?}");
     assert_eq!(out.stdout.len(), 1000);
-    assert!(out.exit().exit_code > 128);
+    // Killed by the runner (the pipe is drained, not closed), as the engine path reports it.
+    assert_eq!(out.exit().exit_code, 137);
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -427,6 +442,13 @@ fn background_survives_its_client_and_is_read_and_stopped_from_another() {
     let key = b"0123456789abcdef-test-key";
     let mut first = Runner::start(&ws, key, Some(&daemon_dir));
     assert!(first.background, "the daemon was not reached");
+    // The daemon lives as long as its sandbox; here, as long as the test.
+    let _daemon = KillOnDrop(first.pid as i32);
+    assert_ne!(
+        first.pid,
+        first.child.id(),
+        "HelloOk came from serve, not the daemon"
+    );
     let mut run = shell(
         1,
         "echo hi; (sleep 300 & echo $!); echo $$; echo oops >&2; sleep 300",
@@ -456,6 +478,7 @@ fn background_survives_its_client_and_is_read_and_stopped_from_another() {
 
     let mut second = Runner::start(&ws, key, Some(&daemon_dir));
     assert!(second.background);
+    assert_eq!(second.pid, first.pid, "a second daemon was started");
     // Its output arrives in the ring as the shell writes it.
     let deadline = Instant::now() + WAIT;
     let text = loop {
@@ -1013,4 +1036,148 @@ fn leftovers_of_an_ended_command_die_at_its_deadline_or_with_its_client() {
         all_gone(&pids, Duration::from_secs(2)),
         "a leftover outlived its client"
     );
+}
+
+#[test]
+fn an_impostor_daemon_is_refused_and_commands_still_run() {
+    let ws = temp_dir("impostor");
+    let dir = temp_dir("impostor-sock").join("d");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // The impostor holds the lock (no real daemon can start) and the socket.
+    let lock = std::fs::File::create(dir.join("lock")).unwrap();
+    // SAFETY: flock on an open file; socket/bind/listen/accept on our own
+    // descriptors with a valid sockaddr_un.
+    let listener = unsafe {
+        use std::os::fd::AsRawFd as _;
+        assert_eq!(
+            libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB),
+            0
+        );
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let path = dir.join("sock");
+        let path = path.to_str().unwrap().as_bytes();
+        for (slot, byte) in addr.sun_path.iter_mut().zip(path) {
+            *slot = *byte as libc::c_char;
+        }
+        let len = (std::mem::size_of::<libc::sa_family_t>() + path.len() + 1) as libc::socklen_t;
+        assert_eq!(
+            libc::bind(fd, (&addr as *const libc::sockaddr_un).cast(), len),
+            0
+        );
+        assert_eq!(libc::listen(fd, 8), 0);
+        fd
+    };
+    let impostor = std::thread::spawn(move || {
+        // SAFETY: accept/recv/send on descriptors this thread owns.
+        unsafe {
+            let conn = libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut());
+            assert!(conn >= 0);
+            let mut nonce = [0u8; 16];
+            libc::recv(conn, nonce.as_mut_ptr().cast(), 16, 0);
+            // A made-up nonce and proof.
+            let answer = [7u8; 24];
+            libc::send(conn, answer.as_ptr().cast(), 24, libc::MSG_NOSIGNAL);
+            // Whatever comes next must not be the runner's descriptors.
+            let mut buf = [0u8; 64];
+            let mut control = [0u8; 64];
+            let mut iov = libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            };
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = control.len() as _;
+            let n = libc::recvmsg(conn, &mut msg, 0);
+            libc::close(conn);
+            libc::close(listener);
+            (n, msg.msg_controllen)
+        }
+    });
+    let mut r = Runner::start(&ws, b"0123456789abcdef", Some(&dir));
+    assert!(!r.background, "the runner trusted an impostor");
+    let (n, control) = impostor.join().unwrap();
+    assert!(
+        n <= 0 && control == 0,
+        "the impostor was handed something: {n} bytes"
+    );
+    let out = r.run(shell(1, "echo fine"));
+    assert_eq!(out.stdout(), "fine\n");
+    let mut run = argv(2, &["true"]);
+    run.background = true;
+    let out = r.run(run);
+    assert!(
+        out.error.is_some(),
+        "a background command without a daemon: {out:?}"
+    );
+    drop(lock);
+}
+
+#[test]
+fn stdout_throughput() {
+    let ws = temp_dir("throughput");
+    let mut r = Runner::start(&ws, b"", None);
+    let size: u64 = 256 << 20;
+    let mut run = argv(1, &["head", "-c", &size.to_string(), "/dev/zero"]);
+    run.output_cap = 1 << 30;
+    let started = Instant::now();
+    r.send(&ClientFrame::Run(run));
+    let mut got = 0u64;
+    loop {
+        match r.next("output of the throughput command") {
+            RunnerFrame::Output { data, .. } => got += data.len() as u64,
+            RunnerFrame::Exit(exit) => {
+                assert_eq!(exit.exit_code, 0);
+                break;
+            }
+            RunnerFrame::Started { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let took = started.elapsed();
+    assert_eq!(got, size);
+    eprintln!(
+        "runner stdout throughput on the host: {:.0} MB/s ({size} bytes in {took:?})",
+        size as f64 / took.as_secs_f64() / 1e6
+    );
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn leftovers_that_end_release_their_descriptors() {
+    let ws = temp_dir("linger");
+    let mut r = Runner::start(&ws, b"", None);
+    assert_eq!(r.run(argv(1, &["true"])).exit().exit_code, 0);
+    let baseline = fd_count(r.child.id());
+    for id in 2..22 {
+        assert_eq!(r.run(shell(id, "(sleep 0.2 &)")).exit().exit_code, 0);
+    }
+    assert!(
+        fd_count(r.child.id()) > baseline,
+        "no shepherd lingers for the leftovers"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        // The runner notices on its next wake-up.
+        assert_eq!(r.run(argv(99, &["true"])).exit().exit_code, 0);
+        let now = fd_count(r.child.id());
+        if now <= baseline {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "descriptors of ended leftovers kept: {now} open, {baseline} before"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
