@@ -378,10 +378,9 @@ async fn background_processes_outlive_their_client_and_stop_with_their_tree() {
         "echo started; echo warn >&2; (sleep 781 &); sleep 780",
     ]);
     let id = id.trim().to_string();
-    assert!(
-        id.parse::<u64>().is_ok(),
-        "exec --background printed {id:?}"
-    );
+    let number: u64 = id
+        .parse()
+        .unwrap_or_else(|_| panic!("exec --background printed {id:?}"));
     // The client that started it has exited; it still runs.
     let sandbox = cli.sandbox().await;
     running_within(&sandbox, "sleep 780").await;
@@ -427,7 +426,7 @@ async fn background_processes_outlive_their_client_and_stop_with_their_tree() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|bg| bg["id"].to_string() == id)
+        .find(|bg| bg["id"].as_u64() == Some(number))
         .unwrap_or_else(|| panic!("ps --json lost {id}: {ps}"));
     assert_eq!(entry["running"], false, "{entry}");
 }

@@ -56,7 +56,7 @@ const RUNNER_UNFIT_PAUSE: Duration = Duration::from_secs(600);
 /// After a runner could not start, how long until another is tried.
 const RESTART_BACKOFF: Duration = Duration::from_secs(10);
 /// Frames queued per request before the reader waits for its consumer.
-const ROUTE_DEPTH: usize = 64;
+const ROUTE_DEPTH: usize = 16;
 /// Encoded frames queued for the runner's stdin.
 const OUTGOING_DEPTH: usize = 64;
 /// Bytes of stdin per `Stdin` frame.
@@ -158,12 +158,14 @@ enum State {
     },
 }
 
+/// Runner transports by engine address and container id.
+type Registry = StdMutex<HashMap<(String, String), Arc<RunnerExec>>>;
+
 /// The runner transports of this process, by engine address and container
 /// id: one runner exec per client process and sandbox, however many handles
 /// the callers make.
-fn registry() -> &'static StdMutex<HashMap<(String, String), Arc<RunnerExec>>> {
-    static REGISTRY: OnceLock<StdMutex<HashMap<(String, String), Arc<RunnerExec>>>> =
-        OnceLock::new();
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(Default::default)
 }
 
