@@ -99,7 +99,7 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Remove sandpit images that no current runtime uses
+    /// Remove sandpit images that no current runtime uses, and unused runner volumes
     Prune,
     /// Check the engine, base images and runtime images
     Doctor {
