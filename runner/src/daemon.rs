@@ -39,8 +39,9 @@ const PROOF_LEN: usize = 8;
 /// How long each side of the handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The socket's folder: `SANDPIT_RUNNER_DIR` if set (tests; only the
-/// host sets the runner's environment), else `/tmp/.sandpit-runner-<uid>`.
+/// The socket's folder: `SANDPIT_RUNNER_DIR` if set (the host picks a
+/// writable tmpfs; only the host sets the runner's environment), else
+/// `/tmp/.sandpit-runner-<uid>`.
 fn dir() -> Vec<u8> {
     use std::os::unix::ffi::OsStrExt as _;
     match std::env::var_os("SANDPIT_RUNNER_DIR") {
@@ -69,6 +70,14 @@ fn peer(fd: RawFd) -> io::Result<(libc::pid_t, libc::uid_t)> {
         )
     })?;
     Ok((cred.pid, cred.uid))
+}
+
+/// The pids a proof binds, (daemon, client), from one side's view (`peer`
+/// from SO_PEERCRED, `me` from getpid): both 0 when SO_PEERCRED named the
+/// caller itself, a kernel that cannot tell the peer. Both sides run the
+/// same kernel, so both fall back together.
+fn pids(peer: libc::pid_t, me: libc::pid_t) -> (libc::pid_t, libc::pid_t) {
+    if peer == me { (0, 0) } else { (peer, me) }
 }
 
 /// A side's proof: a keyed hash of the side, both nonces (the client's
@@ -318,6 +327,9 @@ pub fn attach(key: &[u8]) -> Result<(), String> {
         return Err(format!("the socket's owner is uid {daemon_uid}, not ours"));
     }
     let me = sys::getpid();
+    // Some kernels (gVisor releases of 2022) answer SO_PEERCRED with the
+    // caller itself: no pid binding there, on either side (see `pids`).
+    let (daemon_pid, me) = pids(daemon_pid, me);
     let mut ours = [0u8; NONCE_LEN];
     sys::random_bytes(&mut ours).map_err(|err| format!("random nonce: {err}"))?;
     send(fd, &ours).map_err(|err| format!("handshake: {err}"))?;
@@ -527,10 +539,10 @@ impl Listener for DaemonListener {
                         theirs.copy_from_slice(&nonce[..NONCE_LEN]);
                         // Its nonce first: the proof binds both, in the
                         // client's order.
-                        let answer = [
-                            &h.ours[..],
-                            &proof(key, b'D', &theirs, &h.ours, sys::getpid(), h.client_pid),
-                        ]
+                        let answer = [&h.ours[..], &{
+                            let (client, daemon) = pids(h.client_pid, sys::getpid());
+                            proof(key, b'D', &theirs, &h.ours, daemon, client)
+                        }]
                         .concat();
                         h.theirs = Some(theirs);
                         h.failed = send(fd, &answer).is_err();
@@ -543,9 +555,10 @@ impl Listener for DaemonListener {
                 let mut buf = [0u8; PROOF_LEN + 1];
                 match recv_fds(fd, &mut buf) {
                     Ok((PROOF_LEN, fds))
-                        if buf[..PROOF_LEN]
-                            == proof(key, b'C', &theirs, &h.ours, sys::getpid(), h.client_pid)
-                            && fds.len() == 2 =>
+                        if buf[..PROOF_LEN] == {
+                            let (client, daemon) = pids(h.client_pid, sys::getpid());
+                            proof(key, b'C', &theirs, &h.ours, daemon, client)
+                        } && fds.len() == 2 =>
                     {
                         let h = self.pending.remove(i);
                         let mut fds = fds.into_iter();

@@ -97,6 +97,17 @@ impl Workspace {
         })
     }
 
+    /// A workspace at `path` (tests).
+    #[cfg(test)]
+    fn at(path: &std::path::Path) -> Workspace {
+        use std::os::unix::ffi::OsStrExt as _;
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        Workspace {
+            given: trim_slash(path.as_os_str().as_bytes()).to_vec(),
+            real: trim_slash(real.as_os_str().as_bytes()).to_vec(),
+        }
+    }
+
     fn root(&self) -> Result<OwnedFd> {
         let path = if self.given.is_empty() {
             b"/".to_vec()
@@ -259,6 +270,22 @@ fn open_beneath(root: &OwnedFd, path: &[u8], flags: libc::c_int) -> Result<Optio
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests take the walk a kernel without openat2 takes.
+    static FORCE_WALK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn force_walk() -> bool {
+    FORCE_WALK.with(std::cell::Cell::get)
+}
+
+#[cfg(not(test))]
+fn force_walk() -> bool {
+    false
+}
+
 /// What the last component is resolved to.
 #[derive(Clone, Copy)]
 enum Last {
@@ -279,6 +306,7 @@ enum Walked {
 fn walk(ws: &Workspace, parts: &[Vec<u8>], last: Last) -> Result<Walked> {
     let root = ws.root()?;
     if let Last::Open(flags) = last
+        && !force_walk()
         && let Some(fd) = open_beneath(&root, &parts.join(&b'/'), flags)?
     {
         return Ok(Walked::Opened(fd));
@@ -791,4 +819,150 @@ fn remove_tree(dir: &OwnedFd, name: &[u8]) -> Result<()> {
         }
     }
     unlink_at(dir, name, libc::AT_REMOVEDIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "sandpit-fsops-{name}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Runs `check` with the openat2 fast path and with the walk alone.
+    fn both_ways(check: impl Fn()) {
+        for walk in [false, true] {
+            FORCE_WALK.with(|f| f.set(walk));
+            check();
+        }
+        FORCE_WALK.with(|f| f.set(false));
+    }
+
+    #[test]
+    fn links_inside_are_followed_and_links_out_refused() {
+        let ws_dir = dir("links");
+        let outside = dir("links-out");
+        std::fs::write(outside.join("secret"), "secret").unwrap();
+        std::fs::create_dir(ws_dir.join("d")).unwrap();
+        std::fs::write(ws_dir.join("d/f"), "inside").unwrap();
+        symlink(ws_dir.join("d"), ws_dir.join("abs")).unwrap();
+        symlink("d", ws_dir.join("rel")).unwrap();
+        symlink("d/../../..", ws_dir.join("up")).unwrap();
+        symlink(&outside, ws_dir.join("out")).unwrap();
+        symlink("/proc/self/root/etc", ws_dir.join("magic")).unwrap();
+        symlink("loop2", ws_dir.join("loop1")).unwrap();
+        symlink("loop1", ws_dir.join("loop2")).unwrap();
+        let ws = Workspace::at(&ws_dir);
+        both_ways(|| {
+            for path in [
+                "d/f",
+                "abs/f",
+                "rel/f",
+                "rel/../d/f",
+                &format!("{}/d/f", ws_dir.display()),
+            ] {
+                let (data, _) = read(&ws, path.as_bytes(), 100).unwrap();
+                assert_eq!(data, b"inside", "{path}");
+            }
+            for path in [
+                "up/etc/passwd",
+                "out/secret",
+                "magic/passwd",
+                "../x",
+                "/etc/passwd",
+            ] {
+                let err = read(&ws, path.as_bytes(), 100_000).unwrap_err();
+                assert_eq!(err.code, code::OUTSIDE, "{path}: {err:?}");
+            }
+            assert_eq!(read(&ws, b"loop1", 10).unwrap_err().errno, libc::ELOOP);
+            assert_eq!(read(&ws, b"nope", 10).unwrap_err().code, code::NOT_FOUND);
+            assert_eq!(list(&ws, b"out").unwrap_err().code, code::OUTSIDE);
+            assert_eq!(list(&ws, b"d/f").unwrap_err().code, code::NOT_A_DIR);
+        });
+        // Writes through a link out are refused and leave nothing outside.
+        let err = write_begin(&ws, b"out/planted", 1).map(drop).unwrap_err();
+        assert_eq!(err.code, code::OUTSIDE);
+        assert!(!outside.join("planted").exists());
+        assert_eq!(mkdir(&ws, b"out/x").unwrap_err().code, code::OUTSIDE);
+        assert_eq!(
+            rename(&ws, b"d/f", b"out/f").unwrap_err().code,
+            code::OUTSIDE_SECOND
+        );
+        assert_eq!(
+            rename(&ws, b"out/secret", b"s").unwrap_err().code,
+            code::OUTSIDE
+        );
+        // The link itself is an entry of the workspace: renamed, deleted.
+        rename(&ws, b"out", b"out2").unwrap();
+        delete(&ws, b"out2", true).unwrap();
+        assert!(outside.join("secret").exists());
+    }
+
+    #[test]
+    fn a_write_replaces_the_file_whole_and_a_dropped_one_leaves_nothing() {
+        let ws_dir = dir("write");
+        let ws = Workspace::at(&ws_dir);
+        std::fs::write(ws_dir.join("f"), "old").unwrap();
+        let mut pending = write_begin(&ws, b"f", 6).unwrap();
+        assert!(!pending.push(b"new").unwrap());
+        assert_eq!(std::fs::read(ws_dir.join("f")).unwrap(), b"old");
+        drop(pending);
+        assert_eq!(std::fs::read(ws_dir.join("f")).unwrap(), b"old");
+        let names: Vec<_> = std::fs::read_dir(&ws_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "a temporary was left: {names:?}");
+        let mut pending = write_begin(&ws, b"a/b/f", 3).unwrap();
+        assert!(pending.push(b"abc").unwrap());
+        assert_eq!(std::fs::read(ws_dir.join("a/b/f")).unwrap(), b"abc");
+        assert!(pending.push(b"x").is_err(), "more bytes than announced");
+        assert_eq!(
+            write_begin(&ws, b"a", 1).map(drop).unwrap_err().code,
+            code::IS_A_DIR
+        );
+    }
+
+    #[test]
+    fn the_walk_never_follows_a_link_swapped_in_to_the_outside() {
+        let ws_dir = dir("swap");
+        let outside = dir("swap-out");
+        std::fs::write(outside.join("f"), "OUTSIDE").unwrap();
+        std::fs::create_dir(ws_dir.join("real")).unwrap();
+        std::fs::write(ws_dir.join("real/f"), "inside").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let swapper = {
+            let (ws_dir, outside, stop) = (ws_dir.clone(), outside.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let link = ws_dir.join("d");
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = std::fs::remove_file(&link);
+                    let _ = symlink(ws_dir.join("real"), &link);
+                    let _ = std::fs::remove_file(&link);
+                    let _ = symlink(&outside, &link);
+                    let _ = std::fs::remove_file(&link);
+                    let _ = std::fs::create_dir(&link);
+                    let _ = std::fs::remove_dir(&link);
+                }
+            })
+        };
+        let ws = Workspace::at(&ws_dir);
+        FORCE_WALK.with(|f| f.set(true));
+        for _ in 0..2000 {
+            if let Ok((data, _)) = read(&ws, b"d/f", 100) {
+                assert_eq!(data, b"inside", "read outside the workspace");
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        swapper.join().unwrap();
+    }
 }

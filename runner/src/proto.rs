@@ -74,9 +74,13 @@ pub mod code {
 
 /// Kinds of [`Entry`].
 pub mod entry_kind {
+    /// A device, FIFO, socket or anything else.
     pub const OTHER: u8 = 0;
+    /// A regular file.
     pub const FILE: u8 = 1;
+    /// A folder.
     pub const DIR: u8 = 2;
+    /// A symlink (not followed: its own size).
     pub const SYMLINK: u8 = 3;
 }
 
@@ -202,6 +206,7 @@ pub enum ClientFrame {
 /// How a command ended: runner → host.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Exit {
+    /// The `Run`'s request id.
     pub id: u32,
     /// As the engine reports it: the exit status, or 128+n for signal n.
     pub exit_code: i64,
@@ -209,7 +214,9 @@ pub struct Exit {
     pub signal: Option<i32>,
     /// From start to end, in microseconds.
     pub duration_us: u64,
+    /// The runner killed the tree at `timeout_ms`.
     pub timed_out: bool,
+    /// The runner killed the tree on `Cancel` (or `BgStop`).
     pub cancelled: bool,
     /// A stream passed `output_cap`; the command was stopped.
     pub truncated: bool,
@@ -222,6 +229,7 @@ pub struct Exit {
     /// Bytes the command wrote per stream, kept or not, until it ended or
     /// was stopped.
     pub stdout_bytes: u64,
+    /// As `stdout_bytes`, for stderr.
     pub stderr_bytes: u64,
 }
 
@@ -243,11 +251,15 @@ pub struct Entry {
 /// One background process.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Bg {
+    /// The id `Started` gave it, unique in its sandbox's daemon.
     pub background_id: u64,
+    /// Its main process (0 until forked).
     pub pid: u32,
+    /// As it was asked for.
     pub argv: Vec<Vec<u8>>,
     /// Milliseconds since the Unix epoch.
     pub started_unix_ms: u64,
+    /// Its main process has not ended yet.
     pub running: bool,
     /// Set once it ended: as in [`Exit::exit_code`].
     pub exit_code: Option<i64>,
@@ -286,10 +298,13 @@ pub enum RunnerFrame {
         errno: i32,
         message: Vec<u8>,
     },
-    /// A listing, unsorted, without write temporaries.
+    /// A listing, unsorted, without write temporaries, in one or more
+    /// frames (each within [`MAX_FRAME`]; see [`entries_frames`]); the last
+    /// has `last` set.
     Entries {
         id: u32,
         entries: Vec<Entry>,
+        last: bool,
     },
     /// A chunk of a file; `total_size` is the file's size when opened.
     Data {
@@ -757,7 +772,7 @@ impl RunnerFrame {
                 .i32(*errno)
                 .bytes(message)
                 .finish(),
-            RunnerFrame::Entries { entries, .. } => {
+            RunnerFrame::Entries { entries, last, .. } => {
                 let mut w = Writer::new(out, kind::ENTRIES, id);
                 w.count(entries.len());
                 for e in entries {
@@ -767,7 +782,7 @@ impl RunnerFrame {
                         .u32(e.mode)
                         .i64(e.mtime_ns);
                 }
-                w.finish();
+                w.bool(*last).finish();
             }
             RunnerFrame::Data {
                 data,
@@ -860,7 +875,11 @@ impl RunnerFrame {
                         })
                     })
                     .collect::<Result<_, ProtoError>>()?;
-                RunnerFrame::Entries { id, entries }
+                RunnerFrame::Entries {
+                    id,
+                    entries,
+                    last: r.bool()?,
+                }
             }
             kind::DATA => RunnerFrame::Data {
                 id,
@@ -908,6 +927,39 @@ pub fn encode_output(id: u32, stream: u8, data: &[u8], out: &mut Vec<u8>) {
         .finish();
 }
 
+/// Bytes an [`Entry`] takes in a frame.
+fn entry_len(entry: &Entry) -> usize {
+    4 + entry.name.len() + 1 + 8 + 4 + 8
+}
+
+/// A listing as `Entries` frames that each fit [`MAX_FRAME`] (a name is at
+/// most 255 bytes on Linux, so any entry fits one), the last with `last`
+/// set; one empty frame for an empty listing.
+pub fn entries_frames(id: u32, entries: Vec<Entry>) -> Vec<RunnerFrame> {
+    let mut frames = Vec::new();
+    let mut chunk: Vec<Entry> = Vec::new();
+    let mut size = 0;
+    for entry in entries {
+        let len = entry_len(&entry);
+        if !chunk.is_empty() && size + len > MAX_CHUNK {
+            frames.push(RunnerFrame::Entries {
+                id,
+                entries: std::mem::take(&mut chunk),
+                last: false,
+            });
+            size = 0;
+        }
+        size += len;
+        chunk.push(entry);
+    }
+    frames.push(RunnerFrame::Entries {
+        id,
+        entries: chunk,
+        last: true,
+    });
+    frames
+}
+
 /// Frames that a [`Decoder`] can produce.
 pub trait Frame: Sized {
     /// Decodes one frame's kind, id and payload.
@@ -947,6 +999,7 @@ impl<F> Default for Decoder<F> {
 }
 
 impl<F: Frame> Decoder<F> {
+    /// An empty decoder.
     pub fn new() -> Self {
         Self::default()
     }
@@ -1127,6 +1180,12 @@ mod tests {
                     },
                     Entry::default(),
                 ],
+                last: true,
+            },
+            RunnerFrame::Entries {
+                id: 3,
+                entries: Vec::new(),
+                last: false,
             },
             RunnerFrame::Data {
                 id: 4,
@@ -1195,6 +1254,38 @@ mod tests {
     #[test]
     fn runner_frames_round_trip() {
         round_trip(runner_frames(), RunnerFrame::encode);
+    }
+
+    #[test]
+    fn a_big_listing_is_split_into_frames_that_fit() {
+        let entries: Vec<Entry> = (0..30_000)
+            .map(|i| Entry {
+                name: format!("{i:0>60}").into_bytes(),
+                ..Entry::default()
+            })
+            .collect();
+        let frames = entries_frames(9, entries.clone());
+        assert!(frames.len() > 1);
+        let mut decoder = Decoder::<RunnerFrame>::new();
+        let mut back = Vec::new();
+        for (i, frame) in frames.iter().enumerate() {
+            let mut bytes = Vec::new();
+            frame.encode(&mut bytes);
+            assert!(bytes.len() - 4 <= MAX_FRAME);
+            decoder.push(&bytes);
+            match decoder.next() {
+                Ok(Some(RunnerFrame::Entries { entries, last, .. })) => {
+                    assert_eq!(last, i + 1 == frames.len());
+                    back.extend(entries);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(back, entries);
+        assert!(matches!(
+            entries_frames(1, Vec::new()).as_slice(),
+            [RunnerFrame::Entries { last: true, .. }]
+        ));
     }
 
     #[test]

@@ -6,7 +6,11 @@
 //! Memory stays bounded: a connection's pending output over
 //! [`OUT_HIGH_WATER`] stops reading its commands' output (they block on
 //! their pipes) and its own input; a command's pending stdin over
-//! [`STDIN_HIGH_WATER`] stops reading its connection's input.
+//! [`STDIN_HIGH_WATER`] stops reading its connection's input. That is the
+//! flow control of stdin, as a pipe gives: the host's writes block. Frames
+//! behind it on the connection (a `Cancel` too) then wait until the command
+//! reads, ends or meets its deadline; a client that goes away is still seen
+//! at once (POLLHUP), and its commands killed.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
@@ -28,6 +32,11 @@ pub const RING_SIZE: usize = 1 << 20;
 /// Reads of a stream once its command ended: what the pipe held when the
 /// main process ended, not what leftovers of its tree keep writing.
 const MAX_DRAIN_READS: usize = 16;
+/// Background commands running at once, at most; with [`FINISHED_KEPT`]
+/// and [`ARGV_LISTED`] this keeps a `BgEntries` frame within `MAX_FRAME`.
+const MAX_BACKGROUND: usize = 256;
+/// Bytes of a background command's argv that `BgList` shows.
+const ARGV_LISTED: usize = 2048;
 /// Finished background commands kept for `BgList`/`BgRead`.
 const FINISHED_KEPT: usize = 64;
 
@@ -187,6 +196,7 @@ enum Tag {
     ConnIn(usize),
     ConnOut(usize),
     ConnLink(usize),
+    ConnHup(usize),
     CmdStatus(usize),
     CmdOut(usize, usize),
     CmdIn(usize),
@@ -321,6 +331,11 @@ impl Server {
                 if conn.pending() < OUT_HIGH_WATER && !stdin_full.contains(&i) {
                     fds.push(sys::pollfd(conn.fds.input.as_raw_fd(), libc::POLLIN));
                     tags.push(Tag::ConnIn(i));
+                } else {
+                    // Not read for now (flow control), but a client that
+                    // goes away (POLLHUP) still kills its commands.
+                    fds.push(sys::pollfd(conn.fds.input.as_raw_fd(), 0));
+                    tags.push(Tag::ConnHup(i));
                 }
                 if conn.pending() > 0 {
                     fds.push(sys::pollfd(conn.fds.output.as_raw_fd(), libc::POLLOUT));
@@ -406,6 +421,13 @@ impl Server {
                     Tag::ConnOut(c) => {
                         if let Some(conn) = self.conns[c].as_mut() {
                             conn.flush();
+                        }
+                    }
+                    Tag::ConnHup(c) => {
+                        if pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0
+                            && let Some(conn) = self.conns[c].as_mut()
+                        {
+                            conn.dead = true;
                         }
                     }
                     Tag::ConnLink(c) => {
@@ -609,7 +631,9 @@ impl Server {
                 Ok(ws) => match fsops::list(ws, &path) {
                     Ok(entries) => {
                         if let Some(conn) = self.conn(c) {
-                            conn.send(&RunnerFrame::Entries { id, entries });
+                            for frame in proto::entries_frames(id, entries) {
+                                conn.send(&frame);
+                            }
                         }
                     }
                     Err(err) => self.fs_error(c, id, err),
@@ -687,7 +711,7 @@ impl Server {
                     .map(|bg| Bg {
                         background_id: bg.id,
                         pid: bg.pid,
-                        argv: bg.argv.clone(),
+                        argv: listed_argv(&bg.argv),
                         started_unix_ms: bg.started_unix_ms,
                         running: bg.running,
                         exit_code: bg.exit_code,
@@ -843,6 +867,16 @@ impl Server {
         }
         if run.background && !self.check_daemon(c, id) {
             return;
+        }
+        if run.background
+            && self.backgrounds.iter().filter(|bg| bg.running).count() >= MAX_BACKGROUND
+        {
+            return refuse(
+                self,
+                code::OTHER,
+                libc::EAGAIN,
+                format!("{MAX_BACKGROUND} background processes run already"),
+            );
         }
         let mut env: Vec<(Vec<u8>, Vec<u8>)> = self.base_env.clone();
         for (key, value) in &run.env {
@@ -1174,4 +1208,20 @@ impl Server {
             }
         }
     }
+}
+
+/// The first arguments of `argv`, at most [`ARGV_LISTED`] bytes (the last
+/// one shown may be cut).
+fn listed_argv(argv: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut room = ARGV_LISTED;
+    let mut listed = Vec::new();
+    for arg in argv {
+        if room == 0 {
+            break;
+        }
+        let take = arg.len().min(room);
+        listed.push(arg[..take].to_vec());
+        room -= take;
+    }
+    listed
 }

@@ -215,10 +215,16 @@ fn shepherd(
     keep.extend(stdin);
     sys::close_all_but(&keep);
     sys::stdio_to_devnull();
-    if let Err(err) = sys::set_child_subreaper() {
-        report(Status::ForkFailed(sys::errno_of(&err)));
-        sys::exit_now(1);
-    }
+    // Without it (gVisor releases before 2023 answer EINVAL) orphans of
+    // the tree go to init: the shepherd kills what it can still reach and
+    // never reports that kill as verified.
+    let subreaper = sys::set_child_subreaper().is_ok();
+    // Only needed without subreaper rights; a few syscalls saved per command.
+    let since = if subreaper {
+        0
+    } else {
+        start_time(sys::getpid()).unwrap_or(0)
+    };
     let sigchld = match SigChld::new() {
         Ok(s) => s,
         Err(err) => {
@@ -273,7 +279,7 @@ fn shepherd(
                 sys::exit_now(0);
             }
             if kill.is_some() {
-                let _ = kill_tree(child, &mut main_status, &sigchld);
+                let _ = kill_tree(child, &mut main_status, &sigchld, subreaper, since);
                 sys::exit_now(0);
             }
             continue;
@@ -282,8 +288,14 @@ fn shepherd(
             // The main process may have ended in the same instant: then it
             // ended on its own, and only its leftovers are killed.
             let (reason, killed) = match main_status {
-                Some(_) => (Reason::Exited, kill_tree(child, &mut main_status, &sigchld)),
-                None => (reason, kill_tree(child, &mut main_status, &sigchld)),
+                Some(_) => (
+                    Reason::Exited,
+                    kill_tree(child, &mut main_status, &sigchld, subreaper, since),
+                ),
+                None => (
+                    reason,
+                    kill_tree(child, &mut main_status, &sigchld, subreaper, since),
+                ),
             };
             report(Status::Ended {
                 reason,
@@ -330,12 +342,28 @@ fn reap(child: libc::pid_t, main_status: &mut Option<i32>) -> bool {
 /// the victim's children onto the shepherd), reaping as it goes, until the
 /// shepherd has no child left (verified) or [`KILL_DEADLINE`] passes.
 /// Returns (verified, processes still alive).
-fn kill_tree(child: libc::pid_t, main_status: &mut Option<i32>, sigchld: &SigChld) -> (bool, u32) {
+///
+/// Without subreaper rights the tree is what the parent links still reach;
+/// the kill is never verified, and the survivors counted are the processes
+/// orphaned to init since the command started (they may have escaped it).
+fn kill_tree(
+    child: libc::pid_t,
+    main_status: &mut Option<i32>,
+    sigchld: &SigChld,
+    subreaper: bool,
+    since: u64,
+) -> (bool, u32) {
     let me = sys::getpid();
     let give_up = Instant::now() + KILL_DEADLINE;
     loop {
-        if reap(child, main_status) {
+        if reap(child, main_status) && subreaper {
             return (true, 0);
+        }
+        if !subreaper
+            && main_status.is_some()
+            && descendants(me).is_none_or(|tree| tree.pids.is_empty())
+        {
+            return (false, orphans_since(since));
         }
         let tree = descendants(me);
         match &tree {
@@ -361,6 +389,58 @@ fn kill_tree(child: libc::pid_t, main_status: &mut Option<i32>, sigchld: &SigChl
         let _ = sys::poll(&mut fds, Some(Duration::from_millis(5)));
         sigchld.drain();
     }
+}
+
+/// Processes orphaned to init (parent 1) that started at or after `since`
+/// (clock ticks since boot), other than the runner's own.
+fn orphans_since(since: u64) -> u32 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut count = 0u32;
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        let Some(stat) = read_stat(pid) else { continue };
+        if pid != 1 && stat.ppid == 1 && stat.start >= since && !stat.comm.starts_with(b"sandpit-")
+        {
+            count = count.saturating_add(1);
+        }
+    }
+    count
+}
+
+struct Stat {
+    comm: Vec<u8>,
+    ppid: libc::pid_t,
+    /// Clock ticks since boot.
+    start: u64,
+}
+
+/// Fields of `/proc/<pid>/stat`; the name (in parentheses) may hold
+/// anything, so the rest is read after its last `)`.
+fn read_stat(pid: libc::pid_t) -> Option<Stat> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let open = stat.iter().position(|&b| b == b'(')?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let comm = stat.get(open + 1..close)?.to_vec();
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // After the name: state (field 3), ppid (4), ..., starttime (22).
+    Some(Stat {
+        comm,
+        ppid: fields.get(1)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
+}
+
+fn start_time(pid: libc::pid_t) -> Option<u64> {
+    read_stat(pid).map(|stat| stat.start)
 }
 
 /// SIGKILLs `pid` if it still is a member of the tree. With a pidfd, the
@@ -422,10 +502,7 @@ fn descendants(root: libc::pid_t) -> Option<Tree> {
 /// The parent pid from `/proc/<pid>/stat` (after the last `)`: the name may
 /// hold anything).
 pub fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
-    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    rest.split_ascii_whitespace().nth(1)?.parse().ok()
+    read_stat(pid).map(|stat| stat.ppid)
 }
 
 /// SIGCHLD as a readable descriptor (signalfd), so the shepherd's one poll

@@ -1181,3 +1181,59 @@ fn leftovers_that_end_release_their_descriptors() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_client_gone_behind_unread_stdin_still_kills_its_commands() {
+    use std::os::fd::AsRawFd as _;
+    let ws = temp_dir("stdin-stall");
+    let mut r = Runner::start(&ws, b"", None);
+    let mut run = shell(1, "echo $$; exec sleep 300");
+    run.stdin = true;
+    r.send(&ClientFrame::Run(run));
+    let pids = read_pids(&r, 1, 1);
+    // Stdin the command never reads, written until the runner stops taking
+    // it (flow control).
+    let stdin = r.stdin.take().unwrap();
+    let fd = stdin.as_raw_fd();
+    // SAFETY: fcntl on our own descriptor.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut frame = Vec::new();
+    ClientFrame::Stdin {
+        id: 1,
+        data: vec![b'x'; 64 << 10],
+    }
+    .encode(&mut frame);
+    let (mut sent, mut at) = (0usize, 0usize);
+    let mut idle_since = Instant::now();
+    let deadline = Instant::now() + WAIT;
+    while idle_since.elapsed() < Duration::from_millis(300) {
+        assert!(
+            Instant::now() < deadline,
+            "the runner kept taking stdin: {sent} bytes"
+        );
+        // SAFETY: writing from a live buffer to our own descriptor.
+        let n = unsafe { libc::write(fd, frame[at..].as_ptr().cast(), frame.len() - at) };
+        if n > 0 {
+            sent += n as usize;
+            at = (at + n as usize) % frame.len();
+            idle_since = Instant::now();
+        } else {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    assert!(
+        sent < 40 << 20,
+        "the runner buffered {sent} bytes of unread stdin"
+    );
+    assert!(alive(pids[0]));
+    // The client goes: its end of the pipe closes.
+    drop(stdin);
+    assert!(
+        all_gone(&pids, Duration::from_secs(2)),
+        "a command outlived its client behind unread stdin"
+    );
+    eprintln!(
+        "stdin taken before the runner stopped reading: {} MiB",
+        sent >> 20
+    );
+}
