@@ -74,9 +74,8 @@ pub async fn prune(context: &Context) -> anyhow::Result<i32> {
     }
     println!("{} image(s) removed", removed.len());
     // Runner volumes of other sandpit builds that no sandbox uses any more.
-    let current = crate::engine::runner::volume::volume_name(
-        crate::engine::runner::binary::RUNNER_BINARY,
-    );
+    let current =
+        crate::engine::runner::volume::volume_name(crate::engine::runner::binary::RUNNER_BINARY);
     let volumes = engine
         .prune_runner_volumes(&current)
         .await

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use anyhow::anyhow;
+use anyhow::{anyhow, bail};
 use sandpit_runner::proto::{self, ClientFrame, RunnerFrame};
 
 use super::transport::{Connection, RunnerExec};
@@ -16,6 +16,9 @@ use crate::engine::sandbox::Sandbox;
 /// Bytes of a write sent in its first frame; the rest follows in
 /// `WriteData` frames of up to [`proto::MAX_CHUNK`] bytes.
 const FIRST_WRITE_CHUNK: usize = 64 << 10;
+/// The most a listing may take (names and a fixed cost per entry), as the
+/// engine path's cap on `find`'s output.
+const MAX_LISTING: usize = 16 << 20;
 
 /// A runner ready for file operations, from [`Sandbox::runner_files`].
 pub(crate) struct RunnerFiles {
@@ -81,37 +84,76 @@ impl RunnerFiles {
         sandbox.refusal(op, Some(i64::from(code)), paths, &detail, asked, message)
     }
 
+    /// A folder's entries, gathered from the runner's `Entries` frames (a
+    /// big folder comes in several, the last marked).
     pub(crate) async fn list(
         &self,
         sandbox: &Sandbox,
         path: &[u8],
     ) -> anyhow::Result<Vec<DirEntry>> {
-        let answer = self
-            .ask("ls", |id| ClientFrame::List {
+        let (id, mut answers) = match self
+            .conn
+            .send_request(|id| ClientFrame::List {
                 id,
                 path: path.to_vec(),
             })
-            .await?;
-        match answer {
-            Answer::Frame(RunnerFrame::Entries { entries, .. }) => Ok(entries
-                .into_iter()
-                .map(|entry| DirEntry {
-                    kind: match entry.kind {
-                        proto::entry_kind::FILE => EntryKind::File,
-                        proto::entry_kind::DIR => EntryKind::Dir,
-                        proto::entry_kind::SYMLINK => EntryKind::Symlink,
-                        _ => EntryKind::Other,
-                    },
-                    size: entry.size,
-                    mtime: entry.mtime_ns as f64 / 1e9,
-                    name: entry.name,
-                })
-                .collect()),
-            Answer::Refused(code, message) => {
-                Err(Self::refused(sandbox, "ls", &[path], code, &message, ""))
+            .await
+        {
+            Ok(request) => request,
+            Err(err) => return Err(self.fault("ls", err).await),
+        };
+        let by = Connection::file_deadline();
+        let mut listed = Vec::new();
+        let mut names_bytes = 0usize;
+        loop {
+            let frame = match self.conn.next_answer(&mut answers, by).await {
+                Ok(frame) => frame,
+                Err(err) => {
+                    self.conn.forget(id);
+                    return Err(self.fault("ls", err).await);
+                }
+            };
+            match frame {
+                RunnerFrame::Entries { entries, last, .. } => {
+                    // As much as the engine path reads back, no more.
+                    names_bytes += entries
+                        .iter()
+                        .map(|entry| entry.name.len() + 32)
+                        .sum::<usize>();
+                    if names_bytes > MAX_LISTING {
+                        self.conn.forget(id);
+                        bail!(
+                            "the folder `{}` holds too many entries to list (over {MAX_LISTING} bytes)",
+                            crate::engine::names::escape(path)
+                        );
+                    }
+                    listed.extend(entries.into_iter().map(|entry| DirEntry {
+                        kind: match entry.kind {
+                            proto::entry_kind::FILE => EntryKind::File,
+                            proto::entry_kind::DIR => EntryKind::Dir,
+                            proto::entry_kind::SYMLINK => EntryKind::Symlink,
+                            _ => EntryKind::Other,
+                        },
+                        size: entry.size,
+                        mtime: entry.mtime_ns as f64 / 1e9,
+                        name: entry.name,
+                    }));
+                    if last {
+                        break;
+                    }
+                }
+                RunnerFrame::Error { code, message, .. } => {
+                    self.conn.forget(id);
+                    return Err(Self::refused(sandbox, "ls", &[path], code, &message, ""));
+                }
+                other => {
+                    self.conn.forget(id);
+                    return Err(self.unexpected("ls", &other).await);
+                }
             }
-            Answer::Frame(other) => Err(self.unexpected("ls", &other).await),
         }
+        self.conn.forget(id);
+        Ok(listed)
     }
 
     /// A file of at most `cap` bytes, gathered from the runner's chunks.
