@@ -1,5 +1,7 @@
 //! Sandbox latency against the real engine, beside the same operations done
-//! through the docker CLI in the same run: p50 and p95 of each, and the ratio.
+//! through the docker CLI in the same run: p50 and p95 of each. Commands,
+//! file operations and a 1 GB stdout flood are measured on each transport
+//! (the in-sandbox runner, the engine's exec) and through `docker exec`.
 //!
 //! `cargo bench --bench sandbox` (needs a running engine; builds
 //! python-minimal when missing).
@@ -9,7 +11,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sandpit::engine::Engine;
-use sandpit::engine::exec::ExecRequest;
+use std::sync::Arc;
+
+use sandpit::engine::exec::{EngineExec, ExecRequest};
 use sandpit::engine::images::BuildOptions;
 use sandpit::engine::policy::SandboxPolicy;
 use sandpit::engine::runtimes::RuntimeSet;
@@ -18,6 +22,8 @@ use sandpit::engine::sandbox::{SandboxSpec, UserId};
 const CREATE_RUNS: usize = 10;
 const EXEC_RUNS: usize = 50;
 const PYTHON_RUNS: usize = 30;
+const FILE_RUNS: usize = 50;
+const THROUGHPUT_RUNS: usize = 5;
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort();
@@ -37,6 +43,38 @@ fn report(name: &str, mut ours: Vec<Duration>, mut docker: Vec<Duration>) {
         ms(d95),
         ms(o50) / ms(d50),
         ms(o95) / ms(d95)
+    );
+}
+
+/// One line per operation and transport: p50 first, then p95.
+fn line(operation: &str, transport: &str, mut samples: Vec<Duration>) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (p50, p95) = (
+        percentile(&mut samples, 0.5),
+        percentile(&mut samples, 0.95),
+    );
+    println!(
+        "{operation:<24} {transport:<12} p50 {:>8.2} ms  p95 {:>8.2} ms  ({} runs)",
+        ms(p50),
+        ms(p95),
+        samples.len()
+    );
+}
+
+/// As [`line`], with the rate `bytes` per run makes.
+fn throughput_line(operation: &str, transport: &str, mut samples: Vec<Duration>, bytes: usize) {
+    let rate = |d: Duration| bytes as f64 / d.as_secs_f64() / 1e6;
+    let (p50, p95) = (
+        percentile(&mut samples, 0.5),
+        percentile(&mut samples, 0.95),
+    );
+    println!(
+        "{operation:<24} {transport:<12} p50 {:>8.0} MB/s ({:.2} s)  p95 {:>8.0} MB/s ({:.2} s)  ({} runs)",
+        rate(p50),
+        p50.as_secs_f64(),
+        rate(p95),
+        p95.as_secs_f64(),
+        samples.len()
     );
 }
 
@@ -188,6 +226,14 @@ async fn bench() -> anyhow::Result<()> {
     let args = hardened_run_args(docker_name, &workspace_str, &image);
     docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
+    // The same sandbox through each transport: the runner (the default for
+    // a new sandbox) and the engine's exec.
+    let engine_exec = sandbox
+        .clone()
+        .with_transport(Arc::new(EngineExec::new(engine.clone())));
+    assert_eq!(sandbox.transport_info().name, "runner");
+    let transports = [("runner", &sandbox), ("engine exec", &engine_exec)];
+
     for (name, runs, argv) in [
         ("exec `true`", EXEC_RUNS, vec!["true"]),
         (
@@ -196,23 +242,71 @@ async fn bench() -> anyhow::Result<()> {
             vec!["python3", "-c", "print('hello world')"],
         ),
     ] {
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        // One warm-up each, so neither side pays first-use costs in the figures.
-        sandbox
-            .exec_collect(ExecRequest::argv(argv.clone()))
-            .await?;
-        docker(&[&["exec", docker_name][..], &argv[..]].concat());
-        for _ in 0..runs {
-            let started = Instant::now();
-            let result = sandbox
-                .exec_collect(ExecRequest::argv(argv.clone()))
-                .await?;
-            ours.push(started.elapsed());
-            assert_eq!(result.exit_code, Some(0));
-            theirs.push(docker(&[&["exec", docker_name][..], &argv[..]].concat()));
+        for (transport, target) in transports {
+            // One warm-up each, so no side pays first-use costs (the
+            // runner's start) in the figures.
+            target.exec_collect(ExecRequest::argv(argv.clone())).await?;
+            let mut samples = Vec::new();
+            for _ in 0..runs {
+                let started = Instant::now();
+                let result = target.exec_collect(ExecRequest::argv(argv.clone())).await?;
+                samples.push(started.elapsed());
+                assert_eq!(result.exit_code, Some(0), "{}", result.stderr_text());
+            }
+            line(name, transport, samples);
         }
-        report(name, ours, theirs);
+        docker(&[&["exec", docker_name][..], &argv[..]].concat());
+        let samples = (0..runs)
+            .map(|_| docker(&[&["exec", docker_name][..], &argv[..]].concat()))
+            .collect();
+        line(name, "docker exec", samples);
     }
+
+    // A 1 KiB file written, then read back.
+    let kib: Vec<u8> = (0..1024).map(|i| (i % 251) as u8).collect();
+    for (transport, target) in transports {
+        target.write_file("bench-1k.bin", kib.clone()).await?;
+        let (mut writes, mut reads) = (Vec::new(), Vec::new());
+        for _ in 0..FILE_RUNS {
+            let started = Instant::now();
+            target.write_file("bench-1k.bin", kib.clone()).await?;
+            writes.push(started.elapsed());
+            let started = Instant::now();
+            let read = target.read_file("bench-1k.bin", 1 << 20).await?;
+            reads.push(started.elapsed());
+            assert_eq!(read.bytes, kib);
+        }
+        line("write a 1 KiB file", transport, writes);
+        line("read a 1 KiB file", transport, reads);
+    }
+
+    // 1 GB of stdout, kept whole by sandpit, dropped by the docker CLI.
+    let gigabyte: usize = 1_000_000_000;
+    let flood = ["head", "-c", "1000000000", "/dev/zero"];
+    for (transport, target) in transports {
+        let mut samples = Vec::new();
+        for _ in 0..THROUGHPUT_RUNS {
+            let started = Instant::now();
+            let result = target
+                .exec_collect(ExecRequest::argv(flood).output_cap(gigabyte + 1))
+                .await?;
+            samples.push(started.elapsed());
+            assert_eq!(result.exit_code, Some(0), "{}", result.stderr_text());
+            assert_eq!(result.stdout_bytes, gigabyte as u64);
+        }
+        throughput_line("1 GB of stdout", transport, samples, gigabyte);
+    }
+    let mut samples = Vec::new();
+    for _ in 0..THROUGHPUT_RUNS {
+        let started = Instant::now();
+        let status = Command::new("docker")
+            .args([&["exec", docker_name][..], &flood[..]].concat())
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        samples.push(started.elapsed());
+        assert!(status.success());
+    }
+    throughput_line("1 GB of stdout", "docker exec", samples, gigabyte);
     sandbox.remove(false).await?;
     docker(&["rm", "-f", docker_name]);
     Ok(())

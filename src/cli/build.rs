@@ -73,6 +73,17 @@ pub async fn prune(context: &Context) -> anyhow::Result<i32> {
         println!("removed {name}");
     }
     println!("{} image(s) removed", removed.len());
+    // Runner volumes of other sandpit builds that no sandbox uses any more.
+    let current =
+        crate::engine::runner::volume::volume_name(crate::engine::runner::binary::RUNNER_BINARY);
+    let volumes = engine
+        .prune_runner_volumes(&current)
+        .await
+        .context("cannot prune runner volumes")?;
+    for name in &volumes {
+        println!("removed {name}");
+    }
+    println!("{} runner volume(s) or helper(s) removed", volumes.len());
     Ok(0)
 }
 

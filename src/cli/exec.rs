@@ -16,6 +16,8 @@ use super::Context;
 use super::build::build_progress;
 
 pub struct ExecOptions {
+    /// Start the command as a background process and print its id.
+    pub background: bool,
     pub runtime: Option<String>,
     pub timeout: Option<f64>,
     pub env: Vec<(String, String)>,
@@ -61,6 +63,11 @@ pub async fn exec(
     request.work_dir = options.workdir.clone();
     if let Some(cap) = options.output_cap {
         request.output_cap = cap;
+    }
+    if options.background {
+        let status = super::processes::start(&sandbox, request, options.io.json).await;
+        sessions.release(user)?;
+        return status;
     }
     let journal = Journal::new(context, user, "exec", &argv_summary(&command_words))?;
     let status = stream_exec(&sandbox, request, options.io, journal).await;

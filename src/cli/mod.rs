@@ -6,6 +6,7 @@ mod doctor;
 mod exec;
 mod files;
 mod mcp;
+mod processes;
 mod runtimes;
 mod sandbox;
 mod sessions;
@@ -98,7 +99,7 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Remove sandpit images that no current runtime uses
+    /// Remove sandpit images that no current runtime uses, and unused runner volumes
     Prune,
     /// Check the engine, base images and runtime images
     Doctor {
@@ -146,6 +147,10 @@ pub enum Command {
         interactive: bool,
         #[arg(long, help = EXEC_JSON_HELP)]
         json: bool,
+        /// Start the command in the background and print its id at once: it
+        /// keeps running after sandpit exits (see `ps`, `logs`, `kill`)
+        #[arg(long, conflicts_with = "interactive")]
+        background: bool,
         #[command(flatten)]
         policy: PolicyArgs,
         /// The command and its arguments, after `--` (one shell string with --shell)
@@ -185,6 +190,31 @@ pub enum Command {
         user: UserId,
         #[command(subcommand)]
         op: FilesOp,
+    },
+    /// List a user's background processes (started with `exec --background`)
+    Ps {
+        #[arg(help = USER_HELP)]
+        user: UserId,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a background process's output (stdout to stdout, stderr to stderr)
+    Logs {
+        #[arg(help = USER_HELP)]
+        user: UserId,
+        /// The id `exec --background` printed
+        id: u64,
+        /// Keep printing new output until the process ends
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Stop a background process, killing its whole process tree
+    Kill {
+        #[arg(help = USER_HELP)]
+        user: UserId,
+        /// The id `exec --background` printed
+        id: u64,
     },
     /// Live CPU, memory and pids of a user's sandbox
     Stats {
@@ -538,10 +568,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             shell,
             interactive,
             json,
+            background,
             policy,
             command,
         }) => {
             let options = exec::ExecOptions {
+                background,
                 runtime,
                 timeout,
                 env,
@@ -565,6 +597,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             exec::run_file(&context, &user, runtime.as_deref(), timeout, io, &file).await
         }
         Some(Command::Files { user, op }) => files::files(&context, &user, op).await,
+        Some(Command::Ps { user, json }) => processes::ps(&context, &user, json).await,
+        Some(Command::Logs { user, id, follow }) => {
+            processes::logs(&context, &user, id, follow).await
+        }
+        Some(Command::Kill { user, id }) => processes::kill(&context, &user, id).await,
         Some(Command::Stats { user, json, follow }) => {
             sandbox::stats(&context, &user, json, follow).await
         }

@@ -124,6 +124,13 @@ pub async fn inspect(context: &Context, user: &UserId, json: bool) -> anyhow::Re
                 .clone()
                 .unwrap_or_else(|| "engine default".to_string()),
         ),
+        (
+            "exec transport",
+            match &details.transport.reason {
+                Some(reason) => format!("{} ({reason})", details.transport.name),
+                None => details.transport.name.to_string(),
+            },
+        ),
     ];
     for (key, value) in rows {
         println!("{key:<18} {value}");

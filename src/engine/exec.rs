@@ -490,7 +490,7 @@ impl ExecTransport for EngineExec {
     }
 }
 
-fn new_exec_tag() -> String {
+pub(crate) fn new_exec_tag() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1220,7 +1220,7 @@ fn wrapped_argv(argv: Vec<String>, timeout: Option<Duration>) -> Vec<String> {
 
 /// The command's root process as its wrapper reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RootProcess {
+pub(crate) struct RootProcess {
     pid: u32,
     /// Clock ticks since boot (`/proc/PID/stat` field 22).
     start: u64,
@@ -1344,14 +1344,14 @@ impl Greeting {
 
 /// What the killer established.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct KillReport {
+pub(crate) struct KillReport {
     /// The sandbox was restarted because nothing could run inside it.
-    restarted: bool,
+    pub(crate) restarted: bool,
     /// Members still there that it may not signal.
-    survivors: Vec<u32>,
+    pub(crate) survivors: Vec<u32>,
     /// Whether membership rested on the root and the tree (not the tag
     /// alone) and the end was checked by a re-scan.
-    verified: bool,
+    pub(crate) verified: bool,
 }
 
 /// The pids of `survivor PID` lines of the killer's output; anything else
@@ -1371,7 +1371,7 @@ fn parse_survivors(report: &str) -> Vec<u32> {
 const MAX_SURVIVORS: usize = 64;
 
 /// Kills an exec's process tree; see [`kill_fn`].
-async fn kill_tree(
+pub(crate) async fn kill_tree(
     engine: &Engine,
     target: &ExecTarget,
     tag: &str,

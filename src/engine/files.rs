@@ -6,6 +6,11 @@
 //! workspace, no absolute path elsewhere), then inside the sandbox after
 //! resolving symlinks — including ones the sandboxed code made — in the same
 //! shell that then touches the file.
+//!
+//! In a sandbox with the runner they go through it instead (see
+//! [`super::runner::files`]), which resolves paths beneath the workspace
+//! one component at a time without following links; the refusals and their
+//! messages are the same.
 
 use std::fmt;
 
@@ -267,50 +272,71 @@ impl Sandbox {
             .work_dir("/");
         request.stdin = stdin;
         let result = self.exec_collect(request).await?;
-        let shown = |index: usize| names::escape(paths.get(index).copied().unwrap_or_default());
-        let path = shown(0);
         if result.truncated {
             bail!(
-                "file operation `{op}` on `{path}` returned more than {output_cap} bytes; \
-                 the file grew past the read limit while it was read"
+                "file operation `{op}` on `{}` returned more than {output_cap} bytes; \
+                 the file grew past the read limit while it was read",
+                names::escape(paths.first().copied().unwrap_or_default())
             );
         }
+        match result.exit_code {
+            Some(0) => Ok(result.stdout),
+            code => Err(self.refusal(
+                op,
+                code,
+                paths,
+                result.stdout_text().trim(),
+                extra.first().map_or("?", String::as_str),
+                &result.stderr,
+            )),
+        }
+    }
+
+    /// The error for a file operation's refusal `code`: `FILES_SH`'s exit
+    /// status, or the runner's error code (the same numbers). `detail` is
+    /// the size a too-large read or a cut-short write reports, `asked` the
+    /// size a write asked for, `message` what the operation said otherwise.
+    pub(crate) fn refusal(
+        &self,
+        op: &str,
+        code: Option<i64>,
+        paths: &[&[u8]],
+        detail: &str,
+        asked: &str,
+        message: &[u8],
+    ) -> anyhow::Error {
+        let shown = |index: usize| names::escape(paths.get(index).copied().unwrap_or_default());
+        let path = shown(0);
         let outside = |path: String| {
             anyhow!(
                 "path `{path}` refused: it resolves outside the workspace {} (through a symlink)",
                 self.work_dir()
             )
         };
-        match result.exit_code {
-            Some(0) => Ok(result.stdout),
-            Some(81) => bail!("`{path}` does not exist in the workspace"),
-            Some(82) => bail!("`{}` exists already", shown(1)),
-            Some(83) => Err(outside(path)),
-            Some(88) => Err(outside(shown(1))),
-            Some(84) => bail!(
+        match code {
+            Some(81) => anyhow!("`{path}` does not exist in the workspace"),
+            Some(82) => anyhow!("`{}` exists already", shown(1)),
+            Some(83) => outside(path),
+            Some(88) => outside(shown(1)),
+            Some(84) => anyhow!(
                 "the workspace {} is missing in the sandbox",
                 self.work_dir()
             ),
-            Some(85) => bail!(
-                "`{path}` is {} bytes, over the read limit",
-                result.stdout_text().trim()
-            ),
-            Some(86) => bail!("`{path}` is not a folder"),
-            Some(87) => bail!("`{path}` is a folder, not a file"),
-            Some(89) => bail!(
-                "the write of `{path}` was cut short ({} of {} bytes arrived); the file is unchanged",
-                result.stdout_text().trim(),
-                extra.first().map_or("?", String::as_str)
+            Some(85) => anyhow!("`{path}` is {detail} bytes, over the read limit"),
+            Some(86) => anyhow!("`{path}` is not a folder"),
+            Some(87) => anyhow!("`{path}` is a folder, not a file"),
+            Some(89) => anyhow!(
+                "the write of `{path}` was cut short ({detail} of {asked} bytes arrived); the file is unchanged"
             ),
             other => {
                 let all: Vec<String> = (0..paths.len()).map(shown).collect();
-                bail!(
+                anyhow!(
                     "file operation `{op}` on `{}` failed (exit {}): {}",
                     all.join("` and `"),
                     other.map_or("unknown".to_string(), |code| code.to_string()),
                     // Names the sandboxed code chose reach a terminal here:
                     // escaped, no control character gets through.
-                    super::names::escape(result.stderr.trim_ascii())
+                    super::names::escape(message.trim_ascii())
                 )
             }
         }
@@ -320,13 +346,18 @@ impl Sandbox {
     /// (bytewise).
     pub async fn list_dir(&self, path: impl AsRef<[u8]>) -> anyhow::Result<Vec<DirEntry>> {
         let absolute = confine(self.work_dir(), path)?;
-        let output = self
-            .files_op("ls", &[&absolute], &[], None, 16 << 20)
-            .await?;
-        let mut entries: Vec<DirEntry> = output
-            .split(|byte| *byte == 0)
-            .filter(|record| !record.is_empty())
-            .filter_map(parse_find_record)
+        let listed = match self.runner_files().await {
+            Some(runner) => runner.list(self, &absolute).await?,
+            None => self
+                .files_op("ls", &[&absolute], &[], None, 16 << 20)
+                .await?
+                .split(|byte| *byte == 0)
+                .filter(|record| !record.is_empty())
+                .filter_map(parse_find_record)
+                .collect(),
+        };
+        let mut entries: Vec<DirEntry> = listed
+            .into_iter()
             .filter(|entry| !is_write_temporary(&entry.name))
             .collect();
         entries.sort_by(|a, b| {
@@ -338,10 +369,14 @@ impl Sandbox {
     /// A file's contents, refused past `cap` bytes.
     pub async fn read_file(&self, path: impl AsRef<[u8]>, cap: u64) -> anyhow::Result<FileData> {
         let absolute = confine(self.work_dir(), path)?;
-        let output_cap = usize::try_from(cap.saturating_add(1)).unwrap_or(usize::MAX);
-        let bytes = self
-            .files_op("read", &[&absolute], &[cap.to_string()], None, output_cap)
-            .await?;
+        let bytes = match self.runner_files().await {
+            Some(runner) => runner.read(self, &absolute, cap).await?,
+            None => {
+                let output_cap = usize::try_from(cap.saturating_add(1)).unwrap_or(usize::MAX);
+                self.files_op("read", &[&absolute], &[cap.to_string()], None, output_cap)
+                    .await?
+            }
+        };
         let binary = looks_binary(&bytes);
         Ok(FileData { bytes, binary })
     }
@@ -356,6 +391,9 @@ impl Sandbox {
         contents: Vec<u8>,
     ) -> anyhow::Result<()> {
         let absolute = confine(self.work_dir(), path)?;
+        if let Some(runner) = self.runner_files().await {
+            return runner.write(self, &absolute, contents).await;
+        }
         let size = contents.len().to_string();
         self.files_op("write", &[&absolute], &[size], Some(contents), 4096)
             .await
@@ -365,6 +403,9 @@ impl Sandbox {
     /// Makes a folder and any missing parents; an existing folder is fine.
     pub async fn make_dir(&self, path: impl AsRef<[u8]>) -> anyhow::Result<()> {
         let absolute = confine(self.work_dir(), path)?;
+        if let Some(runner) = self.runner_files().await {
+            return runner.mkdir(self, &absolute).await;
+        }
         self.files_op("mkdir", &[&absolute], &[], None, 4096)
             .await
             .map(drop)
@@ -379,6 +420,9 @@ impl Sandbox {
         if from == work_dir || to == work_dir {
             bail!("the workspace folder itself cannot be renamed");
         }
+        if let Some(runner) = self.runner_files().await {
+            return runner.rename(self, &from, &to).await;
+        }
         self.files_op("rename", &[&from, &to], &[], None, 4096)
             .await
             .map(drop)
@@ -389,6 +433,9 @@ impl Sandbox {
         let absolute = confine(self.work_dir(), path)?;
         if absolute == self.work_dir().trim_end_matches('/').as_bytes() {
             bail!("the workspace folder itself cannot be deleted");
+        }
+        if let Some(runner) = self.runner_files().await {
+            return runner.delete(self, &absolute).await;
         }
         self.files_op("delete", &[&absolute], &[], None, 4096)
             .await

@@ -23,6 +23,8 @@ use super::exec::{
 };
 use super::policy::{ByteSize, DiskLimit, SandboxPolicy};
 use super::quota::{self, DiskUsage};
+use super::runner::transport::{self as runner_transport, RunnerExec};
+use super::runner::volume as runner_volume;
 use super::runtimes::Runtime;
 use super::{Engine, is_not_found, labels};
 
@@ -44,6 +46,10 @@ pub mod sandbox_labels {
     pub const KIND_SANDBOX: &str = "sandbox";
     /// The workspace limit asked for, in bytes; `0` for none.
     pub const DISK: &str = "sandpit.disk";
+    /// The sandbox's runner key (hex): the runner and its background daemon
+    /// prove to each other that they know it. Labels are not visible
+    /// inside the sandbox.
+    pub const RUNNER_KEY: &str = "sandpit.runner-key";
 }
 
 /// A user id: letters, digits, `-`, `_` and `.`, 1 to 64 characters, not
@@ -161,6 +167,19 @@ pub struct SandboxDetails {
     /// [`Sandbox::inspect_with_usage`] only (measuring may walk the folder),
     /// and `None` when the folder is not on this host.
     pub disk: Option<DiskUsage>,
+    /// How this process runs commands in the sandbox.
+    pub transport: TransportInfo,
+}
+
+/// Which transport carries a sandbox's commands (see [`Sandbox::transport_info`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransportInfo {
+    /// `runner` (the in-sandbox runner, falling back to the engine's exec
+    /// when it fails) or `engine` (the engine's exec API).
+    pub name: &'static str,
+    /// Why the engine's exec is used, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A handle on one sandbox container.
@@ -175,6 +194,12 @@ pub struct Sandbox {
     oom_kills_seen: Arc<Mutex<Option<u64>>>,
     /// The OCI runtime the container runs under, when not the default.
     oci_runtime: Option<String>,
+    /// The runner transport, when the sandbox has the runner's volume (and
+    /// the engine's exec is not forced): also the way to its file
+    /// operations and background processes.
+    runner: Option<Arc<RunnerExec>>,
+    /// Why there is no runner, for `inspect`.
+    no_runner: Option<&'static str>,
 }
 
 impl fmt::Debug for Sandbox {
@@ -198,6 +223,24 @@ impl Engine {
     /// own size-limited file system (see [`quota`]); where that is not
     /// possible the sandbox is made without one and `inspect` says why.
     pub async fn create_sandbox(&self, spec: &SandboxSpec) -> anyhow::Result<Sandbox> {
+        self.create_sandbox_with(spec, true).await
+    }
+
+    /// [`Engine::create_sandbox`] without the runner's volume: the sandbox
+    /// runs every command through the engine's exec, as one made before the
+    /// runner existed does.
+    pub async fn create_sandbox_without_runner(
+        &self,
+        spec: &SandboxSpec,
+    ) -> anyhow::Result<Sandbox> {
+        self.create_sandbox_with(spec, false).await
+    }
+
+    async fn create_sandbox_with(
+        &self,
+        spec: &SandboxSpec,
+        with_runner: bool,
+    ) -> anyhow::Result<Sandbox> {
         let name = spec.user.container_name();
         if let Some(runtime) = &spec.policy.oci_runtime {
             self.check_oci_runtime(runtime, &spec.policy.network, spec.policy.pids_limit)
@@ -219,7 +262,7 @@ impl Engine {
             ),
             None => {}
         }
-        match self.create_container(spec, &name).await {
+        match self.create_container(spec, &name, with_runner).await {
             Ok(sandbox) => Ok(sandbox),
             // Another process made this user's sandbox meanwhile: the image
             // is that sandbox's now, and stays mounted.
@@ -236,8 +279,46 @@ impl Engine {
         }
     }
 
-    async fn create_container(&self, spec: &SandboxSpec, name: &str) -> anyhow::Result<Sandbox> {
+    async fn create_container(
+        &self,
+        spec: &SandboxSpec,
+        name: &str,
+        with_runner: bool,
+    ) -> anyhow::Result<Sandbox> {
         let name = name.to_string();
+        // The runner makes commands fast, but a sandbox works without it:
+        // a volume that cannot be made leaves the engine's exec in charge.
+        let runner_volume = if with_runner {
+            match self
+                .ensure_runner_volume(super::runner::binary::RUNNER_BINARY, &spec.image)
+                .await
+            {
+                Ok(volume) => Some(volume),
+                Err(err) => {
+                    tracing::warn!(
+                        "sandbox {name} is made without the runner ({err:#}); its commands use the engine's exec"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let runner_key = if runner_volume.is_some() {
+            runner_transport::new_runner_key()
+        } else {
+            String::new()
+        };
+        let mut host_config = spec.policy.host_config(
+            &spec.workspace.display().to_string(),
+            &spec.runtime.work_dir,
+        );
+        if let Some(volume) = &runner_volume {
+            host_config
+                .mounts
+                .get_or_insert_with(Vec::new)
+                .push(runner_volume::sandbox_mount(volume));
+        }
         let workspace = spec.workspace.display().to_string();
         let created_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -256,6 +337,7 @@ impl Engine {
                 sandbox_labels::DISK.to_string(),
                 spec.policy.disk.bytes().unwrap_or(0).to_string(),
             ),
+            (sandbox_labels::RUNNER_KEY.to_string(), runner_key.clone()),
         ]);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
@@ -270,10 +352,11 @@ impl Engine {
             labels: Some(container_labels),
             network_disabled: Some(spec.policy.network == "none"),
             stop_timeout: Some(2),
-            host_config: Some(spec.policy.host_config(&workspace, &spec.runtime.work_dir)),
+            host_config: Some(host_config),
             ..Default::default()
         };
-        self.docker()
+        let created = self
+            .docker()
             .create_container(
                 Some(CreateContainerOptionsBuilder::new().name(&name).build()),
                 body,
@@ -300,19 +383,24 @@ impl Engine {
                 .await;
             return Err(anyhow::Error::new(err).context(format!("cannot start {name}")));
         }
-        Ok(Sandbox {
+        let target = ExecTarget {
+            container: name,
+            user: spec.policy.user.clone(),
+            work_dir: spec.runtime.work_dir.clone(),
+        };
+        let mut sandbox = Sandbox {
             engine: self.clone(),
             user: spec.user.clone(),
-            target: ExecTarget {
-                container: name,
-                user: spec.policy.user.clone(),
-                work_dir: spec.runtime.work_dir.clone(),
-            },
             transport: Arc::new(EngineExec::new(self.clone())),
             // A new cgroup has seen no OOM kill.
             oom_kills_seen: Arc::new(Mutex::new(Some(0))),
             oci_runtime: spec.policy.oci_runtime.clone(),
-        })
+            runner: None,
+            no_runner: None,
+            target,
+        };
+        sandbox.pick_transport(&created.id, runner_volume.is_some(), &runner_key);
+        Ok(sandbox)
     }
 
     /// The user's sandbox, when one exists (running or not).
@@ -329,7 +417,16 @@ impl Engine {
             .host_config
             .as_ref()
             .and_then(|host| host.runtime.clone());
+        let has_runner =
+            runner_volume::has_runner_mount(inspect.mounts.as_deref().unwrap_or_default());
+        let container_id = inspect.id.clone().unwrap_or_default();
         let config = inspect.config.unwrap_or_default();
+        let runner_key = config
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get(sandbox_labels::RUNNER_KEY))
+            .cloned()
+            .unwrap_or_default();
         let managed = config
             .labels
             .as_ref()
@@ -338,7 +435,7 @@ impl Engine {
         if !managed {
             bail!("container {name} exists but is not a sandpit sandbox; remove or rename it");
         }
-        Ok(Some(Sandbox {
+        let mut sandbox = Sandbox {
             engine: self.clone(),
             user: user.clone(),
             target: ExecTarget {
@@ -349,7 +446,11 @@ impl Engine {
             transport: Arc::new(EngineExec::new(self.clone())),
             oom_kills_seen: Arc::new(Mutex::new(None)),
             oci_runtime,
-        }))
+            runner: None,
+            no_runner: None,
+        };
+        sandbox.pick_transport(&container_id, has_runner, &runner_key);
+        Ok(Some(sandbox))
     }
 
     /// Every sandpit sandbox on the engine, in any state.
@@ -468,10 +569,55 @@ impl Sandbox {
         &self.engine
     }
 
-    /// Replaces how commands reach this sandbox.
+    /// Replaces how commands reach this sandbox. File operations then go
+    /// through it too (as engine-exec scripts), and background processes
+    /// are unavailable.
     pub fn with_transport(mut self, transport: Arc<dyn ExecTransport>) -> Self {
         self.transport = transport;
+        self.runner = None;
+        self.no_runner = Some("its transport was replaced by the caller");
         self
+    }
+
+    /// Uses the runner when the container has its volume, unless this
+    /// process was told to use the engine's exec (see
+    /// [`runner_transport::TRANSPORT_ENV`]).
+    fn pick_transport(&mut self, container_id: &str, has_runner_volume: bool, runner_key: &str) {
+        if !has_runner_volume {
+            self.no_runner = Some(
+                "the sandbox has no runner volume (made before the runner, or the volume could not be made)",
+            );
+        } else if runner_transport::engine_forced() {
+            self.no_runner = Some("SANDPIT_EXEC_TRANSPORT=engine");
+        } else if container_id.is_empty() {
+            self.no_runner = Some("the engine gave no container id");
+        } else {
+            let runner =
+                RunnerExec::for_container(&self.engine, container_id, &self.target, runner_key);
+            self.transport = runner.clone();
+            self.runner = Some(runner);
+            self.no_runner = None;
+        }
+    }
+
+    /// Which transport this handle runs commands through, and why the
+    /// engine's exec when it is that.
+    pub fn transport_info(&self) -> TransportInfo {
+        match (&self.runner, self.no_runner) {
+            (Some(_), _) => TransportInfo {
+                name: "runner",
+                reason: None,
+            },
+            (None, reason) => TransportInfo {
+                name: "engine",
+                reason: reason.map(str::to_string),
+            },
+        }
+    }
+
+    /// The runner transport, when this sandbox uses one.
+    pub(crate) fn runner(&self) -> Option<&Arc<RunnerExec>> {
+        self.runner.as_ref()
     }
 
     fn gone_or(&self, err: bollard::errors::Error, what: &str) -> anyhow::Error {
@@ -657,6 +803,7 @@ impl Sandbox {
             ),
             work_dir,
             disk: None,
+            transport: self.transport_info(),
         })
     }
 
@@ -669,16 +816,48 @@ impl Sandbox {
 
     /// Whether any command is running in the sandbox right now, from any
     /// sandpit process.
+    ///
+    /// A runner's own exec is not a command (it lives as long as its
+    /// client): while one runs, the sandbox's processes are looked at
+    /// instead, and any but its init, its `sleep` and runners counts,
+    /// background processes included.
     pub async fn has_running_exec(&self) -> anyhow::Result<bool> {
         let inspect = self.inspect_container().await?;
-        for exec_id in inspect.exec_ids.unwrap_or_default() {
+        let mut runner_running = false;
+        for exec_id in inspect.exec_ids.clone().unwrap_or_default() {
             if let Ok(exec) = self.engine.docker().inspect_exec(&exec_id).await
                 && exec.running == Some(true)
             {
+                let entrypoint = exec.process_config.and_then(|config| config.entrypoint);
+                if entrypoint.as_deref() == Some(runner_volume::BINARY_PATH) {
+                    runner_running = true;
+                    continue;
+                }
                 return Ok(true);
             }
         }
-        Ok(false)
+        if !runner_running {
+            return Ok(false);
+        }
+        let container_id = inspect.id.clone().unwrap_or_default();
+        if RunnerExec::running_in(&self.engine, &container_id) > 0 {
+            return Ok(true);
+        }
+        let main_pid = inspect.state.and_then(|state| state.pid).unwrap_or(0);
+        let top = self
+            .engine
+            .docker()
+            .top_processes(
+                &self.target.container,
+                Some(
+                    bollard::query_parameters::TopOptionsBuilder::new()
+                        .ps_args("-o pid,ppid,args")
+                        .build(),
+                ),
+            )
+            .await
+            .map_err(|err| self.gone_or(err, "list the processes of"))?;
+        Ok(busy_processes(&top, main_pid))
     }
 
     /// Runs a command, streaming output events to `events` when given.
@@ -964,6 +1143,29 @@ impl Sandbox {
     }
 }
 
+/// Whether `top` (columns `PID PPID COMMAND`, host pids) shows a process
+/// other than the container's main one (`main_pid`), its `sleep infinity`
+/// and the runner's.
+fn busy_processes(top: &bollard::models::ContainerTopResponse, main_pid: i64) -> bool {
+    let titles = top.titles.clone().unwrap_or_default();
+    let column = |name: &str| titles.iter().position(|title| title == name);
+    let (Some(pid_at), Some(ppid_at)) = (column("PID"), column("PPID")) else {
+        // Unreadable: count it as busy rather than stop a command.
+        return true;
+    };
+    let args_at = titles.len().saturating_sub(1);
+    top.processes.iter().flatten().any(|row| {
+        let field = |at: usize| row.get(at).map(String::as_str).unwrap_or_default();
+        let pid: i64 = field(pid_at).parse().unwrap_or(-1);
+        let ppid: i64 = field(ppid_at).parse().unwrap_or(-1);
+        let args = field(args_at);
+        let idle = pid == main_pid
+            || (ppid == main_pid && args == "sleep infinity")
+            || args.starts_with(runner_volume::BINARY_PATH);
+        !idle
+    })
+}
+
 /// The `oom_kill N` line of memory.events (v2) or memory.oom_control (v1).
 pub fn parse_oom_kill_count(text: &str) -> Option<u64> {
     text.lines().find_map(|line| {
@@ -1001,6 +1203,31 @@ mod tests {
             "sandpit-alice"
         );
         assert!(UserId::parse("../x").unwrap_err().contains("`.`"));
+    }
+
+    #[test]
+    fn only_commands_make_a_sandbox_busy() {
+        let top = |rows: &[[&str; 3]]| bollard::models::ContainerTopResponse {
+            titles: Some(vec!["PID".into(), "PPID".into(), "COMMAND".into()]),
+            processes: Some(
+                rows.iter()
+                    .map(|row| row.iter().map(|field| field.to_string()).collect())
+                    .collect(),
+            ),
+        };
+        let idle = [
+            ["100", "1", "/sbin/docker-init -- sleep infinity"],
+            ["120", "100", "sleep infinity"],
+            ["130", "0", "/.sandpit-runner/sandpit-runner serve"],
+        ];
+        assert!(!busy_processes(&top(&idle), 100));
+        let mut busy = idle.to_vec();
+        busy.push(["140", "130", "python3 train.py"]);
+        assert!(busy_processes(&top(&busy), 100));
+        // A user's own `sleep infinity` is a command.
+        let mut sleeper = idle.to_vec();
+        sleeper.push(["150", "130", "sleep infinity"]);
+        assert!(busy_processes(&top(&sleeper), 100));
     }
 
     #[test]

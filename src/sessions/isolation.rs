@@ -338,6 +338,8 @@ while read -r line; do
   case $fs_type in proc|sysfs|tmpfs|devpts|mqueue|cgroup|cgroup2|overlay|shm) continue ;; esac
   case $mount_point in
     /|"$WORK_DIR"|/etc/hosts|/etc/hostname|/etc/resolv.conf|/usr/sbin/docker-init|/sbin/docker-init|/proc/*|/sys/*|/dev/*) ;;
+    # sandpit's runner, from its own volume: fine while read-only.
+    /.sandpit-runner) case $6 in ro|ro,*) ;; *) leak "the runner's volume at $mount_point is writable ($6)" ;; esac ;;
     *) leak "host folder $root mounted at $mount_point ($fs_type)" ;;
   esac
   case $root in
@@ -345,7 +347,7 @@ while read -r line; do
     *) sources="$sources $root"; [ -e "$root" ] && [ "$root" != "$mount_point" ] && leak "host path $root (source of $mount_point) is reachable" ;;
   esac
 done < /proc/self/mountinfo
-held "$n mounts: none from the host but the workspace, /etc/hosts, hostname, resolv.conf and init; their host paths are not reachable:$(echo "$sources" | cut -c1-160)"
+held "$n mounts: none from the host but the workspace, /etc/hosts, hostname, resolv.conf, init and the read-only runner; their host paths are not reachable:$(echo "$sources" | cut -c1-160)"
 "##,
         judge: by_lines,
     },

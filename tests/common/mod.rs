@@ -195,9 +195,26 @@ pub struct TestRoot {
 }
 
 impl TestRoot {
+    /// A fresh temporary folder; `container` is removed on drop.
+    pub fn new(container: String) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            container,
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// scripts/run-tests sets `SANDPIT_EXEC_TRANSPORT=engine` (the library's
+/// own switch, inherited by the `sandpit` processes the tests start) for
+/// its pass that runs the exec and files tests through the engine's exec
+/// instead of the runner.
+pub fn engine_transport_forced() -> bool {
+    std::env::var(sandpit::engine::runner::transport::TRANSPORT_ENV)
+        .is_ok_and(|value| value.trim().eq_ignore_ascii_case("engine"))
 }
 
 impl Drop for TestRoot {
@@ -358,7 +375,8 @@ pub async fn sh(
         .unwrap_or_else(|err| panic!("exec `{script}` failed: {err:#}"))
 }
 
-/// Command lines of every process in the sandbox but the one looking.
+/// Command lines of every process in the sandbox but the one looking and
+/// the in-sandbox runner's (which serves commands and is none of theirs).
 pub async fn process_list(sandbox: &sandpit::engine::sandbox::Sandbox) -> Vec<String> {
     let result = sh(
         sandbox,
@@ -369,6 +387,7 @@ pub async fn process_list(sandbox: &sandpit::engine::sandbox::Sandbox) -> Vec<St
         .stdout_text()
         .lines()
         .filter(|line| !line.contains("/proc/[0-9]*"))
+        .filter(|line| !line.contains(sandpit::engine::runner::volume::BINARY_PATH))
         .map(str::to_string)
         .collect()
 }
