@@ -144,6 +144,9 @@ async fn a_command_whose_client_was_killed_dies_by_its_deadline() {
         .args(["exec", "--user", &sandbox.user().to_string(), "--timeout"])
         .arg(timeout.as_secs().to_string())
         .args(["--", "sh", "-c", "echo started; sleep 777"])
+        // The runner kills a vanished client's commands at once; this is
+        // about the engine exec, where only the in-sandbox watchdog is left.
+        .env(sandpit::engine::runner::transport::TRANSPORT_ENV, "engine")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
