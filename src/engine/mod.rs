@@ -11,6 +11,7 @@ pub mod policy;
 pub mod quota;
 pub mod runtimes;
 pub mod sandbox;
+pub mod shell;
 pub mod stats;
 pub(crate) mod workspace;
 

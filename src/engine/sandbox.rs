@@ -464,6 +464,11 @@ impl Sandbox {
         &self.target.work_dir
     }
 
+    /// Where execs in this sandbox run: container, `uid:gid` and work dir.
+    pub(crate) fn exec_target(&self) -> &ExecTarget {
+        &self.target
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

@@ -10,6 +10,7 @@
 pub mod app;
 pub mod collector;
 pub mod files;
+pub mod handover;
 pub mod keymap;
 pub mod popups;
 pub mod terminal;

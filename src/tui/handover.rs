@@ -1,0 +1,221 @@
+//! Handing this process's terminal to an interactive shell in a sandbox
+//! (`sandpit shell` and the dashboard's shell key): the terminal in raw
+//! mode, typed bytes to the shell as they come, its output to stdout, window
+//! sizes on SIGWINCH, until the shell exits or this process is told to stop
+//! (SIGTERM, SIGHUP). Raw mode is put back as it was on every way out:
+//! return, error and panic.
+//!
+//! Stdin is read by a thread that polls before it reads and stops within
+//! [`STDIN_POLL`] of the session's end, so a dashboard taking its terminal
+//! back loses no key press to a reader left behind.
+
+use std::os::fd::AsFd as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::sandbox::Sandbox;
+use crate::engine::shell::{ShellExit, ShellOptions, TermSize};
+
+/// How often the stdin reader looks whether the session ended.
+const STDIN_POLL: Duration = Duration::from_millis(50);
+/// Bytes read from the terminal at a time.
+const STDIN_CHUNK: usize = 4096;
+
+/// Opens a shell in `sandbox` and runs it on this terminal until it exits
+/// or this process is told to stop; see the module's doc. Returns how it
+/// ended.
+///
+/// Errors when the terminal cannot be put in raw mode, when the shell
+/// cannot be opened (see [`Sandbox::open_shell`]), or when its processes
+/// cannot be killed after.
+pub async fn run_shell(sandbox: &Sandbox) -> anyhow::Result<ShellExit> {
+    let _raw = RawMode::enter().context("cannot put the terminal in raw mode")?;
+    let options = ShellOptions {
+        term: std::env::var("TERM").ok(),
+        size: terminal_size(),
+    };
+    let shell = sandbox.open_shell(&options).await?;
+
+    let (typed, input) = mpsc::channel(16);
+    let reader = StdinReader::spawn(typed)?;
+    let (sizes, resizes) = mpsc::channel(4);
+    let resizer = tokio::spawn(forward_resizes(sizes));
+    let cancel = CancellationToken::new();
+    let stopper = tokio::spawn(cancel_on_signals(cancel.clone()));
+
+    let mut stdout = tokio::io::stdout();
+    let exit = shell.attach(input, &mut stdout, resizes, cancel).await;
+    resizer.abort();
+    stopper.abort();
+    reader.stop();
+    exit
+}
+
+/// The terminal's size, when stdout is one.
+fn terminal_size() -> Option<TermSize> {
+    crossterm::terminal::size()
+        .ok()
+        .filter(|(cols, rows)| *cols > 0 && *rows > 0)
+        .map(|(cols, rows)| TermSize { cols, rows })
+}
+
+/// Sends the terminal's size each time it changes.
+async fn forward_resizes(sizes: mpsc::Sender<TermSize>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut changed) = signal(SignalKind::window_change()) else {
+        tracing::warn!("cannot watch SIGWINCH: the shell keeps its first size");
+        return;
+    };
+    while changed.recv().await.is_some() {
+        if let Some(size) = terminal_size()
+            && sizes.send(size).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Cancels the session on SIGTERM or SIGHUP (the terminal went away). In
+/// raw mode Ctrl-C is a byte for the shell, not a signal for sandpit.
+async fn cancel_on_signals(cancel: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut hangup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::warn!("cannot watch SIGTERM and SIGHUP during the shell");
+        return;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = hangup.recv() => {}
+    }
+    cancel.cancel();
+}
+
+/// Raw mode for the session, when the terminal is not in it already (the
+/// dashboard's is); dropping it puts the terminal back.
+struct RawMode {
+    entered: bool,
+}
+
+impl RawMode {
+    fn enter() -> std::io::Result<Self> {
+        if crossterm::terminal::is_raw_mode_enabled()? {
+            return Ok(Self { entered: false });
+        }
+        install_panic_hook();
+        crossterm::terminal::enable_raw_mode()?;
+        Ok(Self { entered: true })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if self.entered {
+            let _ = crossterm::terminal::disable_raw_mode();
+        }
+    }
+}
+
+/// Leaves raw mode before the default hook prints a panic, so the message
+/// reads well and the terminal is usable after. Installed once.
+fn install_panic_hook() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = crossterm::terminal::disable_raw_mode();
+            previous(info);
+        }));
+    });
+}
+
+/// The thread copying stdin to the shell.
+struct StdinReader {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StdinReader {
+    fn spawn(typed: mpsc::Sender<Vec<u8>>) -> anyhow::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("sandpit-shell-stdin".to_string())
+            .spawn(move || read_stdin(&typed, &stopped))
+            .context("cannot start the thread reading the terminal")?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread and waits for it (at most about [`STDIN_POLL`]).
+    fn stop(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for StdinReader {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// Copies stdin to `typed` until told to stop, stdin ends or fails, or the
+/// session is gone. Reads only after a poll says there is something, and
+/// never after `stop`, so no byte meant for whoever reads next is taken.
+fn read_stdin(typed: &mpsc::Sender<Vec<u8>>, stop: &AtomicBool) {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let stdin = std::io::stdin();
+    let fd = stdin.as_fd();
+    let timeout = Timespec {
+        tv_sec: 0,
+        tv_nsec: i64::from(STDIN_POLL.subsec_nanos()),
+    };
+    let mut buffer = vec![0u8; STDIN_CHUNK];
+    while !stop.load(Ordering::SeqCst) {
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!("cannot poll the terminal: {err}");
+                return;
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        if !fds[0].revents().contains(PollFlags::IN) {
+            // Hung up or invalid, with nothing left to read.
+            return;
+        }
+        match rustix::io::read(fd, &mut buffer[..]) {
+            Ok(0) => return,
+            Ok(read) => {
+                if typed.blocking_send(buffer[..read].to_vec()).is_err() {
+                    return;
+                }
+            }
+            Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
+            Err(err) => {
+                tracing::warn!("cannot read the terminal: {err}");
+                return;
+            }
+        }
+    }
+}
