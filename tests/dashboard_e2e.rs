@@ -905,3 +905,293 @@ impl Drop for UnmountUnder {
         common::unmount_under(&self.0);
     }
 }
+
+// ---------------------------------------------------------------------------
+// The interactive shell (issue 12, part 3): `sandpit shell U` in tmux, and
+// the dashboard's shell key. Each sandbox is made with the CLI under a
+// workspace root of the test's own.
+// ---------------------------------------------------------------------------
+
+/// A running sandbox for a test user, made by `sandpit new` under `home`.
+fn shell_sandbox(
+    tag: &str,
+    home: &std::path::Path,
+) -> (sandpit::engine::sandbox::UserId, common::Cleanup) {
+    let user = common::test_user(tag);
+    let cleanup = common::Cleanup(vec![user.container_name()]);
+    let output = sandpit_cli(home, &["new", user.as_str()]);
+    assert!(
+        output.status.success(),
+        "sandpit new {user}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (user, cleanup)
+}
+
+/// Runs the sandpit CLI to its end under `home`'s workspace root, without a
+/// terminal.
+fn sandpit_cli(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sandpit"));
+    command
+        .arg("--workspace-root")
+        .arg(home.join("ws"))
+        .args(args);
+    if let Some(ca) = common::build_options().ca_file {
+        command.env(sandpit::config::CA_FILE_ENV, ca);
+    }
+    common::output_within(&mut command, common::CLI_DEADLINE, "the sandpit CLI")
+}
+
+/// Runs `command` in a detached tmux session of `size` whose pane stays
+/// after the program exits (for its exit status and last screen).
+fn start_in_tmux(name: &str, command: &str, size: (u16, u16)) -> TmuxSession {
+    let (width, height) = (size.0.to_string(), size.1.to_string());
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        name,
+        "-x",
+        &width,
+        "-y",
+        &height,
+        command,
+    ]);
+    tmux(&["set-option", "-t", name, "remain-on-exit", "on"]);
+    TmuxSession(name.to_string())
+}
+
+/// `sandpit shell USER` as the pane's own process (so its pid is the
+/// pane's), with a known TERM.
+fn start_shell(name: &str, home: &std::path::Path, user: &str, size: (u16, u16)) -> TmuxSession {
+    let command = format!(
+        "exec env TERM=xterm-256color {bin} --workspace-root {home}/ws shell {user}",
+        bin = env!("CARGO_BIN_EXE_sandpit"),
+        home = home.display(),
+    );
+    start_in_tmux(name, &command, size)
+}
+
+/// Types a line into the pane.
+fn type_line(name: &str, line: &str) {
+    tmux(&["send-keys", "-t", name, "-l", line]);
+    tmux(&["send-keys", "-t", name, "Enter"]);
+}
+
+/// The pane's exit status once its program has ended, waited for.
+fn pane_exit_status(name: &str, deadline: Duration) -> String {
+    let status = || {
+        tmux(&["display-message", "-p", "-t", name, "#{pane_dead_status}"])
+            .trim()
+            .to_string()
+    };
+    wait_for_screen(name, deadline, "the program's exit status", |_| {
+        !status().is_empty()
+    });
+    status()
+}
+
+/// The command lines of every process in a container, read with the docker
+/// CLI (NUL separators as spaces).
+fn container_processes(container: &str) -> String {
+    let output = common::output_within(
+        Command::new("docker").args([
+            "exec",
+            container,
+            "sh",
+            "-c",
+            "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done 2>/dev/null",
+        ]),
+        Duration::from_secs(30),
+        "docker exec listing the sandbox's processes",
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn docker_inspect(container: &str, format: &str) -> String {
+    let output = common::output_within(
+        Command::new("docker").args(["inspect", "-f", format, container]),
+        Duration::from_secs(30),
+        "docker inspect",
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+#[test]
+fn a_shell_from_the_cli_runs_as_the_sandbox_and_leaves_nothing_behind() {
+    let home = tempfile::tempdir().unwrap();
+    let (user, _cleanup) = shell_sandbox("shcli", home.path());
+    let container = user.container_name();
+    let owner = docker_inspect(&container, "{{.Config.User}}");
+    let work_dir = docker_inspect(&container, "{{.Config.WorkingDir}}");
+    let (uid, gid) = owner.split_once(':').expect("the sandbox runs as uid:gid");
+    let name = format!("sandpit-e2e-shell-{}", std::process::id());
+    let _session = start_shell(&name, home.path(), user.as_str(), (100, 30));
+    let prompt = format!("{work_dir}$");
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the shell's prompt",
+        |screen| screen.contains(&prompt),
+    );
+
+    // Who, where, which terminal and size; the typed line shows `$(...)`,
+    // only the output shows the values.
+    type_line(
+        &name,
+        "echo \"who=$(id -u):$(id -g) dir=$(pwd) term=$TERM size=$(stty size)\"",
+    );
+    let expected = format!("who={uid}:{gid} dir={work_dir} term=xterm-256color size=30 100");
+    wait_for_screen(&name, Duration::from_secs(10), &expected, |screen| {
+        screen.lines().any(|line| line.trim_end() == expected)
+    });
+    // The same hardening as commands: no capabilities, no new privileges.
+    type_line(
+        &name,
+        "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status | tr -s '\\t' ' '",
+    );
+    wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the shell's privileges",
+        |screen| {
+            screen
+                .lines()
+                .any(|line| line.trim_end() == "CapEff: 0000000000000000")
+                && screen
+                    .lines()
+                    .any(|line| line.trim_end() == "NoNewPrivs: 1")
+        },
+    );
+
+    // A resize reaches the shell's terminal.
+    tmux(&["resize-window", "-t", &name, "-x", "90", "-y", "25"]);
+    type_line(&name, "echo \"size=$(stty size)\"");
+    wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the new size in the shell",
+        |screen| screen.lines().any(|line| line.trim_end() == "size=25 90"),
+    );
+
+    // A background job outlives the shell's exit unless sandpit ends it.
+    type_line(&name, "sleep 4242 &");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !container_processes(&container).contains("sleep 4242") {
+        assert!(Instant::now() < until, "the background sleep never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    type_line(&name, "exit 7");
+    assert_eq!(pane_exit_status(&name, Duration::from_secs(30)), "7");
+    let left = container_processes(&container);
+    assert!(
+        !left.contains("sleep 4242"),
+        "the background job survived:\n{left}"
+    );
+    assert!(
+        !left.contains("sandpit-tether"),
+        "the tether survived:\n{left}"
+    );
+}
+
+#[test]
+fn a_shell_whose_client_is_stopped_or_killed_leaves_nothing_behind() {
+    let home = tempfile::tempdir().unwrap();
+    let (user, _cleanup) = shell_sandbox("shkill", home.path());
+    let container = user.container_name();
+    let work_dir = docker_inspect(&container, "{{.Config.WorkingDir}}");
+    for (signal, sleep, status) in [("-TERM", "4343", Some("130")), ("-KILL", "4344", None)] {
+        let name = format!("sandpit-e2e-shkill{signal}-{}", std::process::id());
+        let _session = start_shell(&name, home.path(), user.as_str(), (100, 30));
+        wait_for_screen(
+            &name,
+            Duration::from_secs(30),
+            "the shell's prompt",
+            |screen| screen.contains(&format!("{work_dir}$")),
+        );
+        // One job in the background, one in the foreground.
+        type_line(&name, &format!("sleep {sleep} & sleep {sleep}1"));
+        let until = Instant::now() + Duration::from_secs(10);
+        while !container_processes(&container).contains(&format!("sleep {sleep}1")) {
+            assert!(Instant::now() < until, "the sleeps never started");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let pid = tmux(&["display-message", "-p", "-t", &name, "#{pane_pid}"]);
+        let killed = Command::new("kill")
+            .args([signal, pid.trim()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        if let Some(status) = status {
+            assert_eq!(pane_exit_status(&name, Duration::from_secs(30)), status);
+        }
+        // Killed outright, sandpit can do nothing: the tether inside does it.
+        let until = Instant::now() + Duration::from_secs(15);
+        loop {
+            let left = container_processes(&container);
+            if !left.contains(&format!("sleep {sleep}")) && !left.contains("sandpit-tether") {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "after kill {signal}, the shell's processes are still there after 15 s:\n{left}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[test]
+fn shell_refusals_say_what_to_do() {
+    let home = tempfile::tempdir().unwrap();
+    // Without a terminal: refused before anything else.
+    let output = sandpit_cli(home.path(), &["shell", "nobody-here"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("needs a terminal on stdin and stdout"),
+        "{stderr}"
+    );
+
+    let (user, _cleanup) = shell_sandbox("shrefuse", home.path());
+    let missing = common::test_user("shnobody");
+    let stop = sandpit_cli(home.path(), &["stop", user.as_str()]);
+    assert!(
+        stop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
+    let bin = env!("CARGO_BIN_EXE_sandpit");
+    let ws = home.path().join("ws");
+    let cases = [
+        (
+            format!("{bin} --workspace-root {} shell {missing}", ws.display()),
+            format!("user `{missing}` has no sandbox: create one with `sandpit new {missing}`"),
+        ),
+        (
+            format!("{bin} --workspace-root {} shell {user}", ws.display()),
+            format!("start it with `sandpit start {user}`"),
+        ),
+        (
+            format!(
+                "env DOCKER_HOST=unix:///nonexistent/docker.sock {bin} --workspace-root {} shell {user}",
+                ws.display()
+            ),
+            "does not answer".to_string(),
+        ),
+    ];
+    for (n, (command, message)) in cases.iter().enumerate() {
+        let name = format!("sandpit-e2e-shrefuse{n}-{}", std::process::id());
+        // The status is printed after, and the pane held: a program that
+        // fails at once may end before tmux is told to keep its pane.
+        let held = format!("{command}; echo exit-status=$?; sleep 600");
+        let _session = start_in_tmux(&name, &held, (200, 20));
+        let screen = wait_for_screen(&name, Duration::from_secs(60), "the refusal", |screen| {
+            screen.contains("exit-status=")
+        });
+        assert!(screen.contains("exit-status=1"), "{command}: {screen}");
+        // tmux wraps at the pane's width; the message is read joined.
+        let screen = tmux(&["capture-pane", "-p", "-J", "-t", &name]);
+        assert!(screen.contains(message.as_str()), "{command}: {screen}");
+    }
+}
