@@ -917,3 +917,111 @@ async fn a_sandbox_stopped_during_a_command_stays_stopped() {
     );
     sandbox.remove(true).await.unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// The interactive shell through the engine API (issue 12, part 3); the
+// terminal side is tested in tmux in tests/dashboard_e2e.rs.
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_shell_gets_its_terminal_and_reports_its_status() {
+    use sandpit::engine::shell::{ShellEnd, ShellOptions, TermSize};
+    let (sandbox, _root) = common::sandbox("shell-api").await;
+    let options = ShellOptions {
+        term: Some("vt100".to_string()),
+        size: Some(TermSize { cols: 77, rows: 11 }),
+    };
+    let shell = sandbox.open_shell(&options).await.unwrap();
+    let (typed, input) = tokio::sync::mpsc::channel(4);
+    let (sizes, resizes) = tokio::sync::mpsc::channel(4);
+    // Typed ahead: the terminal holds it until the shell reads. The typed
+    // line shows `$((6*7))`; only the output shows 42.
+    typed
+        .send(b"echo \"$TERM $(stty size) $((6*7))\"; exit 3\n".to_vec())
+        .await
+        .unwrap();
+    let mut output = Vec::new();
+    let exit = tokio::time::timeout(
+        Duration::from_secs(60),
+        shell.attach(input, &mut output, resizes, CancellationToken::new()),
+    )
+    .await
+    .expect("the shell exits within 60 s")
+    .unwrap();
+    let output = String::from_utf8_lossy(&output);
+    assert!(output.contains("vt100 11 77 42"), "{output}");
+    assert_eq!(exit.end, ShellEnd::Exited, "{exit:?}");
+    assert_eq!(exit.code, Some(3), "{exit:?}");
+    assert_eq!(exit.status_code(), 3);
+    drop((typed, sizes));
+}
+
+#[tokio::test]
+async fn a_client_leaving_a_shell_ends_its_processes() {
+    use sandpit::engine::shell::{ShellEnd, ShellOptions};
+    let (sandbox, _root) = common::sandbox("shell-leave").await;
+    for leave in ["input ends", "cancel"] {
+        let shell = sandbox.open_shell(&ShellOptions::default()).await.unwrap();
+        let (typed, input) = tokio::sync::mpsc::channel(4);
+        let (_sizes, resizes) = tokio::sync::mpsc::channel(4);
+        typed
+            .send(b"sleep 5151 & sleep 5152\n".to_vec())
+            .await
+            .unwrap();
+        let cancel = CancellationToken::new();
+        let mut output = Vec::new();
+        let session = tokio::spawn({
+            let cancel = cancel.clone();
+            async move {
+                let exit = shell.attach(input, &mut output, resizes, cancel).await;
+                (exit, output)
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !common::process_list(&sandbox)
+            .await
+            .iter()
+            .any(|line| line.contains("sleep 5152"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{leave}: the shell's sleeps did not start within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        match leave {
+            "input ends" => drop(typed),
+            _ => cancel.cancel(),
+        }
+        let (exit, output) = tokio::time::timeout(Duration::from_secs(60), session)
+            .await
+            .expect("the session ends within 60 s of the client leaving")
+            .unwrap();
+        let exit = exit.unwrap();
+        assert_eq!(exit.end, ShellEnd::Detached, "{leave}: {exit:?}");
+        assert_eq!(exit.status_code(), 130, "{leave}");
+        let left = common::process_list(&sandbox).await;
+        assert!(
+            !left.iter().any(|line| line.contains("sleep 515")),
+            "{leave}: the shell's processes survived: {left:#?}\n{}",
+            String::from_utf8_lossy(&output)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_shell_in_a_stopped_sandbox_is_refused_with_what_to_do() {
+    let (sandbox, _root) = common::sandbox("shell-stopped").await;
+    sandbox.stop().await.unwrap();
+    let err = sandbox
+        .open_shell(&Default::default())
+        .await
+        .expect_err("a stopped sandbox has no shell");
+    let user = sandbox.user();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the sandbox of user `{user}` is not running (state: exited): start it with `sandpit start {user}`"
+        )
+    );
+}

@@ -168,9 +168,9 @@ impl Sandbox {
         let user = self.user();
         if !details.info.is_running() {
             anyhow::bail!(
-                "the sandbox of user `{user}` is {}, not running: start it with `sandpit start {user}`",
+                "the sandbox of user `{user}` is not running (state: {}): start it with `sandpit start {user}`",
                 if details.info.state.is_empty() {
-                    "in an unknown state"
+                    "unknown"
                 } else {
                     details.info.state.as_str()
                 }

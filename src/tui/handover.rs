@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::sandbox::Sandbox;
-use crate::engine::shell::{ShellExit, ShellOptions, TermSize};
+use crate::engine::shell::{Shell, ShellExit, ShellOptions, TermSize};
 
 /// How often the stdin reader looks whether the session ended.
 const STDIN_POLL: Duration = Duration::from_millis(50);
@@ -34,13 +34,22 @@ const STDIN_CHUNK: usize = 4096;
 /// cannot be opened (see [`Sandbox::open_shell`]), or when its processes
 /// cannot be killed after.
 pub async fn run_shell(sandbox: &Sandbox) -> anyhow::Result<ShellExit> {
-    let _raw = RawMode::enter().context("cannot put the terminal in raw mode")?;
+    let shell = open_for_terminal(sandbox).await?;
+    attach_terminal(shell).await
+}
+
+/// Opens a shell for this terminal: its `TERM` and size.
+async fn open_for_terminal(sandbox: &Sandbox) -> anyhow::Result<Shell> {
     let options = ShellOptions {
         term: std::env::var("TERM").ok(),
         size: terminal_size(),
     };
-    let shell = sandbox.open_shell(&options).await?;
+    sandbox.open_shell(&options).await
+}
 
+/// Runs an open shell on this terminal, in raw mode, until it ends.
+async fn attach_terminal(shell: Shell) -> anyhow::Result<ShellExit> {
+    let _raw = RawMode::enter().context("cannot put the terminal in raw mode")?;
     let (typed, input) = mpsc::channel(16);
     let reader = StdinReader::spawn(typed)?;
     let (sizes, resizes) = mpsc::channel(4);
@@ -53,6 +62,67 @@ pub async fn run_shell(sandbox: &Sandbox) -> anyhow::Result<ShellExit> {
     resizer.abort();
     stopper.abort();
     reader.stop();
+    exit
+}
+
+/// The dashboard's hand-over: gives the terminal to a shell in `user`'s
+/// sandbox and takes it back. The alternate screen, mouse capture and
+/// bracketed paste are left for the shell's time (raw mode stays: the shell
+/// needs it), a line says how to come back, and on return they are set
+/// again and `terminal` cleared, so the next frame redraws everything.
+///
+/// The caller must have stopped reading terminal events (dropped its
+/// crossterm `EventStream`) first, or it would take key presses meant for
+/// the shell. Errors as [`run_shell`], and when the engine does not answer
+/// or `user` has no sandbox; once handed over, the screen is taken back
+/// whatever happens.
+pub async fn shell_from_dashboard<B: ratatui::backend::Backend>(
+    terminal: &mut ratatui::Terminal<B>,
+    user: &crate::engine::sandbox::UserId,
+) -> anyhow::Result<ShellExit> {
+    use crossterm::event::{
+        DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    };
+    use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
+    use std::io::Write as _;
+
+    // Opened first: a sandbox that is gone or stopped is reported without
+    // the screen flashing.
+    let engine = crate::engine::Engine::connect().await?;
+    let Some(sandbox) = engine.find_sandbox(user).await? else {
+        anyhow::bail!("user `{user}` has no sandbox");
+    };
+    let shell = open_for_terminal(&sandbox).await?;
+    let mut stdout = std::io::stdout();
+    let handed = crossterm::execute!(
+        stdout,
+        DisableMouseCapture,
+        DisableBracketedPaste,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+    let exit = match handed {
+        Ok(()) => {
+            // Raw mode: a line break is written as the terminal needs it.
+            let _ = write!(
+                stdout,
+                "\r\nsandpit: a shell in the sandbox of `{user}`; `exit` returns to the dashboard\r\n"
+            );
+            let _ = stdout.flush();
+            attach_terminal(shell).await
+        }
+        // Dropped, the shell is ended by its tether.
+        Err(err) => Err(anyhow::Error::new(err).context("cannot hand the terminal over")),
+    };
+    let taken_back = crossterm::execute!(
+        std::io::stdout(),
+        EnterAlternateScreen,
+        EnableMouseCapture,
+        EnableBracketedPaste
+    );
+    let cleared = terminal.clear();
+    taken_back.context("cannot take the terminal back from the shell")?;
+    cleared.map_err(|err| anyhow::anyhow!("cannot redraw the dashboard: {err}"))?;
     exit
 }
 
