@@ -16,10 +16,10 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecOptions, StartExecResults};
-use futures_util::{Stream, StreamExt as _};
-use tokio::io::{AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{
+    AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -51,6 +51,13 @@ const OUTPUT_SETTLE: Duration = Duration::from_secs(3);
 /// How long the engine may take to accept the first window size: an exec
 /// just started can be briefly unknown to it.
 const FIRST_RESIZE: Duration = Duration::from_secs(2);
+
+/// Bytes of the shell's output read at a time.
+const OUTPUT_CHUNK: usize = 16 << 10;
+/// How long the engine may take to answer the request that starts the
+/// shell, and the most it may say before the stream begins.
+const START_ANSWER: Duration = Duration::from_secs(30);
+const START_HEAD_LIMIT: u64 = 64 << 10;
 
 /// A terminal's size in character cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +138,7 @@ impl ShellExit {
     }
 }
 
-type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
+type Output = Pin<Box<dyn AsyncRead + Send>>;
 type Input = Pin<Box<dyn AsyncWrite + Send>>;
 
 /// An open shell, not yet attached; see [`Shell::attach`]. Dropped without
@@ -246,19 +253,15 @@ impl Sandbox {
             )
             .await
             .map_err(refused)?;
-        let StartExecResults::Attached { input, output } = docker
-            .start_exec(
-                &created.id,
-                Some(StartExecOptions {
-                    tty: true,
-                    ..Default::default()
-                }),
-            )
-            .await
-            .map_err(refused)?
-        else {
-            anyhow::bail!("the engine started the shell detached; expected it attached");
-        };
+        let (output, input) = start_raw(&engine, &created.id).await.map_err(|err| {
+            match err.downcast::<bollard::errors::Error>() {
+                Ok(err) => refused(err),
+                Err(err) => err.context(format!(
+                    "cannot open a shell in {} for user `{user}`",
+                    target.container
+                )),
+            }
+        })?;
         let shell = Shell {
             engine,
             target,
@@ -356,21 +359,21 @@ impl Shell {
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut resizes_open = true;
         let mut output_ended = false;
+        let mut chunk = vec![0u8; OUTPUT_CHUNK];
         let end = loop {
             tokio::select! {
-                chunk = shell_output.next() => match chunk {
-                    Some(Ok(chunk)) => {
-                        let bytes = chunk.into_bytes();
-                        if output.write_all(&bytes).await.is_err() || output.flush().await.is_err() {
-                            break ShellEnd::Detached;
-                        }
-                    }
-                    Some(Err(err)) => {
-                        tracing::warn!("the shell's output from {} broke: {err}", target.container);
+                read = shell_output.read(&mut chunk) => match read {
+                    Ok(0) => {
                         output_ended = true;
                         break ShellEnd::Exited;
                     }
-                    None => {
+                    Ok(read) => {
+                        if output.write_all(&chunk[..read]).await.is_err() || output.flush().await.is_err() {
+                            break ShellEnd::Detached;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!("the shell's output from {} broke: {err}", target.container);
                         output_ended = true;
                         break ShellEnd::Exited;
                     }
@@ -395,8 +398,10 @@ impl Shell {
             // What the shell wrote last (often the echo of `exit`) may still
             // be on its way; the stream ends once its terminal is closed.
             let _ = tokio::time::timeout(OUTPUT_SETTLE, async {
-                while let Some(Ok(chunk)) = shell_output.next().await {
-                    if output.write_all(&chunk.into_bytes()).await.is_err() {
+                while let Ok(read) = shell_output.read(&mut chunk).await
+                    && read > 0
+                {
+                    if output.write_all(&chunk[..read]).await.is_err() {
                         break;
                     }
                 }
@@ -424,6 +429,113 @@ impl Shell {
             sandbox_lost,
         })
     }
+}
+
+/// Starts a TTY exec and returns its stream: what the shell writes, and
+/// where to write what it reads.
+///
+/// bollard's `start_exec` reads every exec through its decoder of
+/// multiplexed streams, which takes output starting with byte 0, 1 or 2 (a
+/// program printing ^A, say) for a frame header and then waits for a frame
+/// that never comes: the session stalls. A terminal's stream has no frames,
+/// so it is started here with the engine's own request and read raw. The
+/// engine is reached as bollard reaches it: a unix socket or plain TCP.
+///
+/// Errors: the engine's refusal as a [`bollard::errors::Error`] (status
+/// and message), or why it could not be asked.
+async fn start_raw(engine: &Engine, exec_id: &str) -> anyhow::Result<(Output, Input)> {
+    let host = engine.host();
+    let request = format!(
+        "POST /v{version}/exec/{exec_id}/start HTTP/1.1\r\nHost: docker\r\n\
+         User-Agent: sandpit\r\nContent-Type: application/json\r\n\
+         Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: {length}\r\n\r\n{body}",
+        version = engine.docker().client_version(),
+        length = START_BODY.len(),
+        body = START_BODY,
+    );
+    let started = async {
+        if let Some(path) = host.strip_prefix("unix://") {
+            let stream = tokio::net::UnixStream::connect(path).await?;
+            hijack(stream, &request).await
+        } else if let Some(address) = host
+            .strip_prefix("tcp://")
+            .or_else(|| host.strip_prefix("http://"))
+        {
+            let stream = tokio::net::TcpStream::connect(address.trim_end_matches('/')).await?;
+            hijack(stream, &request).await
+        } else {
+            anyhow::bail!("only unix:// and tcp:// engines can run a shell, not {host}")
+        }
+    };
+    tokio::time::timeout(START_ANSWER, started)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!("the engine at {host} did not start the shell within {START_ANSWER:?}")
+        })?
+}
+
+/// The body of the start request: attached, with a terminal.
+const START_BODY: &str = r#"{"Detach":false,"Tty":true}"#;
+
+/// Sends `request` on `stream` and reads the engine's answer: past a `101`
+/// (or, from older engines, `200`) head the connection is the exec's raw
+/// stream; anything else is a refusal, read into an error.
+async fn hijack<S>(stream: S, request: &str) -> anyhow::Result<(Output, Input)>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (read, mut write) = tokio::io::split(stream);
+    write.write_all(request.as_bytes()).await?;
+    write.flush().await?;
+    // Buffered: bytes of the stream read along with the head stay in it.
+    let mut reader = tokio::io::BufReader::new(read);
+    let mut head = Vec::new();
+    loop {
+        let before = head.len();
+        let read = (&mut reader)
+            .take(START_HEAD_LIMIT.saturating_sub(before as u64))
+            .read_until(b'\n', &mut head)
+            .await?;
+        if read == 0 {
+            anyhow::bail!("the engine closed the connection before it started the shell");
+        }
+        if head.ends_with(b"\r\n\r\n") || head.ends_with(b"\n\n") {
+            break;
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let status_code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the engine answered the shell's start with `{}`",
+                head.lines().next().unwrap_or_default()
+            )
+        })?;
+    if matches!(status_code, 101 | 200) {
+        return Ok((Box::pin(reader), Box::pin(write)));
+    }
+    let length = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse::<u64>().ok())
+        .unwrap_or(START_HEAD_LIMIT)
+        .min(START_HEAD_LIMIT);
+    let mut body = Vec::new();
+    let _ = (&mut reader).take(length).read_to_end(&mut body).await;
+    // The engine says why as JSON: {"message": "..."}.
+    let message = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|json| json.get("message")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
+    Err(bollard::errors::Error::DockerResponseServerError {
+        status_code,
+        message,
+    }
+    .into())
 }
 
 async fn try_resize(
