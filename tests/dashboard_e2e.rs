@@ -1092,6 +1092,23 @@ fn a_shell_from_the_cli_runs_as_the_sandbox_and_leaves_nothing_behind() {
         !left.contains("sandpit-tether"),
         "the tether survived:\n{left}"
     );
+    // The session is in the activity log, with its status (not what was typed).
+    let activity = sandpit_cli(
+        home.path(),
+        &["activity", "--user", user.as_str(), "--json"],
+    );
+    let rows = String::from_utf8_lossy(&activity.stdout);
+    let shell_row = rows
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|row| row["action"] == "shell")
+        .unwrap_or_else(|| panic!("no shell row in the activity log:\n{rows}"));
+    assert_eq!(shell_row["source"], "cli", "{shell_row}");
+    assert_eq!(shell_row["exit_code"], 7, "{shell_row}");
+    assert!(
+        !rows.contains("4242"),
+        "what was typed is recorded:\n{rows}"
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use std::io::IsTerminal as _;
 
+use crate::activity::{Activity, Source};
 use crate::engine::sandbox::UserId;
 
 use super::Context;
@@ -28,8 +29,15 @@ pub async fn shell(context: &Context, user: &UserId) -> anyhow::Result<i32> {
     };
     // An open shell is use, for the idle reaper; so is its end.
     sessions.touch(user)?;
+    let log = context.cli_activity_log()?;
+    let activity = Activity::new(Source::Cli, user, "shell", "interactive");
+    let started = std::time::Instant::now();
     let exit = crate::tui::handover::run_shell(&sandbox).await;
     let released = sessions.release(user);
+    log.record_async(crate::tui::handover::shell_activity(
+        activity, &exit, started,
+    ))
+    .await;
     let exit = exit?;
     released?;
     if let Some(reason) = exit.reason(sandbox.container_name()) {

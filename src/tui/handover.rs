@@ -126,6 +126,21 @@ pub async fn shell_from_dashboard<B: ratatui::backend::Backend>(
     exit
 }
 
+/// Ends the activity-log row of a shell session, made as it opened with
+/// `Activity::new(source, user, "shell", "interactive")`: how long it
+/// lasted, its exit status or why it failed. What was typed is not recorded.
+pub fn shell_activity(
+    activity: crate::activity::Activity,
+    exit: &anyhow::Result<ShellExit>,
+    started: std::time::Instant,
+) -> crate::activity::Activity {
+    let activity = activity.finish(exit, started);
+    match exit {
+        Ok(exit) => activity.with_exit_code(exit.status_code()),
+        Err(_) => activity,
+    }
+}
+
 /// The terminal's size, when stdout is one.
 fn terminal_size() -> Option<TermSize> {
     crossterm::terminal::size()
