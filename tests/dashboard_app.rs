@@ -1204,6 +1204,7 @@ fn check(app: &App, action: Action) -> Result<(), String> {
         Action::Up => app.selected_session == 0,
         Action::Down => app.selected_session == 2,
         Action::CycleTheme => app.theme_index != 0,
+        Action::Shell => app.shell_request.as_deref() == Some("alice"),
         Action::RuntimeUp => app.selected_runtime == 0,
         Action::RuntimeDown => app.selected_runtime == 1,
         Action::FileUp => work.unwrap().tree.selected == 0,
@@ -1397,4 +1398,43 @@ fn every_overridden_key_works_and_the_old_one_does_not() {
     app.outbox.clear();
     press(&mut app, KeyCode::Char('a'));
     assert!(app.popup.is_none(), "a still makes a file");
+}
+
+// ---------------------------------------------------------------------------
+// The shell key (issue 12, part 3): the event loop hands the terminal over
+// for `shell_request`; tests/dashboard_e2e.rs drives the real thing.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn the_shell_key_asks_for_a_shell_only_in_a_running_session() {
+    let mut app = app();
+    press_action(&mut app, Action::Shell);
+    assert_eq!(app.shell_request.as_deref(), Some("alice"));
+    assert!(app.outbox.is_empty(), "a shell is no engine request");
+
+    // A stopped session: told how to start it, no shell.
+    let mut app = self::app();
+    app.selected_session = 1;
+    press_action(&mut app, Action::Shell);
+    assert_eq!(app.shell_request, None);
+    let notice = app
+        .notice
+        .as_ref()
+        .map(|n| n.text.clone())
+        .unwrap_or_default();
+    assert!(notice.contains("`bob` is not running; press s"), "{notice}");
+
+    // The engine away: no shell either.
+    let mut app = self::app();
+    app.apply(Update::EngineDown {
+        error: "gone".to_string(),
+    });
+    press_action(&mut app, Action::Shell);
+    assert_eq!(app.shell_request, None);
+
+    // Only in the Sessions pane: elsewhere the key is the pane's or nothing.
+    let mut app = self::app();
+    app.focus_pane(Pane::Runtimes);
+    press_action(&mut app, Action::Shell);
+    assert_eq!(app.shell_request, None);
 }

@@ -1212,3 +1212,95 @@ fn shell_refusals_say_what_to_do() {
         assert!(screen.contains(message.as_str()), "{command}: {screen}");
     }
 }
+
+#[test]
+fn a_shell_from_the_dashboard_hands_the_terminal_over_and_back() {
+    let home = tempfile::tempdir().unwrap();
+    let (user, _cleanup) = shell_sandbox("shdash", home.path());
+    let work_dir = docker_inspect(&user.container_name(), "{{.Config.WorkingDir}}");
+    let name = format!("sandpit-e2e-shdash-{}", std::process::id());
+    let _session = start_dashboard(&name, home.path(), "", (120, 35));
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the dashboard listing the session",
+        |screen| screen.contains("Sessions (") && screen.contains(user.as_str()),
+    );
+    // Other tests' sandboxes on the shared engine are listed too: filter.
+    tmux(&["send-keys", "-t", &name, "/"]);
+    type_line(&name, user.as_str());
+    wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the filtered list",
+        |screen| screen.contains("Sessions (1)"),
+    );
+
+    tmux(&["send-keys", "-t", &name, "e"]);
+    let prompt = format!("{work_dir}$");
+    let banner = format!("a shell in the sandbox of `{user}`");
+    wait_for_screen(&name, Duration::from_secs(30), "the shell", |screen| {
+        screen.contains(&banner) && screen.contains(&prompt)
+    });
+    assert_eq!(
+        tmux(&["display-message", "-p", "-t", &name, "#{alternate_on}"]).trim(),
+        "0",
+        "the shell runs on the main screen"
+    );
+    type_line(&name, "echo \"shell-$((6*7)) as $(id -u) in $(pwd)\"");
+    let uid = docker_inspect(&user.container_name(), "{{.Config.User}}");
+    let uid = uid.split(':').next().unwrap_or_default();
+    let expected = format!("shell-42 as {uid} in {work_dir}");
+    wait_for_screen(&name, Duration::from_secs(10), &expected, |screen| {
+        screen.lines().any(|line| line.trim_end() == expected)
+    });
+    // A resize during the shell reaches it.
+    tmux(&["resize-window", "-t", &name, "-x", "100", "-y", "30"]);
+    type_line(&name, "echo \"size=$(stty size)\"");
+    wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the new size in the shell",
+        |screen| screen.lines().any(|line| line.trim_end() == "size=30 100"),
+    );
+
+    type_line(&name, "exit");
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the dashboard back",
+        |screen| {
+            screen.contains("Sessions (1)")
+                && screen.contains(&format!("the shell in `{user}` ended with status 0"))
+        },
+    );
+    assert_eq!(
+        tmux(&["display-message", "-p", "-t", &name, "#{alternate_on}"]).trim(),
+        "1",
+        "the dashboard is on the alternate screen again"
+    );
+    // Drawn whole at the new size, and keys reach it again.
+    let screen = tmux(&["capture-pane", "-p", "-t", &name]);
+    assert!(
+        screen.lines().all(|line| line.chars().count() <= 100),
+        "{screen}"
+    );
+    tmux(&["send-keys", "-t", &name, "?"]);
+    wait_for_screen(&name, Duration::from_secs(10), "help", |screen| {
+        screen.contains("open a shell in the selected session")
+    });
+    // Recorded as the dashboard's.
+    let activity = sandpit_cli(
+        home.path(),
+        &["activity", "--user", user.as_str(), "--json"],
+    );
+    let rows = String::from_utf8_lossy(&activity.stdout);
+    assert!(
+        rows.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .any(|row| row["action"] == "shell"
+                && row["source"] == "dashboard"
+                && row["exit_code"] == 0),
+        "no dashboard shell row in the activity log:\n{rows}"
+    );
+}

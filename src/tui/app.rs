@@ -150,6 +150,9 @@ pub struct App {
     pub notice: Option<Notice>,
     /// Requests for the engine worker, drained by the event loop.
     pub outbox: Vec<Request>,
+    /// A session to open a shell in: the event loop hands the terminal
+    /// over (see `tui::handover`) and takes it back when the shell exits.
+    pub shell_request: Option<String>,
     /// Something changed since the last frame.
     pub dirty: bool,
     pub should_quit: bool,
@@ -207,6 +210,7 @@ impl App {
             isolation: None,
             notice,
             outbox: Vec::new(),
+            shell_request: None,
             dirty: true,
             should_quit: false,
             area: Rect::default(),

@@ -69,7 +69,7 @@ async fn attach_terminal(shell: Shell) -> anyhow::Result<ShellExit> {
 /// sandbox and takes it back. The alternate screen, mouse capture and
 /// bracketed paste are left for the shell's time (raw mode stays: the shell
 /// needs it), a line says how to come back, and on return they are set
-/// again and `terminal` cleared, so the next frame redraws everything.
+/// again and the screen cleared, so the next frame redraws everything.
 ///
 /// The caller must have stopped reading terminal events (dropped its
 /// crossterm `EventStream`) first, or it would take key presses meant for
@@ -118,12 +118,58 @@ pub async fn shell_from_dashboard<B: ratatui::backend::Backend>(
         std::io::stdout(),
         EnterAlternateScreen,
         EnableMouseCapture,
-        EnableBracketedPaste
+        EnableBracketedPaste,
+        crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
     );
-    let cleared = terminal.clear();
+    // The screen is blank now: forget the last frame, so the next one is
+    // drawn whole. (ratatui's `clear` would ask the terminal where its
+    // cursor is first, which can stall for seconds.)
+    terminal.swap_buffers();
     taken_back.context("cannot take the terminal back from the shell")?;
-    cleared.map_err(|err| anyhow::anyhow!("cannot redraw the dashboard: {err}"))?;
     exit
+}
+
+/// The dashboard's shell key, carried out by the event loop: a shell in
+/// `user`'s sandbox on this terminal (see [`shell_from_dashboard`]),
+/// recorded in the activity log, and how it ended in the status line.
+pub async fn dashboard_shell<B: ratatui::backend::Backend>(
+    terminal: &mut ratatui::Terminal<B>,
+    app: &mut super::app::App,
+    user: &str,
+    activity: &crate::activity::ActivityLog,
+) {
+    app.dirty = true;
+    let user = match crate::engine::sandbox::UserId::parse(user) {
+        Ok(user) => user,
+        Err(err) => {
+            app.warn(err);
+            return;
+        }
+    };
+    let row = crate::activity::Activity::new(
+        crate::activity::Source::Dashboard,
+        &user,
+        "shell",
+        "interactive",
+    );
+    let started = std::time::Instant::now();
+    let exit = shell_from_dashboard(terminal, &user).await;
+    activity
+        .record_async(shell_activity(row, &exit, started))
+        .await;
+    match exit {
+        Ok(exit) => {
+            let mut text = format!(
+                "the shell in `{user}` ended with status {}",
+                exit.status_code()
+            );
+            if let Some(reason) = exit.reason(&user.container_name()) {
+                text.push_str(&format!(": {reason}"));
+            }
+            app.inform(text);
+        }
+        Err(err) => app.warn(format!("no shell in `{user}`: {err:#}")),
+    }
 }
 
 /// Ends the activity-log row of a shell session, made as it opened with

@@ -81,6 +81,7 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
 
     let (update_tx, mut updates) = mpsc::unbounded_channel();
     let (request_tx, request_rx) = mpsc::unbounded_channel();
+    let activity = options.activity.clone();
     let mut collector = collector::spawn(
         options.sessions,
         options.runtimes,
@@ -127,6 +128,15 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
         }
         for request in app.outbox.drain(..) {
             let _ = request_tx.send(request);
+        }
+        if let Some(user) = app.shell_request.take() {
+            // The terminal is the shell's until it exits: no events are read
+            // meanwhile, or they would take key presses meant for it.
+            drop(std::mem::replace(&mut events, EventStream::new()));
+            handover::dashboard_shell(&mut guard.terminal, &mut app, &user, &activity).await;
+            // Frames and ticks missed meanwhile are not caught up in a burst.
+            render.reset();
+            tick.reset();
         }
     }
     drop(guard);
