@@ -1027,3 +1027,54 @@ async fn a_shell_in_a_stopped_sandbox_is_refused_with_what_to_do() {
         )
     );
 }
+
+#[tokio::test]
+async fn a_sandbox_stopped_under_its_shell_is_reported_and_stays_stopped() {
+    use sandpit::engine::shell::ShellOptions;
+    let (sandbox, _root) = common::sandbox("shell-lost").await;
+    let shell = sandbox.open_shell(&ShellOptions::default()).await.unwrap();
+    let (typed, input) = tokio::sync::mpsc::channel(4);
+    let (_sizes, resizes) = tokio::sync::mpsc::channel(4);
+    typed.send(b"sleep 6161\n".to_vec()).await.unwrap();
+    let session = tokio::spawn(async move {
+        let mut output = Vec::new();
+        shell
+            .attach(input, &mut output, resizes, CancellationToken::new())
+            .await
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !common::process_list(&sandbox)
+        .await
+        .iter()
+        .any(|line| line.contains("sleep 6161"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shell's sleep did not start within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sandbox.stop().await.unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(60), session)
+        .await
+        .expect("the shell ends within 60 s of its sandbox stopping")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        exit.sandbox_lost,
+        Some(sandpit::engine::exec::SandboxLoss::Stopped),
+        "{exit:?}"
+    );
+    assert_eq!(exit.status_code(), 125);
+    assert!(!exit.sandbox_restarted, "{exit:?}");
+    assert!(
+        exit.reason(sandbox.container_name())
+            .is_some_and(|reason| reason.contains("was stopped during the shell")),
+        "{exit:?}"
+    );
+    assert!(
+        !sandbox.inspect().await.unwrap().info.is_running(),
+        "a stopped sandbox was started again"
+    );
+    drop(typed);
+}

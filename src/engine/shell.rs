@@ -144,6 +144,8 @@ type Input = Pin<Box<dyn AsyncWrite + Send>>;
 /// An open shell, not yet attached; see [`Shell::attach`]. Dropped without
 /// attaching, it lets go of its tether, which kills the shell from inside.
 pub struct Shell {
+    /// For telling a sandbox that went away from a shell that ended.
+    sandbox: Sandbox,
     engine: Engine,
     target: ExecTarget,
     tag: String,
@@ -263,6 +265,7 @@ impl Sandbox {
             }
         })?;
         let shell = Shell {
+            sandbox: self.clone(),
             engine,
             target,
             tag,
@@ -333,6 +336,7 @@ impl Shell {
         cancel: CancellationToken,
     ) -> anyhow::Result<ShellExit> {
         let Shell {
+            sandbox,
             engine,
             target,
             tag,
@@ -341,6 +345,7 @@ impl Shell {
             output: mut shell_output,
             tether,
         } = self;
+        let started = std::time::SystemTime::now();
         // Typing runs apart from the loop: a shell that does not read its
         // input must not hold back its output, its exit or a cancel.
         let mut typing = tokio::spawn(async move {
@@ -393,7 +398,23 @@ impl Shell {
         };
         typing.abort();
 
-        let killed = kill_exec_tree(&engine, &target, &tag).await;
+        // A shell killed by a signal may have gone with its sandbox, which
+        // took every process with it. The killer would fail there and, in
+        // the end, restart the sandbox: it is not run then.
+        let code = match end {
+            ShellEnd::Exited => exec_exit_code(&engine, &exec_id).await,
+            ShellEnd::Detached => None,
+        };
+        let sandbox_lost = if end == ShellEnd::Exited && code.is_none_or(|code| code > 128) {
+            sandbox.loss_since(started).await
+        } else {
+            None
+        };
+        let killed = if sandbox_lost.is_some() {
+            Ok(false)
+        } else {
+            kill_exec_tree(&engine, &target, &tag).await
+        };
         if end == ShellEnd::Exited && !output_ended {
             // What the shell wrote last (often the echo of `exit`) may still
             // be on its way; the stream ends once its terminal is closed.
@@ -413,14 +434,9 @@ impl Shell {
         // Letting go of the tether ends it; its own killer run finds nothing.
         drop(tether);
         let sandbox_restarted = killed?;
-        let code = exec_exit_code(&engine, &exec_id).await;
-        let sandbox_lost = if end == ShellEnd::Exited
-            && !sandbox_restarted
-            && code.is_none_or(|code| code > 128)
-        {
-            loss_now(&engine, &target.container).await
-        } else {
-            None
+        let code = match code {
+            Some(code) => Some(code),
+            None => exec_exit_code(&engine, &exec_id).await,
         };
         Ok(ShellExit {
             end,
@@ -567,17 +583,6 @@ async fn exec_running(engine: &Engine, exec_id: &str) -> bool {
     match engine.docker().inspect_exec(exec_id).await {
         Ok(info) => info.running != Some(false),
         Err(err) => !is_not_found(&err),
-    }
-}
-
-/// Whether the container is gone or stopped now.
-async fn loss_now(engine: &Engine, container: &str) -> Option<SandboxLoss> {
-    match engine.docker().inspect_container(container, None).await {
-        Err(err) if is_not_found(&err) => Some(SandboxLoss::Removed),
-        Ok(inspect) if inspect.state.as_ref().and_then(|state| state.running) != Some(true) => {
-            Some(SandboxLoss::Stopped)
-        }
-        _ => None,
     }
 }
 
