@@ -1026,7 +1026,15 @@ fn a_shell_from_the_cli_runs_as_the_sandbox_and_leaves_nothing_behind() {
     let work_dir = docker_inspect(&container, "{{.Config.WorkingDir}}");
     let (uid, gid) = owner.split_once(':').expect("the sandbox runs as uid:gid");
     let name = format!("sandpit-e2e-shell-{}", std::process::id());
-    let _session = start_shell(&name, home.path(), user.as_str(), (100, 30));
+    // Run from a shell that reports the status and the terminal's mode
+    // after: it must be back in cooked mode (icanon, not -icanon).
+    let command = format!(
+        "env TERM=xterm-256color {bin} --workspace-root {home}/ws shell {user}; \
+         echo \"exit-status=$?\"; stty -a | tr ' ' '\\n' | grep -x -e icanon -e -icanon; sleep 600",
+        bin = env!("CARGO_BIN_EXE_sandpit"),
+        home = home.path().display(),
+    );
+    let _session = start_in_tmux(&name, &command, (100, 30));
     let prompt = format!("{work_dir}$");
     wait_for_screen(
         &name,
@@ -1082,7 +1090,27 @@ fn a_shell_from_the_cli_runs_as_the_sandbox_and_leaves_nothing_behind() {
         std::thread::sleep(Duration::from_millis(100));
     }
     type_line(&name, "exit 7");
-    assert_eq!(pane_exit_status(&name, Duration::from_secs(30)), "7");
+    let screen = wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "sandpit's exit status",
+        |screen| screen.contains("exit-status="),
+    );
+    assert!(screen.contains("exit-status=7"), "{screen}");
+    let mode = wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the terminal's mode",
+        |screen| {
+            screen
+                .lines()
+                .any(|line| line.trim_end().ends_with("icanon"))
+        },
+    );
+    assert!(
+        mode.lines().any(|line| line.trim_end() == "icanon"),
+        "the terminal was left in raw mode:\n{mode}"
+    );
     let left = container_processes(&container);
     assert!(
         !left.contains("sleep 4242"),
