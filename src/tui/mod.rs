@@ -132,8 +132,9 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
         if let Some(user) = app.shell_request.take() {
             // The terminal is the shell's until it exits: no events are read
             // meanwhile, or they would take key presses meant for it.
-            drop(std::mem::replace(&mut events, EventStream::new()));
+            drop(events);
             handover::dashboard_shell(&mut guard.terminal, &mut app, &user, &activity).await;
+            events = EventStream::new();
             // Frames and ticks missed meanwhile are not caught up in a burst.
             render.reset();
             tick.reset();
