@@ -1050,7 +1050,7 @@ fn a_shell_from_the_cli_runs_as_the_sandbox_and_leaves_nothing_behind() {
         "echo \"who=$(id -u):$(id -g) dir=$(pwd) term=$TERM size=$(stty size)\"",
     );
     let expected = format!("who={uid}:{gid} dir={work_dir} term=xterm-256color size=30 100");
-    wait_for_screen(&name, Duration::from_secs(10), &expected, |screen| {
+    wait_for_screen(&name, Duration::from_secs(30), &expected, |screen| {
         screen.lines().any(|line| line.trim_end() == expected)
     });
     // The same hardening as commands: no capabilities, no new privileges.
@@ -1060,7 +1060,7 @@ fn a_shell_from_the_cli_runs_as_the_sandbox_and_leaves_nothing_behind() {
     );
     wait_for_screen(
         &name,
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "the shell's privileges",
         |screen| {
             screen
@@ -1077,14 +1077,14 @@ fn a_shell_from_the_cli_runs_as_the_sandbox_and_leaves_nothing_behind() {
     type_line(&name, "echo \"size=$(stty size)\"");
     wait_for_screen(
         &name,
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "the new size in the shell",
         |screen| screen.lines().any(|line| line.trim_end() == "size=25 90"),
     );
 
     // A background job outlives the shell's exit unless sandpit ends it.
     type_line(&name, "sleep 4242 &");
-    let until = Instant::now() + Duration::from_secs(10);
+    let until = Instant::now() + Duration::from_secs(30);
     while !container_processes(&container).contains("sleep 4242") {
         assert!(Instant::now() < until, "the background sleep never started");
         std::thread::sleep(Duration::from_millis(100));
@@ -1099,7 +1099,7 @@ fn a_shell_from_the_cli_runs_as_the_sandbox_and_leaves_nothing_behind() {
     assert!(screen.contains("exit-status=7"), "{screen}");
     let mode = wait_for_screen(
         &name,
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "the terminal's mode",
         |screen| {
             screen
@@ -1156,7 +1156,7 @@ fn a_shell_whose_client_is_stopped_or_killed_leaves_nothing_behind() {
         );
         // One job in the background, one in the foreground.
         type_line(&name, &format!("sleep {sleep} & sleep {sleep}1"));
-        let until = Instant::now() + Duration::from_secs(10);
+        let until = Instant::now() + Duration::from_secs(30);
         while !container_processes(&container).contains(&format!("sleep {sleep}1")) {
             assert!(Instant::now() < until, "the sleeps never started");
             std::thread::sleep(Duration::from_millis(100));
@@ -1259,7 +1259,7 @@ fn a_shell_from_the_dashboard_hands_the_terminal_over_and_back() {
     type_line(&name, user.as_str());
     wait_for_screen(
         &name,
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "the filtered list",
         |screen| screen.contains("Sessions (1)"),
     );
@@ -1279,7 +1279,7 @@ fn a_shell_from_the_dashboard_hands_the_terminal_over_and_back() {
     let uid = docker_inspect(&user.container_name(), "{{.Config.User}}");
     let uid = uid.split(':').next().unwrap_or_default();
     let expected = format!("shell-42 as {uid} in {work_dir}");
-    wait_for_screen(&name, Duration::from_secs(10), &expected, |screen| {
+    wait_for_screen(&name, Duration::from_secs(30), &expected, |screen| {
         screen.lines().any(|line| line.trim_end() == expected)
     });
     // A resize during the shell reaches it.
@@ -1287,7 +1287,7 @@ fn a_shell_from_the_dashboard_hands_the_terminal_over_and_back() {
     type_line(&name, "echo \"size=$(stty size)\"");
     wait_for_screen(
         &name,
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "the new size in the shell",
         |screen| screen.lines().any(|line| line.trim_end() == "size=30 100"),
     );
@@ -1314,7 +1314,7 @@ fn a_shell_from_the_dashboard_hands_the_terminal_over_and_back() {
         "{screen}"
     );
     tmux(&["send-keys", "-t", &name, "?"]);
-    wait_for_screen(&name, Duration::from_secs(10), "help", |screen| {
+    wait_for_screen(&name, Duration::from_secs(30), "help", |screen| {
         screen.contains("open a shell in the selected session")
     });
     // Recorded as the dashboard's.

@@ -769,8 +769,8 @@ exit 1
 /// shell, `engine::shell`), so that its processes are tagged, found and
 /// killed exactly as a command's are: a fresh tag (as [`EXEC_TAG_VAR`]), the
 /// killer run from here, the killer's scripts (bash, then sh; `$1` is the
-/// tag) and the environment entry that marks a killer, for running it from
-/// inside, and an exec's exit status once it ended.
+/// tag) for running it from inside, and an exec's exit status once it
+/// ended.
 pub(crate) fn exec_tag() -> String {
     new_exec_tag()
 }
@@ -783,8 +783,8 @@ pub(crate) async fn kill_exec_tree(
     kill_tree(engine, target, tag).await
 }
 
-pub(crate) fn killer_scripts() -> (&'static str, &'static str, String) {
-    (KILLER_BASH, KILLER_SH, format!("{KILLER_MARK_VAR}=1"))
+pub(crate) fn killer_scripts() -> (&'static str, &'static str) {
+    (KILLER_BASH, KILLER_SH)
 }
 
 pub(crate) async fn exec_exit_code(engine: &Engine, exec_id: &str) -> Option<i64> {

@@ -36,12 +36,15 @@ const PICK_SHELL: &str = "if command -v bash >/dev/null 2>&1; then exec bash; fi
 
 /// The tether: waits for its stdin to end (this process's connection to the
 /// engine is gone, or it let go), then becomes the killer for the tag (`$3`),
-/// bash's (`$1`) when the image has bash, else sh's (`$2`). It ignores the
-/// polite signals an engine may send an exec whose client went away.
+/// bash's (`$1`) when the image has bash, else sh's (`$2`), with the root
+/// process unknown (`-`: membership by the tag). It ignores the polite
+/// signals an engine may send an exec whose client went away. Killers
+/// leave it alone: it is an exec's root of its own (parent pid 0), without
+/// the shell's tag.
 const TETHER: &str = r#"trap '' HUP INT TERM
 while read -r _; do :; done
-if command -v bash >/dev/null 2>&1; then exec bash -c "$1" sandpit-killer "$3"; fi
-exec sh -c "$2" sandpit-killer "$3""#;
+if command -v bash >/dev/null 2>&1; then exec bash -c "$1" sandpit-killer "$3" - -; fi
+exec sh -c "$2" sandpit-killer "$3" - -"#;
 
 /// How often the shell's exec is asked whether it still runs: a background
 /// job holding the terminal keeps the output open after the shell exits.
@@ -193,7 +196,7 @@ impl Sandbox {
 
         // The tether first, so that no moment passes with a shell and no
         // one to end it.
-        let (killer_bash, killer_sh, killer_mark) = killer_scripts();
+        let (killer_bash, killer_sh) = killer_scripts();
         let tether = docker
             .create_exec(
                 &target.container,
@@ -203,7 +206,6 @@ impl Sandbox {
                     attach_stderr: Some(false),
                     tty: Some(false),
                     privileged: Some(false),
-                    env: Some(vec![killer_mark]),
                     cmd: Some(vec![
                         "/bin/sh".to_string(),
                         "-c".to_string(),
