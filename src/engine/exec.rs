@@ -455,6 +455,32 @@ fn new_exec_tag() -> String {
     )
 }
 
+/// Entry points for an exec started outside [`EngineExec`] (the interactive
+/// shell, `engine::shell`), so that its processes are tagged, found and
+/// killed exactly as a command's are: a fresh tag (as [`EXEC_TAG_VAR`]), the
+/// killer run from here, the killer's scripts (bash, then sh; `$1` is the
+/// tag) for running it from inside, and an exec's exit status once it
+/// ended.
+pub(crate) fn exec_tag() -> String {
+    new_exec_tag()
+}
+
+pub(crate) async fn kill_exec_tree(
+    engine: &Engine,
+    target: &ExecTarget,
+    tag: &str,
+) -> anyhow::Result<bool> {
+    kill_tree(engine, target, tag).await
+}
+
+pub(crate) fn killer_scripts() -> (&'static str, &'static str) {
+    (KILLER_BASH, KILLER_SH)
+}
+
+pub(crate) async fn exec_exit_code(engine: &Engine, exec_id: &str) -> Option<i64> {
+    wait_exec_exit(engine, exec_id).await
+}
+
 /// Why sandpit stopped a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StopReason {
@@ -764,32 +790,6 @@ while [ $round -lt 100 ]; do
 done
 exit 1
 "#;
-
-/// Entry points for an exec started outside [`EngineExec`] (the interactive
-/// shell, `engine::shell`), so that its processes are tagged, found and
-/// killed exactly as a command's are: a fresh tag (as [`EXEC_TAG_VAR`]), the
-/// killer run from here, the killer's scripts (bash, then sh; `$1` is the
-/// tag) for running it from inside, and an exec's exit status once it
-/// ended.
-pub(crate) fn exec_tag() -> String {
-    new_exec_tag()
-}
-
-pub(crate) async fn kill_exec_tree(
-    engine: &Engine,
-    target: &ExecTarget,
-    tag: &str,
-) -> anyhow::Result<bool> {
-    kill_tree(engine, target, tag).await
-}
-
-pub(crate) fn killer_scripts() -> (&'static str, &'static str) {
-    (KILLER_BASH, KILLER_SH)
-}
-
-pub(crate) async fn exec_exit_code(engine: &Engine, exec_id: &str) -> Option<i64> {
-    wait_exec_exit(engine, exec_id).await
-}
 
 /// Kills an exec's process tree. Returns true when that was impossible from
 /// inside and the sandbox had to be restarted instead.
