@@ -991,6 +991,30 @@ fn pane_exit_status(name: &str, deadline: Duration) -> String {
     status()
 }
 
+/// Asks the shell for its terminal's size until it is `rows cols`: the
+/// resize travels (SIGWINCH, sandpit, the engine) apart from the typed
+/// command, which may overtake it, so the question is asked again.
+fn wait_for_size(name: &str, size: &str) {
+    let expected = format!("size={size}");
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        type_line(name, "echo \"size=$(stty size)\"");
+        let asked = Instant::now();
+        while asked.elapsed() < Duration::from_secs(2) {
+            let screen = tmux(&["capture-pane", "-p", "-t", name]);
+            if screen.lines().any(|line| line.trim_end() == expected) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let screen = tmux(&["capture-pane", "-p", "-t", name]);
+        assert!(
+            Instant::now() < until,
+            "timed out after 30 s waiting for {expected} in the shell; screen:\n{screen}"
+        );
+    }
+}
+
 /// The command lines of every process in a container, read with the docker
 /// CLI (NUL separators as spaces).
 fn container_processes(container: &str) -> String {
@@ -1074,13 +1098,7 @@ fn a_shell_from_the_cli_runs_as_the_sandbox_and_leaves_nothing_behind() {
 
     // A resize reaches the shell's terminal.
     tmux(&["resize-window", "-t", &name, "-x", "90", "-y", "25"]);
-    type_line(&name, "echo \"size=$(stty size)\"");
-    wait_for_screen(
-        &name,
-        Duration::from_secs(30),
-        "the new size in the shell",
-        |screen| screen.lines().any(|line| line.trim_end() == "size=25 90"),
-    );
+    wait_for_size(&name, "25 90");
 
     // A background job outlives the shell's exit unless sandpit ends it.
     type_line(&name, "sleep 4242 &");
@@ -1284,13 +1302,7 @@ fn a_shell_from_the_dashboard_hands_the_terminal_over_and_back() {
     });
     // A resize during the shell reaches it.
     tmux(&["resize-window", "-t", &name, "-x", "100", "-y", "30"]);
-    type_line(&name, "echo \"size=$(stty size)\"");
-    wait_for_screen(
-        &name,
-        Duration::from_secs(30),
-        "the new size in the shell",
-        |screen| screen.lines().any(|line| line.trim_end() == "size=30 100"),
-    );
+    wait_for_size(&name, "30 100");
 
     type_line(&name, "exit");
     wait_for_screen(

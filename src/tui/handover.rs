@@ -195,13 +195,19 @@ fn terminal_size() -> Option<TermSize> {
         .map(|(cols, rows)| TermSize { cols, rows })
 }
 
-/// Sends the terminal's size each time it changes.
+/// Sends the terminal's size each time it changes, and once when it starts
+/// watching: a change between the shell's opening and then is not missed.
 async fn forward_resizes(sizes: mpsc::Sender<TermSize>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut changed) = signal(SignalKind::window_change()) else {
         tracing::warn!("cannot watch SIGWINCH: the shell keeps its first size");
         return;
     };
+    if let Some(size) = terminal_size()
+        && sizes.send(size).await.is_err()
+    {
+        return;
+    }
     while changed.recv().await.is_some() {
         if let Some(size) = terminal_size()
             && sizes.send(size).await.is_err()
