@@ -1074,9 +1074,13 @@ fn a_shell_from_the_cli_runs_as_the_sandbox_and_leaves_nothing_behind() {
         "echo \"who=$(id -u):$(id -g) dir=$(pwd) term=$TERM size=$(stty size)\"",
     );
     let expected = format!("who={uid}:{gid} dir={work_dir} term=xterm-256color size=30 100");
-    wait_for_screen(&name, Duration::from_secs(30), &expected, |screen| {
+    let screen = wait_for_screen(&name, Duration::from_secs(30), &expected, |screen| {
         screen.lines().any(|line| line.trim_end() == expected)
     });
+    assert!(
+        !screen.contains("sandpit-shell"),
+        "the root's line is shown:\n{screen}"
+    );
     // The same hardening as commands: no capabilities, no new privileges.
     type_line(
         &name,
@@ -1172,8 +1176,14 @@ fn a_shell_whose_client_is_stopped_or_killed_leaves_nothing_behind() {
             "the shell's prompt",
             |screen| screen.contains(&format!("{work_dir}$")),
         );
-        // One job in the background, one in the foreground.
-        type_line(&name, &format!("sleep {sleep} & sleep {sleep}1"));
+        // One job in the background, one that scrubbed the tag and left the
+        // tree (a new session, reparented to init), one in the foreground.
+        type_line(
+            &name,
+            &format!(
+                "sleep {sleep} & env -u SANDPIT_EXEC_TAG setsid sleep {sleep}2 & sleep {sleep}1"
+            ),
+        );
         let until = Instant::now() + Duration::from_secs(30);
         while !container_processes(&container).contains(&format!("sleep {sleep}1")) {
             assert!(Instant::now() < until, "the sleeps never started");

@@ -952,6 +952,10 @@ async fn a_shell_gets_its_terminal_and_reports_its_status() {
     .unwrap();
     let output = String::from_utf8_lossy(&output);
     assert!(output.contains("\u{1}vt100 11 77 42"), "{output:?}");
+    assert!(
+        !output.contains("sandpit-shell"),
+        "the root's line is shown: {output:?}"
+    );
     assert_eq!(exit.end, ShellEnd::Exited, "{exit:?}");
     assert_eq!(exit.code, Some(3), "{exit:?}");
     assert_eq!(exit.status_code(), 3);
@@ -966,8 +970,11 @@ async fn a_client_leaving_a_shell_ends_its_processes() {
         let shell = sandbox.open_shell(&ShellOptions::default()).await.unwrap();
         let (typed, input) = tokio::sync::mpsc::channel(4);
         let (_sizes, resizes) = tokio::sync::mpsc::channel(4);
+        // One job in the background, one that scrubbed the tag and left
+        // the tree (a new session, reparented to init), one in the
+        // foreground.
         typed
-            .send(b"sleep 5151 & sleep 5152\n".to_vec())
+            .send(b"sleep 5151 & env -u SANDPIT_EXEC_TAG setsid sleep 5153 & sleep 5152\n".to_vec())
             .await
             .unwrap();
         let cancel = CancellationToken::new();

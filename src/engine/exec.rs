@@ -465,11 +465,16 @@ pub(crate) fn exec_tag() -> String {
     new_exec_tag()
 }
 
+/// `root` is the exec's root process as it reported itself (pid, and start
+/// time in clock ticks since boot), for a killer that judges membership by
+/// it; this one goes by the tag.
 pub(crate) async fn kill_exec_tree(
     engine: &Engine,
     target: &ExecTarget,
     tag: &str,
+    root: Option<(u32, u64)>,
 ) -> anyhow::Result<bool> {
+    let _ = root;
     kill_tree(engine, target, tag).await
 }
 

@@ -30,21 +30,39 @@ use super::exec::{
 use super::sandbox::Sandbox;
 use super::{Engine, is_not_found};
 
-/// Picks the shell: `bash` when the image has it, else `sh`. `exec` keeps
-/// the one process, and with it the exec's tag.
-const PICK_SHELL: &str = "if command -v bash >/dev/null 2>&1; then exec bash; fi; exec sh";
+/// Starts the shell: first says its own pid and start time (clock ticks
+/// since boot, `/proc/PID/stat` field 22) as the terminal's first line,
+/// [`HELLO`] `PID T0` (nothing typed or run can come before it, so it
+/// cannot be forged), then becomes `bash` when the image has it, else `sh`.
+/// `exec` keeps the one process: the root reported, with the exec's tag.
+const PICK_SHELL: &str = r#"sandpit_t0() { [ $# -ge 20 ] && shift 19 && T0=$1; }
+T0=
+if read -r s < /proc/$$/stat; then sandpit_t0 ${s##*) }; fi 2>/dev/null
+printf '\036sandpit-shell %s %s\n' "$$" "${T0:--}"
+unset -v s T0
+unset -f sandpit_t0
+if command -v bash >/dev/null 2>&1; then exec bash; fi
+exec sh"#;
 
-/// The tether: waits for its stdin to end (this process's connection to the
-/// engine is gone, or it let go), then becomes the killer for the tag (`$3`),
-/// bash's (`$1`) when the image has bash, else sh's (`$2`), with the root
-/// process unknown (`-`: membership by the tag). It ignores the polite
-/// signals an engine may send an exec whose client went away. Killers
-/// leave it alone: it is an exec's root of its own (parent pid 0), without
-/// the shell's tag.
+/// The start of the shell's first line; see [`PICK_SHELL`].
+const HELLO: &[u8] = b"\x1esandpit-shell ";
+/// Bytes read at most looking for that line.
+const HELLO_MAX: usize = 96;
+/// How long the shell may take to say it.
+const HELLO_WAIT: Duration = Duration::from_secs(10);
+
+/// The tether: reads the shell's root (`PID T0` lines; the last counts)
+/// from its stdin until that ends (this process's connection to the engine
+/// is gone, or it let go), then becomes the killer for the tag (`$3`) and
+/// that root (`-` when never told), bash's (`$1`) when the image has bash,
+/// else sh's (`$2`). It ignores the polite signals an engine may send an
+/// exec whose client went away. Killers leave it alone: it is an exec's
+/// root of its own (parent pid 0), without the shell's tag.
 const TETHER: &str = r#"trap '' HUP INT TERM
-while read -r _; do :; done
-if command -v bash >/dev/null 2>&1; then exec bash -c "$1" sandpit-killer "$3" - -; fi
-exec sh -c "$2" sandpit-killer "$3" - -"#;
+root=- t0=-
+while read -r r t _; do root=$r t0=$t; done
+if command -v bash >/dev/null 2>&1; then exec bash -c "$1" sandpit-killer "$3" "$root" "$t0"; fi
+exec sh -c "$2" sandpit-killer "$3" "$root" "$t0""#;
 
 /// How often the shell's exec is asked whether it still runs: a background
 /// job holding the terminal keeps the output open after the shell exits.
@@ -155,7 +173,11 @@ pub struct Shell {
     exec_id: String,
     input: Input,
     output: Output,
-    /// Never written: held open so that its end tells the tether to kill.
+    /// Output read with the shell's first line that was not that line.
+    pending: Vec<u8>,
+    /// The shell's root process (pid, start time), as it reported itself.
+    root: Option<(u32, u64)>,
+    /// Told the root, then held open: its end tells the tether to kill.
     tether: Input,
 }
 
@@ -222,7 +244,9 @@ impl Sandbox {
             )
             .await
             .map_err(refused)?;
-        let StartExecResults::Attached { input: tether, .. } = docker
+        let StartExecResults::Attached {
+            input: mut tether, ..
+        } = docker
             .start_exec(&tether.id, Some(StartExecOptions::default()))
             .await
             .map_err(refused)?
@@ -257,7 +281,7 @@ impl Sandbox {
             )
             .await
             .map_err(refused)?;
-        let (output, input) = start_raw(&engine, &created.id).await.map_err(|err| {
+        let (mut output, input) = start_raw(&engine, &created.id).await.map_err(|err| {
             match err.downcast::<bollard::errors::Error>() {
                 Ok(err) => refused(err),
                 Err(err) => err.context(format!(
@@ -266,6 +290,17 @@ impl Sandbox {
                 )),
             }
         })?;
+        let (root, pending) = read_hello(&mut output).await;
+        if let Some((pid, start)) = root {
+            // A tether that cannot be told goes by the tag alone.
+            let told = format!("{pid} {start}\n");
+            if tether.write_all(told.as_bytes()).await.is_err() || tether.flush().await.is_err() {
+                tracing::warn!(
+                    "cannot tell the shell's tether its root in {}",
+                    target.container
+                );
+            }
+        }
         let shell = Shell {
             sandbox: self.clone(),
             engine,
@@ -274,6 +309,8 @@ impl Sandbox {
             exec_id: created.id,
             input,
             output,
+            pending,
+            root,
             tether,
         };
         if let Some(size) = options.size {
@@ -345,6 +382,8 @@ impl Shell {
             exec_id,
             input: mut shell_input,
             output: mut shell_output,
+            pending,
+            root,
             tether,
         } = self;
         let started = std::time::SystemTime::now();
@@ -367,35 +406,40 @@ impl Shell {
         let mut resizes_open = true;
         let mut output_ended = false;
         let mut chunk = vec![0u8; OUTPUT_CHUNK];
-        let end = loop {
-            tokio::select! {
-                read = shell_output.read(&mut chunk) => match read {
-                    Ok(0) => {
-                        output_ended = true;
-                        break ShellEnd::Exited;
-                    }
-                    Ok(read) => {
-                        if output.write_all(&chunk[..read]).await.is_err() || output.flush().await.is_err() {
-                            break ShellEnd::Detached;
+        let written = output.write_all(&pending).await.and(output.flush().await);
+        let end = if written.is_err() {
+            ShellEnd::Detached
+        } else {
+            loop {
+                tokio::select! {
+                    read = shell_output.read(&mut chunk) => match read {
+                        Ok(0) => {
+                            output_ended = true;
+                            break ShellEnd::Exited;
+                        }
+                        Ok(read) => {
+                            if output.write_all(&chunk[..read]).await.is_err() || output.flush().await.is_err() {
+                                break ShellEnd::Detached;
+                            }
+                        }
+                        Err(err) => {
+                            tracing::warn!("the shell's output from {} broke: {err}", target.container);
+                            output_ended = true;
+                            break ShellEnd::Exited;
+                        }
+                    },
+                    _ = &mut typing => break ShellEnd::Detached,
+                    size = resizes.recv(), if resizes_open => match size {
+                        Some(size) => resize_or_warn(&engine, &target.container, &exec_id, size).await,
+                        None => resizes_open = false,
+                    },
+                    _ = poll.tick() => {
+                        if !exec_running(&engine, &exec_id).await {
+                            break ShellEnd::Exited;
                         }
                     }
-                    Err(err) => {
-                        tracing::warn!("the shell's output from {} broke: {err}", target.container);
-                        output_ended = true;
-                        break ShellEnd::Exited;
-                    }
-                },
-                _ = &mut typing => break ShellEnd::Detached,
-                size = resizes.recv(), if resizes_open => match size {
-                    Some(size) => resize_or_warn(&engine, &target.container, &exec_id, size).await,
-                    None => resizes_open = false,
-                },
-                _ = poll.tick() => {
-                    if !exec_running(&engine, &exec_id).await {
-                        break ShellEnd::Exited;
-                    }
+                    _ = cancel.cancelled() => break ShellEnd::Detached,
                 }
-                _ = cancel.cancelled() => break ShellEnd::Detached,
             }
         };
         typing.abort();
@@ -415,7 +459,7 @@ impl Shell {
         let killed = if sandbox_lost.is_some() {
             Ok(false)
         } else {
-            kill_exec_tree(&engine, &target, &tag).await
+            kill_exec_tree(&engine, &target, &tag, root).await
         };
         if end == ShellEnd::Exited && !output_ended {
             // What the shell wrote last (often the echo of `exit`) may still
@@ -447,6 +491,42 @@ impl Shell {
             sandbox_lost,
         })
     }
+}
+
+/// Reads the shell's first line, [`HELLO`] `PID T0`, for its root process.
+/// Anything else read meanwhile (say, the engine's message when the image
+/// has no `/bin/sh`) is returned to be shown. `None` as root when the line
+/// did not come within [`HELLO_WAIT`] and [`HELLO_MAX`] bytes, or says the
+/// start time is unknown.
+async fn read_hello(output: &mut Output) -> (Option<(u32, u64)>, Vec<u8>) {
+    let mut line = Vec::new();
+    let read = tokio::time::timeout(HELLO_WAIT, async {
+        let mut byte = [0u8; 1];
+        while line.len() < HELLO_MAX && !line.ends_with(b"\n") {
+            match output.read(&mut byte).await {
+                Ok(1) => line.push(byte[0]),
+                _ => break,
+            }
+            // Not the line: stop at once, so what came is shown as it came.
+            if !HELLO.starts_with(&line) && !line.starts_with(HELLO) {
+                break;
+            }
+        }
+    })
+    .await;
+    if read.is_err() || !line.ends_with(b"\n") {
+        return (None, line);
+    }
+    (parse_hello(&line), Vec::new())
+}
+
+/// `PID T0` from the shell's first line (a terminal's line end, `\r\n`).
+fn parse_hello(line: &[u8]) -> Option<(u32, u64)> {
+    let rest = std::str::from_utf8(line.strip_prefix(HELLO)?).ok()?;
+    let mut words = rest.split_whitespace();
+    let pid = words.next()?.parse().ok()?;
+    let start = words.next()?.parse().ok()?;
+    Some((pid, start))
 }
 
 /// Starts a TTY exec and returns its stream: what the shell writes, and
@@ -635,6 +715,17 @@ mod tests {
         for bad in ["", "xterm\nPATH=/evil", "a b", "x=y", &"x".repeat(65)] {
             assert!(!valid_term(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_shells_first_line_names_its_root() {
+        assert_eq!(
+            parse_hello(b"\x1esandpit-shell 42 123456\r\n"),
+            Some((42, 123456))
+        );
+        assert_eq!(parse_hello(b"\x1esandpit-shell 42 -\r\n"), None);
+        assert_eq!(parse_hello(b"sandpit-shell 42 7\r\n"), None);
+        assert_eq!(parse_hello(b"OCI runtime exec failed\r\n"), None);
     }
 
     #[test]
