@@ -4,18 +4,24 @@
 //! - `terminal`: entering and always restoring the terminal
 //! - `app`: state, and the router of keys and clicks; `popups`: popup state
 //! - `collector`: the engine worker, talking to the app through messages
+//! - `history`: each session's stats as time series, for the charts
+//! - `activity`: the Activity pane's rows, fed from the shared activity log
 //! - `ui`: one file per pane (`ui/panes/`, listed in one table) and per
 //!   popup (`ui/popups/`), each drawing itself and handling its keys
 //! - `keymap`, `theme`: user-configurable keys (every key of every pane and
 //!   popup) and colours
 
+pub mod activity;
 pub mod app;
 pub mod collector;
 pub mod files;
 pub mod handover;
+pub mod history;
 pub mod keymap;
 pub mod popups;
+pub mod run_input;
 pub mod terminal;
+pub mod terminal_output;
 pub mod theme;
 pub mod ui;
 pub mod work;
@@ -81,7 +87,7 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
 
     let (update_tx, mut updates) = mpsc::unbounded_channel();
     let (request_tx, request_rx) = mpsc::unbounded_channel();
-    let activity = options.activity.clone();
+    let activity_log = options.activity.clone();
     let mut collector = collector::spawn(
         options.sessions,
         options.runtimes,
@@ -126,6 +132,10 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
             _ = terminate.recv() => app.should_quit = true,
             _ = hangup.recv() => app.should_quit = true,
         }
+        // Only after an event or update: a frame changes no selection.
+        if app.dirty {
+            app.sync_activity();
+        }
         for request in app.outbox.drain(..) {
             let _ = request_tx.send(request);
         }
@@ -133,7 +143,7 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
             // The terminal is the shell's until it exits: no events are read
             // meanwhile, or they would take key presses meant for it.
             drop(events);
-            handover::dashboard_shell(&mut guard.terminal, &mut app, &user, &activity).await;
+            handover::dashboard_shell(&mut guard.terminal, &mut app, &user, &activity_log).await;
             events = EventStream::new();
             // Frames and ticks missed meanwhile are not caught up in a burst.
             render.reset();
