@@ -1439,13 +1439,11 @@ fn a_shell_whose_client_is_stopped_or_killed_leaves_nothing_behind() {
             "the shell's prompt",
             |screen| screen.contains(&format!("{work_dir}$")),
         );
-        // One job in the background, one that scrubbed the tag and left the
-        // tree (a new session, reparented to init), one in the foreground.
+        // One job in the background, one that left the tree (a new session,
+        // reparented to init), one in the foreground.
         type_line(
             &name,
-            &format!(
-                "sleep {sleep} & env -u SANDPIT_EXEC_TAG setsid sleep {sleep}2 & sleep {sleep}1"
-            ),
+            &format!("sleep {sleep} & setsid sleep {sleep}2 & sleep {sleep}1"),
         );
         let until = Instant::now() + Duration::from_secs(30);
         while !container_processes(&container).contains(&format!("sleep {sleep}1")) {

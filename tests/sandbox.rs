@@ -970,11 +970,10 @@ async fn a_client_leaving_a_shell_ends_its_processes() {
         let shell = sandbox.open_shell(&ShellOptions::default()).await.unwrap();
         let (typed, input) = tokio::sync::mpsc::channel(4);
         let (_sizes, resizes) = tokio::sync::mpsc::channel(4);
-        // One job in the background, one that scrubbed the tag and left
-        // the tree (a new session, reparented to init), one in the
-        // foreground.
+        // One job in the background, one that left the tree (a new
+        // session, reparented to init), one in the foreground.
         typed
-            .send(b"sleep 5151 & env -u SANDPIT_EXEC_TAG setsid sleep 5153 & sleep 5152\n".to_vec())
+            .send(b"sleep 5151 & setsid sleep 5153 & sleep 5152\n".to_vec())
             .await
             .unwrap();
         let cancel = CancellationToken::new();
@@ -998,6 +997,10 @@ async fn a_client_leaving_a_shell_ends_its_processes() {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // A daemon another command leaves meanwhile is not the shell's.
+        let daemon = format!("sleep 52{}", leave.len());
+        let started = common::sh(&sandbox, &format!("setsid {daemon} >/dev/null 2>&1 &")).await;
+        assert_eq!(started.exit_code, Some(0), "{started:?}");
         match leave {
             "input ends" => drop(typed),
             _ => cancel.cancel(),
@@ -1014,6 +1017,10 @@ async fn a_client_leaving_a_shell_ends_its_processes() {
             !left.iter().any(|line| line.contains("sleep 515")),
             "{leave}: the shell's processes survived: {left:#?}\n{}",
             String::from_utf8_lossy(&output)
+        );
+        assert!(
+            left.iter().any(|line| line.contains(&daemon)),
+            "{leave}: another command's daemon was killed with the shell: {left:#?}"
         );
     }
 }

@@ -44,6 +44,16 @@ unset -f sandpit_t0
 if command -v bash >/dev/null 2>&1; then exec bash; fi
 exec sh"#;
 
+/// Whether the killer judges the shell's processes by its root (the tree
+/// under it, and every orphan of init born since it started) rather than by
+/// the tag (tagged processes and their descendants). Off: a shell lives for
+/// hours, and for all that time any orphan another command leaves (a
+/// server started with `setsid`, the runner's own background daemon) would
+/// count as the shell's and die when it is left. By the tag, only a process
+/// that both scrubbed its environment and left the tree escapes, and it
+/// stays confined to the sandbox like everything else in it.
+const JUDGE_BY_ROOT: bool = false;
+
 /// The start of the shell's first line; see [`PICK_SHELL`].
 const HELLO: &[u8] = b"\x1esandpit-shell ";
 /// Bytes read at most looking for that line.
@@ -291,7 +301,7 @@ impl Sandbox {
             }
         })?;
         let (root, pending) = read_hello(&mut output).await;
-        if let Some((pid, start)) = root {
+        if let Some((pid, start)) = root.filter(|_| JUDGE_BY_ROOT) {
             // A tether that cannot be told goes by the tag alone.
             let told = format!("{pid} {start}\n");
             if tether.write_all(told.as_bytes()).await.is_err() || tether.flush().await.is_err() {
@@ -459,7 +469,7 @@ impl Shell {
         let killed = if sandbox_lost.is_some() {
             Ok(false)
         } else {
-            kill_exec_tree(&engine, &target, &tag, root).await
+            kill_exec_tree(&engine, &target, &tag, root.filter(|_| JUDGE_BY_ROOT)).await
         };
         if end == ShellEnd::Exited && !output_ended {
             // What the shell wrote last (often the echo of `exit`) may still
