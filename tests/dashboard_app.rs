@@ -1563,4 +1563,37 @@ fn the_shell_key_asks_for_a_shell_only_in_a_running_session() {
     app.focus_pane(Pane::Runtimes);
     press_action(&mut app, Action::Shell);
     assert_eq!(app.shell_request, None);
+
+    // Within a burst (a paste without bracketed paste), never: the rest of
+    // the paste would be typed into the shell.
+    let mut app = self::app();
+    let start = Instant::now();
+    let end = keys_at(
+        &mut app,
+        start,
+        Duration::from_millis(1),
+        &[KeyCode::Char('x'), KeyCode::Char('e'), KeyCode::Char('x')],
+    );
+    app.settle(end + Duration::from_secs(1));
+    assert_eq!(app.shell_request, None);
+    let notice = app
+        .notice
+        .as_ref()
+        .map(|n| n.text.clone())
+        .unwrap_or_default();
+    assert!(
+        notice.contains("did not open a shell in `alice`"),
+        "{notice}"
+    );
+    // A key typed alone opens it once no key follows within the burst gap.
+    let mut app = self::app();
+    let at = keys_at(
+        &mut app,
+        start,
+        Duration::from_secs(1),
+        &[KeyCode::Char('e')],
+    );
+    assert_eq!(app.shell_request, None, "not before the gap has passed");
+    app.settle(at + Duration::from_secs(1));
+    assert_eq!(app.shell_request.as_deref(), Some("alice"));
 }

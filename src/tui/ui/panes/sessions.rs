@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row, Table, TableState};
 
 use super::{Component, Pane, pane_block, table_row};
-use crate::tui::app::App;
+use crate::tui::app::{App, Deliberate};
 use crate::tui::keymap::{Action, Scope};
 use crate::tui::ui::layout::Areas;
 use crate::units::human_bytes;
@@ -167,7 +167,8 @@ pub fn filter_key(app: &mut App, key: &crossterm::event::KeyEvent) {
     app.selected_session = 0;
 }
 
-/// Asks the event loop for a shell in the selected session, when it runs.
+/// Asks the event loop for a shell in the selected session, when it runs;
+/// never from a key in a burst (a paste would be typed into the shell).
 fn open_shell(app: &mut App) {
     let Some(session) = app.selected() else {
         app.warn("select a session to open a shell in");
@@ -183,6 +184,6 @@ fn open_shell(app: &mut App) {
         return;
     }
     if app.engine_ready() {
-        app.shell_request = Some(user);
+        app.deliberate(Deliberate::Shell(user));
     }
 }
