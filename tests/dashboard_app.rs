@@ -1249,6 +1249,7 @@ fn check(app: &App, action: Action) -> Result<(), String> {
         Action::Up => app.selected_session == 0,
         Action::Down => app.selected_session == 2,
         Action::CycleTheme => app.theme_index != 0,
+        Action::Shell => app.shell_request.as_deref() == Some("alice"),
         Action::RuntimeUp => app.selected_runtime == 0,
         Action::RuntimeDown => app.selected_runtime == 1,
         Action::FileUp => work.unwrap().tree.selected == 0,
@@ -1523,4 +1524,76 @@ fn typing_in_the_output_pane_feeds_the_runs_stdin() {
     type_text(&mut app, "x");
     assert!(app.outbox.is_empty());
     assert!(!app.selected_work().unwrap().stdin_open);
+}
+
+// ---------------------------------------------------------------------------
+// The shell key (issue 12, part 3): the event loop hands the terminal over
+// for `shell_request`; tests/dashboard_e2e.rs drives the real thing.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn the_shell_key_asks_for_a_shell_only_in_a_running_session() {
+    let mut app = app();
+    press_action(&mut app, Action::Shell);
+    assert_eq!(app.shell_request.as_deref(), Some("alice"));
+    assert!(app.outbox.is_empty(), "a shell is no engine request");
+
+    // A stopped session: told how to start it, no shell.
+    let mut app = self::app();
+    app.selected_session = 1;
+    press_action(&mut app, Action::Shell);
+    assert_eq!(app.shell_request, None);
+    let notice = app
+        .notice
+        .as_ref()
+        .map(|n| n.text.clone())
+        .unwrap_or_default();
+    assert!(notice.contains("`bob` is not running; press s"), "{notice}");
+
+    // The engine away: no shell either.
+    let mut app = self::app();
+    app.apply(Update::EngineDown {
+        error: "gone".to_string(),
+    });
+    press_action(&mut app, Action::Shell);
+    assert_eq!(app.shell_request, None);
+
+    // Only in the Sessions pane: elsewhere the key is the pane's or nothing.
+    let mut app = self::app();
+    app.focus_pane(Pane::Runtimes);
+    press_action(&mut app, Action::Shell);
+    assert_eq!(app.shell_request, None);
+
+    // Within a burst (a paste without bracketed paste), never: the rest of
+    // the paste would be typed into the shell.
+    let mut app = self::app();
+    let start = Instant::now();
+    let end = keys_at(
+        &mut app,
+        start,
+        Duration::from_millis(1),
+        &[KeyCode::Char('x'), KeyCode::Char('e'), KeyCode::Char('x')],
+    );
+    app.settle(end + Duration::from_secs(1));
+    assert_eq!(app.shell_request, None);
+    let notice = app
+        .notice
+        .as_ref()
+        .map(|n| n.text.clone())
+        .unwrap_or_default();
+    assert!(
+        notice.contains("did not open a shell in `alice`"),
+        "{notice}"
+    );
+    // A key typed alone opens it once no key follows within the burst gap.
+    let mut app = self::app();
+    let at = keys_at(
+        &mut app,
+        start,
+        Duration::from_secs(1),
+        &[KeyCode::Char('e')],
+    );
+    assert_eq!(app.shell_request, None, "not before the gap has passed");
+    app.settle(at + Duration::from_secs(1));
+    assert_eq!(app.shell_request.as_deref(), Some("alice"));
 }

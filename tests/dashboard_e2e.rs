@@ -518,7 +518,8 @@ fn a_paste_deletes_nothing_and_lands_in_the_editor_as_text() {
     });
     tmux(&["send-keys", "-t", &name, "?"]);
     wait_for_screen(&name, Duration::from_secs(10), "the help", |screen| {
-        screen.contains("Keys — esc to close")
+        // "esc to close", or "↑/↓ scroll, esc close" when the keys do not fit.
+        screen.contains("Keys — ") && screen.contains("esc")
     });
     tmux(&["send-keys", "-t", &name, "Escape"]);
 
@@ -1167,4 +1168,451 @@ fn activity_pane_shows_a_cli_command_live_and_stats_are_charted() {
     );
     tmux(&["send-keys", "-t", &name, "q"]);
     drop(session);
+}
+
+// ---------------------------------------------------------------------------
+// The interactive shell (issue 12, part 3): `sandpit shell U` in tmux, and
+// the dashboard's shell key. Each sandbox is made with the CLI under a
+// workspace root of the test's own.
+// ---------------------------------------------------------------------------
+
+/// A running sandbox for a test user, made by `sandpit new` under `home`.
+fn shell_sandbox(
+    tag: &str,
+    home: &std::path::Path,
+) -> (sandpit::engine::sandbox::UserId, common::Cleanup) {
+    let user = common::test_user(tag);
+    let cleanup = common::Cleanup(vec![user.container_name()]);
+    let output = sandpit_cli(home, &["new", user.as_str()]);
+    assert!(
+        output.status.success(),
+        "sandpit new {user}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (user, cleanup)
+}
+
+/// Runs the sandpit CLI to its end under `home`'s workspace root, without a
+/// terminal.
+fn sandpit_cli(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sandpit"));
+    command
+        .arg("--workspace-root")
+        .arg(home.join("ws"))
+        .args(args);
+    if let Some(ca) = common::build_options().ca_file {
+        command.env(sandpit::config::CA_FILE_ENV, ca);
+    }
+    common::output_within(&mut command, common::CLI_DEADLINE, "the sandpit CLI")
+}
+
+/// Runs `command` in a detached tmux session of `size` whose pane stays
+/// after the program exits (for its exit status and last screen).
+fn start_in_tmux(name: &str, command: &str, size: (u16, u16)) -> TmuxSession {
+    let (width, height) = (size.0.to_string(), size.1.to_string());
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        name,
+        "-x",
+        &width,
+        "-y",
+        &height,
+        command,
+    ]);
+    tmux(&["set-option", "-t", name, "remain-on-exit", "on"]);
+    TmuxSession(name.to_string())
+}
+
+/// `sandpit shell USER` as the pane's own process (so its pid is the
+/// pane's), with a known TERM.
+fn start_shell(name: &str, home: &std::path::Path, user: &str, size: (u16, u16)) -> TmuxSession {
+    let command = format!(
+        "exec env TERM=xterm-256color {bin} --workspace-root {home}/ws shell {user}",
+        bin = env!("CARGO_BIN_EXE_sandpit"),
+        home = home.display(),
+    );
+    start_in_tmux(name, &command, size)
+}
+
+/// Types a line into the pane.
+fn type_line(name: &str, line: &str) {
+    tmux(&["send-keys", "-t", name, "-l", line]);
+    tmux(&["send-keys", "-t", name, "Enter"]);
+}
+
+/// The pane's exit status once its program has ended, waited for.
+fn pane_exit_status(name: &str, deadline: Duration) -> String {
+    let status = || {
+        tmux(&["display-message", "-p", "-t", name, "#{pane_dead_status}"])
+            .trim()
+            .to_string()
+    };
+    wait_for_screen(name, deadline, "the program's exit status", |_| {
+        !status().is_empty()
+    });
+    status()
+}
+
+/// Asks the shell for its terminal's size until it is `rows cols`: the
+/// resize travels (SIGWINCH, sandpit, the engine) apart from the typed
+/// command, which may overtake it, so the question is asked again.
+fn wait_for_size(name: &str, size: &str) {
+    let expected = format!("size={size}");
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        type_line(name, "echo \"size=$(stty size)\"");
+        let asked = Instant::now();
+        while asked.elapsed() < Duration::from_secs(2) {
+            let screen = tmux(&["capture-pane", "-p", "-t", name]);
+            if screen.lines().any(|line| line.trim_end() == expected) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let screen = tmux(&["capture-pane", "-p", "-t", name]);
+        assert!(
+            Instant::now() < until,
+            "timed out after 30 s waiting for {expected} in the shell; screen:\n{screen}"
+        );
+    }
+}
+
+/// The command lines of every process in a container, read with the docker
+/// CLI (NUL separators as spaces).
+fn container_processes(container: &str) -> String {
+    let output = common::output_within(
+        Command::new("docker").args([
+            "exec",
+            container,
+            "sh",
+            "-c",
+            "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done 2>/dev/null",
+        ]),
+        Duration::from_secs(30),
+        "docker exec listing the sandbox's processes",
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn docker_inspect(container: &str, format: &str) -> String {
+    let output = common::output_within(
+        Command::new("docker").args(["inspect", "-f", format, container]),
+        Duration::from_secs(30),
+        "docker inspect",
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+#[test]
+fn a_shell_from_the_cli_runs_as_the_sandbox_and_leaves_nothing_behind() {
+    let home = tempfile::tempdir().unwrap();
+    let (user, _cleanup) = shell_sandbox("shcli", home.path());
+    let container = user.container_name();
+    let owner = docker_inspect(&container, "{{.Config.User}}");
+    let work_dir = docker_inspect(&container, "{{.Config.WorkingDir}}");
+    let (uid, gid) = owner.split_once(':').expect("the sandbox runs as uid:gid");
+    let name = format!("sandpit-e2e-shell-{}", std::process::id());
+    // Run from a shell that reports the status and the terminal's mode
+    // after: it must be back in cooked mode (icanon, not -icanon).
+    let command = format!(
+        "env TERM=xterm-256color {bin} --workspace-root {home}/ws shell {user}; \
+         echo \"exit-status=$?\"; stty -a | tr ' ' '\\n' | grep -x -e icanon -e -icanon; sleep 600",
+        bin = env!("CARGO_BIN_EXE_sandpit"),
+        home = home.path().display(),
+    );
+    let _session = start_in_tmux(&name, &command, (100, 30));
+    let prompt = format!("{work_dir}$");
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the shell's prompt",
+        |screen| screen.contains(&prompt),
+    );
+
+    // Who, where, which terminal and size; the typed line shows `$(...)`,
+    // only the output shows the values.
+    type_line(
+        &name,
+        "echo \"who=$(id -u):$(id -g) dir=$(pwd) term=$TERM size=$(stty size)\"",
+    );
+    let expected = format!("who={uid}:{gid} dir={work_dir} term=xterm-256color size=30 100");
+    let screen = wait_for_screen(&name, Duration::from_secs(30), &expected, |screen| {
+        screen.lines().any(|line| line.trim_end() == expected)
+    });
+    assert!(
+        !screen.contains("sandpit-shell"),
+        "the root's line is shown:\n{screen}"
+    );
+    // The same hardening as commands: no capabilities, no new privileges.
+    type_line(
+        &name,
+        "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status | tr -s '\\t' ' '",
+    );
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the shell's privileges",
+        |screen| {
+            screen
+                .lines()
+                .any(|line| line.trim_end() == "CapEff: 0000000000000000")
+                && screen
+                    .lines()
+                    .any(|line| line.trim_end() == "NoNewPrivs: 1")
+        },
+    );
+
+    // A resize reaches the shell's terminal.
+    tmux(&["resize-window", "-t", &name, "-x", "90", "-y", "25"]);
+    wait_for_size(&name, "25 90");
+
+    // A background job outlives the shell's exit unless sandpit ends it.
+    type_line(&name, "sleep 4242 &");
+    let until = Instant::now() + Duration::from_secs(30);
+    while !container_processes(&container).contains("sleep 4242") {
+        assert!(Instant::now() < until, "the background sleep never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    type_line(&name, "exit 7");
+    let screen = wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "sandpit's exit status",
+        |screen| screen.contains("exit-status="),
+    );
+    assert!(screen.contains("exit-status=7"), "{screen}");
+    let mode = wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the terminal's mode",
+        |screen| {
+            screen
+                .lines()
+                .any(|line| line.trim_end().ends_with("icanon"))
+        },
+    );
+    assert!(
+        mode.lines().any(|line| line.trim_end() == "icanon"),
+        "the terminal was left in raw mode:\n{mode}"
+    );
+    let left = container_processes(&container);
+    assert!(
+        !left.contains("sleep 4242"),
+        "the background job survived:\n{left}"
+    );
+    assert!(
+        !left.contains("sandpit-tether"),
+        "the tether survived:\n{left}"
+    );
+    // The session is in the activity log, with its status (not what was typed).
+    let activity = sandpit_cli(
+        home.path(),
+        &["activity", "--user", user.as_str(), "--json"],
+    );
+    let rows = String::from_utf8_lossy(&activity.stdout);
+    let shell_row = rows
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|row| row["action"] == "shell")
+        .unwrap_or_else(|| panic!("no shell row in the activity log:\n{rows}"));
+    assert_eq!(shell_row["source"], "cli", "{shell_row}");
+    assert_eq!(shell_row["exit_code"], 7, "{shell_row}");
+    assert!(
+        !rows.contains("4242"),
+        "what was typed is recorded:\n{rows}"
+    );
+}
+
+#[test]
+fn a_shell_whose_client_is_stopped_or_killed_leaves_nothing_behind() {
+    let home = tempfile::tempdir().unwrap();
+    let (user, _cleanup) = shell_sandbox("shkill", home.path());
+    let container = user.container_name();
+    let work_dir = docker_inspect(&container, "{{.Config.WorkingDir}}");
+    for (signal, sleep, status) in [("-TERM", "4343", Some("130")), ("-KILL", "4344", None)] {
+        let name = format!("sandpit-e2e-shkill{signal}-{}", std::process::id());
+        let _session = start_shell(&name, home.path(), user.as_str(), (100, 30));
+        wait_for_screen(
+            &name,
+            Duration::from_secs(30),
+            "the shell's prompt",
+            |screen| screen.contains(&format!("{work_dir}$")),
+        );
+        // One job in the background, one that left the tree (a new session,
+        // reparented to init), one in the foreground.
+        type_line(
+            &name,
+            &format!("sleep {sleep} & setsid sleep {sleep}2 & sleep {sleep}1"),
+        );
+        let until = Instant::now() + Duration::from_secs(30);
+        while !container_processes(&container).contains(&format!("sleep {sleep}1")) {
+            assert!(Instant::now() < until, "the sleeps never started");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let pid = tmux(&["display-message", "-p", "-t", &name, "#{pane_pid}"]);
+        let killed = Command::new("kill")
+            .args([signal, pid.trim()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        if let Some(status) = status {
+            assert_eq!(pane_exit_status(&name, Duration::from_secs(30)), status);
+        }
+        // Killed outright, sandpit can do nothing: the tether inside does it.
+        let until = Instant::now() + Duration::from_secs(15);
+        loop {
+            let left = container_processes(&container);
+            if !left.contains(&format!("sleep {sleep}")) && !left.contains("sandpit-tether") {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "after kill {signal}, the shell's processes are still there after 15 s:\n{left}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[test]
+fn shell_refusals_say_what_to_do() {
+    let home = tempfile::tempdir().unwrap();
+    // Without a terminal: refused before anything else.
+    let output = sandpit_cli(home.path(), &["shell", "nobody-here"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("needs a terminal on stdin and stdout"),
+        "{stderr}"
+    );
+
+    let (user, _cleanup) = shell_sandbox("shrefuse", home.path());
+    let missing = common::test_user("shnobody");
+    let stop = sandpit_cli(home.path(), &["stop", user.as_str()]);
+    assert!(
+        stop.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stop.stderr)
+    );
+    let bin = env!("CARGO_BIN_EXE_sandpit");
+    let ws = home.path().join("ws");
+    let cases = [
+        (
+            format!("{bin} --workspace-root {} shell {missing}", ws.display()),
+            format!("user `{missing}` has no sandbox: create one with `sandpit new {missing}`"),
+        ),
+        (
+            format!("{bin} --workspace-root {} shell {user}", ws.display()),
+            format!("start it with `sandpit start {user}`"),
+        ),
+        (
+            format!(
+                "env DOCKER_HOST=unix:///nonexistent/docker.sock {bin} --workspace-root {} shell {user}",
+                ws.display()
+            ),
+            "does not answer".to_string(),
+        ),
+    ];
+    for (n, (command, message)) in cases.iter().enumerate() {
+        let name = format!("sandpit-e2e-shrefuse{n}-{}", std::process::id());
+        // The status is printed after, and the pane held: a program that
+        // fails at once may end before tmux is told to keep its pane.
+        let held = format!("{command}; echo exit-status=$?; sleep 600");
+        let _session = start_in_tmux(&name, &held, (200, 20));
+        let screen = wait_for_screen(&name, Duration::from_secs(60), "the refusal", |screen| {
+            screen.contains("exit-status=")
+        });
+        assert!(screen.contains("exit-status=1"), "{command}: {screen}");
+        // tmux wraps at the pane's width; the message is read joined.
+        let screen = tmux(&["capture-pane", "-p", "-J", "-t", &name]);
+        assert!(screen.contains(message.as_str()), "{command}: {screen}");
+    }
+}
+
+#[test]
+fn a_shell_from_the_dashboard_hands_the_terminal_over_and_back() {
+    let home = tempfile::tempdir().unwrap();
+    let (user, _cleanup) = shell_sandbox("shdash", home.path());
+    let work_dir = docker_inspect(&user.container_name(), "{{.Config.WorkingDir}}");
+    let name = format!("sandpit-e2e-shdash-{}", std::process::id());
+    let _session = start_dashboard(&name, home.path(), "", (120, 35));
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the dashboard listing the session",
+        |screen| screen.contains("Sessions (") && screen.contains(user.as_str()),
+    );
+    // Other tests' sandboxes on the shared engine are listed too: filter.
+    tmux(&["send-keys", "-t", &name, "/"]);
+    type_line(&name, user.as_str());
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the filtered list",
+        |screen| screen.contains("Sessions (1)"),
+    );
+
+    tmux(&["send-keys", "-t", &name, "e"]);
+    let prompt = format!("{work_dir}$");
+    let banner = format!("a shell in the sandbox of `{user}`");
+    wait_for_screen(&name, Duration::from_secs(30), "the shell", |screen| {
+        screen.contains(&banner) && screen.contains(&prompt)
+    });
+    assert_eq!(
+        tmux(&["display-message", "-p", "-t", &name, "#{alternate_on}"]).trim(),
+        "0",
+        "the shell runs on the main screen"
+    );
+    type_line(&name, "echo \"shell-$((6*7)) as $(id -u) in $(pwd)\"");
+    let uid = docker_inspect(&user.container_name(), "{{.Config.User}}");
+    let uid = uid.split(':').next().unwrap_or_default();
+    let expected = format!("shell-42 as {uid} in {work_dir}");
+    wait_for_screen(&name, Duration::from_secs(30), &expected, |screen| {
+        screen.lines().any(|line| line.trim_end() == expected)
+    });
+    // A resize during the shell reaches it.
+    tmux(&["resize-window", "-t", &name, "-x", "100", "-y", "30"]);
+    wait_for_size(&name, "30 100");
+
+    type_line(&name, "exit");
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the dashboard back",
+        |screen| {
+            screen.contains("Sessions (1)")
+                && screen.contains(&format!("the shell in `{user}` ended with status 0"))
+        },
+    );
+    assert_eq!(
+        tmux(&["display-message", "-p", "-t", &name, "#{alternate_on}"]).trim(),
+        "1",
+        "the dashboard is on the alternate screen again"
+    );
+    // Drawn whole at the new size, and keys reach it again.
+    let screen = tmux(&["capture-pane", "-p", "-t", &name]);
+    assert!(
+        screen.lines().all(|line| line.chars().count() <= 100),
+        "{screen}"
+    );
+    tmux(&["send-keys", "-t", &name, "?"]);
+    wait_for_screen(&name, Duration::from_secs(30), "help", |screen| {
+        screen.contains("open a shell in the selected session")
+    });
+    // Recorded as the dashboard's.
+    let activity = sandpit_cli(
+        home.path(),
+        &["activity", "--user", user.as_str(), "--json"],
+    );
+    let rows = String::from_utf8_lossy(&activity.stdout);
+    assert!(
+        rows.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .any(|row| row["action"] == "shell"
+                && row["source"] == "dashboard"
+                && row["exit_code"] == 0),
+        "no dashboard shell row in the activity log:\n{rows}"
+    );
 }

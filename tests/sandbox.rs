@@ -917,3 +917,178 @@ async fn a_sandbox_stopped_during_a_command_stays_stopped() {
     );
     sandbox.remove(true).await.unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// The interactive shell through the engine API (issue 12, part 3); the
+// terminal side is tested in tmux in tests/dashboard_e2e.rs.
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_shell_gets_its_terminal_and_reports_its_status() {
+    use sandpit::engine::shell::{ShellEnd, ShellOptions, TermSize};
+    let (sandbox, _root) = common::sandbox("shell-api").await;
+    let options = ShellOptions {
+        term: Some("vt100".to_string()),
+        size: Some(TermSize { cols: 77, rows: 11 }),
+    };
+    let shell = sandbox.open_shell(&options).await.unwrap();
+    let (typed, input) = tokio::sync::mpsc::channel(4);
+    let (sizes, resizes) = tokio::sync::mpsc::channel(4);
+    // Typed ahead: the terminal holds it until the shell reads. The typed
+    // line shows `$((6*7))`; only the output shows 42. Output that starts
+    // with a byte a multiplexed stream would take for a frame header (^A,
+    // alone, then a pause) must not stall what follows.
+    typed
+        .send(b"printf '\\001'; sleep 0.3; echo \"$TERM $(stty size) $((6*7))\"; exit 3\n".to_vec())
+        .await
+        .unwrap();
+    let mut output = Vec::new();
+    let exit = tokio::time::timeout(
+        Duration::from_secs(60),
+        shell.attach(input, &mut output, resizes, CancellationToken::new()),
+    )
+    .await
+    .expect("the shell exits within 60 s")
+    .unwrap();
+    let output = String::from_utf8_lossy(&output);
+    assert!(output.contains("\u{1}vt100 11 77 42"), "{output:?}");
+    assert!(
+        !output.contains("sandpit-shell"),
+        "the root's line is shown: {output:?}"
+    );
+    assert_eq!(exit.end, ShellEnd::Exited, "{exit:?}");
+    assert_eq!(exit.code, Some(3), "{exit:?}");
+    assert_eq!(exit.status_code(), 3);
+    drop((typed, sizes));
+}
+
+#[tokio::test]
+async fn a_client_leaving_a_shell_ends_its_processes() {
+    use sandpit::engine::shell::{ShellEnd, ShellOptions};
+    let (sandbox, _root) = common::sandbox("shell-leave").await;
+    for leave in ["input ends", "cancel"] {
+        let shell = sandbox.open_shell(&ShellOptions::default()).await.unwrap();
+        let (typed, input) = tokio::sync::mpsc::channel(4);
+        let (_sizes, resizes) = tokio::sync::mpsc::channel(4);
+        // One job in the background, one that left the tree (a new
+        // session, reparented to init), one in the foreground.
+        typed
+            .send(b"sleep 5151 & setsid sleep 5153 & sleep 5152\n".to_vec())
+            .await
+            .unwrap();
+        let cancel = CancellationToken::new();
+        let mut output = Vec::new();
+        let session = tokio::spawn({
+            let cancel = cancel.clone();
+            async move {
+                let exit = shell.attach(input, &mut output, resizes, cancel).await;
+                (exit, output)
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !common::process_list(&sandbox)
+            .await
+            .iter()
+            .any(|line| line.contains("sleep 5152"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{leave}: the shell's sleeps did not start within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A daemon another command leaves meanwhile is not the shell's.
+        let daemon = format!("sleep 52{}", leave.len());
+        let started = common::sh(&sandbox, &format!("setsid {daemon} >/dev/null 2>&1 &")).await;
+        assert_eq!(started.exit_code, Some(0), "{started:?}");
+        match leave {
+            "input ends" => drop(typed),
+            _ => cancel.cancel(),
+        }
+        let (exit, output) = tokio::time::timeout(Duration::from_secs(60), session)
+            .await
+            .expect("the session ends within 60 s of the client leaving")
+            .unwrap();
+        let exit = exit.unwrap();
+        assert_eq!(exit.end, ShellEnd::Detached, "{leave}: {exit:?}");
+        assert_eq!(exit.status_code(), 130, "{leave}");
+        let left = common::process_list(&sandbox).await;
+        assert!(
+            !left.iter().any(|line| line.contains("sleep 515")),
+            "{leave}: the shell's processes survived: {left:#?}\n{}",
+            String::from_utf8_lossy(&output)
+        );
+        assert!(
+            left.iter().any(|line| line.contains(&daemon)),
+            "{leave}: another command's daemon was killed with the shell: {left:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_shell_in_a_stopped_sandbox_is_refused_with_what_to_do() {
+    let (sandbox, _root) = common::sandbox("shell-stopped").await;
+    sandbox.stop().await.unwrap();
+    let err = sandbox
+        .open_shell(&Default::default())
+        .await
+        .expect_err("a stopped sandbox has no shell");
+    let user = sandbox.user();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the sandbox of user `{user}` is not running (state: exited): start it with `sandpit start {user}`"
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_sandbox_stopped_under_its_shell_is_reported_and_stays_stopped() {
+    use sandpit::engine::shell::ShellOptions;
+    let (sandbox, _root) = common::sandbox("shell-lost").await;
+    let shell = sandbox.open_shell(&ShellOptions::default()).await.unwrap();
+    let (typed, input) = tokio::sync::mpsc::channel(4);
+    let (_sizes, resizes) = tokio::sync::mpsc::channel(4);
+    typed.send(b"sleep 6161\n".to_vec()).await.unwrap();
+    let session = tokio::spawn(async move {
+        let mut output = Vec::new();
+        shell
+            .attach(input, &mut output, resizes, CancellationToken::new())
+            .await
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !common::process_list(&sandbox)
+        .await
+        .iter()
+        .any(|line| line.contains("sleep 6161"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shell's sleep did not start within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sandbox.stop().await.unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(60), session)
+        .await
+        .expect("the shell ends within 60 s of its sandbox stopping")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        exit.sandbox_lost,
+        Some(sandpit::engine::exec::SandboxLoss::Stopped),
+        "{exit:?}"
+    );
+    assert_eq!(exit.status_code(), 125);
+    assert!(!exit.sandbox_restarted, "{exit:?}");
+    assert!(
+        exit.reason(sandbox.container_name())
+            .is_some_and(|reason| reason.contains("was stopped during the shell")),
+        "{exit:?}"
+    );
+    assert!(
+        !sandbox.inspect().await.unwrap().info.is_running(),
+        "a stopped sandbox was started again"
+    );
+    drop(typed);
+}

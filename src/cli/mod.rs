@@ -10,6 +10,7 @@ mod processes;
 mod runtimes;
 mod sandbox;
 mod sessions;
+mod shell;
 
 use std::path::PathBuf;
 
@@ -215,6 +216,18 @@ pub enum Command {
         user: UserId,
         /// The id `exec --background` printed
         id: u64,
+    },
+    /// An interactive shell in a user's running sandbox, on this terminal
+    ///
+    /// bash when the image has it, else sh; as the sandbox's uid, in its
+    /// work dir, with this terminal's TERM and window size. Leaving ends
+    /// every process started in it. Needs a terminal on stdin and stdout
+    /// (`exec -i` pipes instead). Exits with the shell's status; 130 when
+    /// sandpit was told to stop first (SIGTERM, SIGHUP), 125 when the
+    /// sandbox went away or the status was lost.
+    Shell {
+        #[arg(help = USER_HELP)]
+        user: UserId,
     },
     /// Live CPU, memory and pids of a user's sandbox
     Stats {
@@ -596,6 +609,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let io = exec::IoOptions { interactive, json };
             exec::run_file(&context, &user, runtime.as_deref(), timeout, io, &file).await
         }
+        Some(Command::Shell { user }) => shell::shell(&context, &user).await,
         Some(Command::Files { user, op }) => files::files(&context, &user, op).await,
         Some(Command::Ps { user, json }) => processes::ps(&context, &user, json).await,
         Some(Command::Logs { user, id, follow }) => {

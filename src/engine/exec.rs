@@ -503,6 +503,39 @@ pub(crate) fn new_exec_tag() -> String {
     )
 }
 
+/// Entry points for an exec started outside [`EngineExec`] (the interactive
+/// shell, `engine::shell`), so that its processes are tagged, found and
+/// killed exactly as a command's are: a fresh tag (as [`EXEC_TAG_VAR`]), the
+/// killer run from here, the killer's scripts (bash, then sh; `$1` is the
+/// tag) for running it from inside, and an exec's exit status once it
+/// ended.
+pub(crate) fn exec_tag() -> String {
+    new_exec_tag()
+}
+
+/// `root` is the exec's root process as it reported itself (pid, and start
+/// time in clock ticks since boot): membership is judged by it, as for a
+/// wrapped command; without it, by the tag.
+pub(crate) async fn kill_exec_tree(
+    engine: &Engine,
+    target: &ExecTarget,
+    tag: &str,
+    root: Option<(u32, u64)>,
+) -> anyhow::Result<bool> {
+    let root = root.map(|(pid, start)| RootProcess { pid, start });
+    kill_tree(engine, target, tag, root)
+        .await
+        .map(|report| report.restarted)
+}
+
+pub(crate) fn killer_scripts() -> (&'static str, &'static str) {
+    (KILLER_BASH, KILLER_SH)
+}
+
+pub(crate) async fn exec_exit_code(engine: &Engine, exec_id: &str) -> Option<i64> {
+    wait_exec_exit(engine, exec_id).await
+}
+
 /// Why sandpit stopped a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StopReason {

@@ -12,6 +12,7 @@ pub mod quota;
 pub mod runner;
 pub mod runtimes;
 pub mod sandbox;
+pub mod shell;
 pub mod stats;
 pub(crate) mod workspace;
 

@@ -565,6 +565,11 @@ impl Sandbox {
         &self.target.work_dir
     }
 
+    /// Where execs in this sandbox run: container, `uid:gid` and work dir.
+    pub(crate) fn exec_target(&self) -> &ExecTarget {
+        &self.target
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -937,7 +942,7 @@ impl Sandbox {
     /// `since`. A container being killed still reads "running" for a moment
     /// after its processes died, so a running one is judged by the engine's
     /// events: after a kill, die or stop it is waited for until it settles.
-    async fn loss_since(&self, since: std::time::SystemTime) -> Option<SandboxLoss> {
+    pub(crate) async fn loss_since(&self, since: std::time::SystemTime) -> Option<SandboxLoss> {
         if let Some(loss) = self.loss_now().await? {
             return Some(loss);
         }

@@ -43,6 +43,9 @@ pub const BURST_GAP: Duration = Duration::from_millis(15);
 pub enum Deliberate {
     /// Leave the dashboard (sessions keep running).
     Quit,
+    /// Hand the terminal to a shell in this session: what follows a key
+    /// in a burst (a paste) would be typed into it.
+    Shell(String),
     /// Send a destructive request, announcing it with `notice`.
     Send {
         notice: String,
@@ -54,6 +57,7 @@ impl Deliberate {
     fn describe(&self) -> String {
         match self {
             Deliberate::Quit => "quit".to_string(),
+            Deliberate::Shell(user) => format!("open a shell in `{user}`"),
             Deliberate::Send { request, .. } => match request.as_ref() {
                 Request::Stop(user) => format!("stop `{user}`"),
                 Request::Restart(user) => format!("restart `{user}`"),
@@ -155,6 +159,9 @@ pub struct App {
     pub notice: Option<Notice>,
     /// Requests for the engine worker, drained by the event loop.
     pub outbox: Vec<Request>,
+    /// A session to open a shell in: the event loop hands the terminal
+    /// over (see `tui::handover`) and takes it back when the shell exits.
+    pub shell_request: Option<String>,
     /// Something changed since the last frame.
     pub dirty: bool,
     pub should_quit: bool,
@@ -213,6 +220,7 @@ impl App {
             isolation: None,
             notice,
             outbox: Vec::new(),
+            shell_request: None,
             dirty: true,
             should_quit: false,
             area: Rect::default(),
@@ -660,6 +668,7 @@ impl App {
         self.dirty = true;
         match effect {
             Deliberate::Quit => self.should_quit = true,
+            Deliberate::Shell(user) => self.shell_request = Some(user),
             Deliberate::Send { notice, request } => {
                 self.inform(notice);
                 self.outbox.push(*request);

@@ -177,6 +177,9 @@ actions! {
     Down: Global "down" ["j", "down"] "down" "select the next session";
     CycleTheme: Global "cycle_theme" ["t"] "theme" "next theme";
 
+    Shell: Sessions "shell" ["e"] "shell"
+        "open a shell in the selected session (exit comes back here)";
+
     RuntimeUp: Runtimes "up" ["k", "up"] "up" "select the previous runtime";
     RuntimeDown: Runtimes "down" ["j", "down"] "down" "select the next runtime";
 

@@ -15,6 +15,7 @@ pub mod activity;
 pub mod app;
 pub mod collector;
 pub mod files;
+pub mod handover;
 pub mod history;
 pub mod keymap;
 pub mod popups;
@@ -86,6 +87,7 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
 
     let (update_tx, mut updates) = mpsc::unbounded_channel();
     let (request_tx, request_rx) = mpsc::unbounded_channel();
+    let activity_log = options.activity.clone();
     let mut collector = collector::spawn(
         options.sessions,
         options.runtimes,
@@ -136,6 +138,16 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
         }
         for request in app.outbox.drain(..) {
             let _ = request_tx.send(request);
+        }
+        if let Some(user) = app.shell_request.take() {
+            // The terminal is the shell's until it exits: no events are read
+            // meanwhile, or they would take key presses meant for it.
+            drop(events);
+            handover::dashboard_shell(&mut guard.terminal, &mut app, &user, &activity_log).await;
+            events = EventStream::new();
+            // Frames and ticks missed meanwhile are not caught up in a burst.
+            render.reset();
+            tick.reset();
         }
     }
     drop(guard);

@@ -1,5 +1,6 @@
 //! The sessions list: the selected session is what the other panes show.
-//! Its keys are the global ones (start, stop, delete, …).
+//! Its keys are the global ones (start, stop, delete, …) and its own: a
+//! shell in the selected session.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Position, Rect};
@@ -7,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row, Table, TableState};
 
 use super::{Component, Pane, pane_block, table_row};
-use crate::tui::app::App;
+use crate::tui::app::{App, Deliberate};
 use crate::tui::keymap::{Action, Scope};
 use crate::tui::ui::layout::Areas;
 use crate::units::human_bytes;
@@ -30,6 +31,7 @@ impl Component for SessionsPane {
             Action::Restart,
             Action::Delete,
             Action::Isolation,
+            Action::Shell,
             Action::Filter,
             Action::NextPane,
             Action::Help,
@@ -39,6 +41,21 @@ impl Component for SessionsPane {
 
     fn draw(&self, frame: &mut Frame, area: Rect, app: &App) {
         draw(frame, area, app);
+    }
+
+    fn handle_key(
+        &self,
+        app: &mut App,
+        _key: &crossterm::event::KeyEvent,
+        action: Option<Action>,
+    ) -> bool {
+        match action {
+            Some(Action::Shell) => {
+                open_shell(app);
+                true
+            }
+            _ => false,
+        }
     }
 
     fn click(&self, app: &mut App, area: Rect, position: Position) {
@@ -148,4 +165,25 @@ pub fn filter_key(app: &mut App, key: &crossterm::event::KeyEvent) {
         },
     }
     app.selected_session = 0;
+}
+
+/// Asks the event loop for a shell in the selected session, when it runs;
+/// never from a key in a burst (a paste would be typed into the shell).
+fn open_shell(app: &mut App) {
+    let Some(session) = app.selected() else {
+        app.warn("select a session to open a shell in");
+        return;
+    };
+    let running = session.sandbox.is_running();
+    let user = session.sandbox.user.clone();
+    if !running {
+        let start = app.keymap.first(Action::StartStop);
+        app.warn(format!(
+            "`{user}` is not running; press {start} to start it first"
+        ));
+        return;
+    }
+    if app.engine_ready() {
+        app.deliberate(Deliberate::Shell(user));
+    }
 }
