@@ -6,10 +6,12 @@
 //! - `collector`: the engine worker, talking to the app through messages
 //! - `ui`: drawing, one file per block and per popup
 //! - `keymap`, `theme`: user-configurable keys and colours
+//! - `indent`, `highlight`: the editor's indentation and syntax colours
 
 pub mod app;
 pub mod collector;
 pub mod files;
+pub mod indent;
 pub mod keymap;
 pub mod popups;
 pub mod terminal;
