@@ -11,6 +11,7 @@
 pub mod app;
 pub mod collector;
 pub mod files;
+pub mod highlight;
 pub mod indent;
 pub mod keymap;
 pub mod popups;
