@@ -43,6 +43,8 @@ pub struct DashboardOptions {
     pub activity: crate::activity::ActivityLog,
     pub runtimes: RuntimeSet,
     pub theme: Option<String>,
+    /// The config's `[editor]`: indentation by language.
+    pub editor: crate::config::EditorConfig,
 }
 
 /// Loads themes and the keymap from the user's config folder. Problems are
