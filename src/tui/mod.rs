@@ -77,6 +77,7 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
         tracing::warn!("{problem}");
     }
     let mut app = App::new(themes, theme_index, keymap, &options.runtimes);
+    app.editor_config = options.editor.clone();
     if !problems.is_empty() {
         app.warn(problems.join("; "));
     }

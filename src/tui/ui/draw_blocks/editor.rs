@@ -39,4 +39,6 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     frame.render_widget(&work.editor, inner);
+    work.highlight
+        .paint(&work.editor, inner, frame.buffer_mut(), theme);
 }
