@@ -463,7 +463,7 @@ fn filter_narrows_the_list_and_escape_clears_it() {
 fn help_and_theme_keys() {
     let mut app = app();
     press(&mut app, KeyCode::Char('?'));
-    assert_eq!(app.popup, Some(Popup::Help));
+    assert_eq!(app.popup, Some(Popup::Help { scroll: 0 }));
     press(&mut app, KeyCode::Esc);
     assert_eq!(app.popup, None);
     let before = app.theme().name.clone();
@@ -921,6 +921,488 @@ fn files_pane_acts_on_odd_names_by_their_escaped_form() {
             op: FileOp::Delete("bad\\xc3(\\n".to_string())
         })
     );
+}
+
+// --- every pane and every key, from the tables ------------------------
+
+use sandpit::tui::keymap::{Key, Scope};
+use sandpit::tui::ui::popups::help::{HelpLine, lines as help_lines};
+
+/// Every pane of the table has a place on screen that a click reaches,
+/// hints in the status bar and a section in help.
+#[test]
+fn panes_are_complete() {
+    let mut app = app();
+    let (width, height) = (120, 32);
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|frame| sandpit::tui::ui::draw(frame, &mut app))
+        .unwrap();
+    let areas =
+        sandpit::tui::ui::layout::Areas::compute(ratatui::layout::Rect::new(0, 0, width, height));
+    let help = help_lines(&app.keymap);
+    for pane in Pane::ALL {
+        let component = pane.component();
+        // Mouse: a click in the middle of its area focuses it.
+        let area = component
+            .area(&areas)
+            .unwrap_or_else(|| panic!("{pane:?} has no place in the full layout"));
+        let other = pane.cycle(true);
+        app.focus = other;
+        click(
+            &mut app,
+            MouseEventKind::Down(MouseButton::Left),
+            area.x + area.width / 2,
+            area.y + area.height / 2,
+        );
+        assert_eq!(app.focus, pane, "a click on {pane:?} did not reach it");
+        // Hints: some, each bound and shown in the status bar.
+        let hints = component.hints();
+        assert!(!hints.is_empty(), "{pane:?} has no key hints");
+        app.notice = None;
+        app.popup = None;
+        terminal
+            .draw(|frame| sandpit::tui::ui::draw(frame, &mut app))
+            .unwrap();
+        let buffer = terminal.backend().buffer();
+        let status: String = (0..width)
+            .map(|x| buffer[(x, height - 1)].symbol())
+            .collect();
+        for action in hints {
+            assert!(
+                action.scope() == Scope::Global || action.scope() == component.scope(),
+                "{pane:?} hints {action:?} of another scope"
+            );
+            let hint = format!("{} {}", app.keymap.label(*action), action.hint());
+            assert!(
+                status.contains(&hint),
+                "{pane:?}: `{hint}` not in the status bar:\n{status}"
+            );
+        }
+        // Help: a heading and every action of its scope.
+        assert!(
+            help.contains(&HelpLine::Heading(component.scope())),
+            "{pane:?} has no section in help"
+        );
+        for action in component.scope().actions() {
+            assert!(
+                help.contains(&HelpLine::Action {
+                    keys: app.keymap.label(action),
+                    description: action.description().to_string(),
+                }),
+                "{action:?} is not in help"
+            );
+        }
+        app.outbox.clear();
+    }
+    // Scopes of panes and popups alike: all of help is on screen when it is
+    // scrolled through.
+    let mut app = self::app();
+    app.perform(Action::Help);
+    let mut seen = String::new();
+    for _ in 0..help.len() {
+        terminal
+            .draw(|frame| sandpit::tui::ui::draw(frame, &mut app))
+            .unwrap();
+        let buffer = terminal.backend().buffer();
+        for y in 0..height {
+            seen.extend((0..width).map(|x| buffer[(x, y)].symbol().to_string()));
+            seen.push('\n');
+        }
+        press_action(&mut app, Action::HelpDown);
+    }
+    for scope in Scope::ALL {
+        assert!(
+            seen.contains(scope.title()),
+            "{scope:?} never shown in help"
+        );
+        for action in scope.actions() {
+            assert!(
+                seen.contains(action.description()),
+                "{action:?} never shown in help"
+            );
+        }
+    }
+}
+
+/// A key event as a terminal sends it (shift with capitals and shift-tab).
+fn event_for(key: &Key) -> KeyEvent {
+    let mut modifiers = key.modifiers;
+    if matches!(key.code, KeyCode::BackTab)
+        || matches!(key.code, KeyCode::Char(c) if c.is_uppercase())
+    {
+        modifiers |= KeyModifiers::SHIFT;
+    }
+    KeyEvent::new(key.code, modifiers)
+}
+
+/// Presses the first key the app's keymap binds to `action`.
+fn press_action(app: &mut App, action: Action) {
+    let key = *app
+        .keymap
+        .keys(action)
+        .first()
+        .unwrap_or_else(|| panic!("{action:?} has no key"));
+    app.handle_key(event_for(&key));
+}
+
+fn with_files(app: &mut App) {
+    use sandpit::engine::files::{DirEntry, EntryKind};
+    let entry = |name: &str, kind, size| DirEntry {
+        name: name.as_bytes().to_vec(),
+        kind,
+        size,
+        mtime: 0.0,
+    };
+    app.focus_pane(Pane::Files);
+    app.apply(Update::DirListing {
+        user: "alice".to_string(),
+        path: String::new(),
+        result: Ok(vec![
+            entry("src", EntryKind::Dir, 0),
+            entry("data.bin", EntryKind::File, 5 << 20),
+            entry("main.py", EntryKind::File, 10),
+        ]),
+    });
+}
+
+/// Puts the app where the actions of `scope` apply, using the keymap's keys
+/// to open popups.
+fn enter_scope(app: &mut App, scope: Scope) {
+    match scope {
+        Scope::Global | Scope::Sessions => app.focus_pane(Pane::Sessions),
+        Scope::Runtimes => app.focus_pane(Pane::Runtimes),
+        Scope::Stats => app.focus_pane(Pane::Stats),
+        Scope::Files => with_files(app),
+        Scope::Editor => app.focus_pane(Pane::Editor),
+        Scope::Output => {
+            app.focus_pane(Pane::Output);
+            let (_, work) = app.selected_work_mut().unwrap();
+            for i in 0..100 {
+                work.output.push(
+                    sandpit::engine::exec::Stream::Stdout,
+                    format!("line {i}\n").as_bytes(),
+                );
+            }
+        }
+        Scope::Filter => {
+            press_action(app, Action::Filter);
+            type_text(app, "car");
+        }
+        Scope::Help => press_action(app, Action::Help),
+        Scope::NewSession => press_action(app, Action::NewSession),
+        Scope::Confirm => press_action(app, Action::Delete),
+        Scope::BuildLog => press_action(app, Action::Build),
+        Scope::PickTarget => press_action(app, Action::Isolation),
+        Scope::Isolation => app.popup = Some(Popup::Isolation),
+        Scope::Prompt => {
+            with_files(app);
+            press_action(app, Action::FileNew);
+            type_text(app, "x.py");
+        }
+    }
+    assert!(!app.should_quit, "entering {scope:?} quit");
+    app.outbox.clear();
+    app.notice = None;
+}
+
+/// Sets up what `action` needs to show an effect (beyond its scope).
+fn prepare(app: &mut App, action: Action) {
+    use sandpit::tui::popups::Field;
+    match action {
+        Action::ClearFilter => app.filter = "car".to_string(),
+        Action::Up | Action::Down => app.selected_session = 1,
+        Action::RuntimeUp => app.selected_runtime = 1,
+        Action::FileUp => app.selected_work_mut().unwrap().1.tree.selected = 1,
+        Action::FileCollapse => {
+            let tree = &mut app.selected_work_mut().unwrap().1.tree;
+            tree.expand("src");
+            tree.set_listing("src".to_string(), Vec::new());
+        }
+        Action::EditorSearchNext => {
+            let work = sandpit::tui::work::Work::new("main.py", "one\ntwo x\n", "python3 {file}");
+            app.work.insert("alice".to_string(), work);
+            let (_, work) = app.selected_work_mut().unwrap();
+            work.editor.set_search_pattern("x").unwrap();
+        }
+        Action::EditorUndo => {
+            app.selected_work_mut().unwrap().1.editor.insert_str("ZZ");
+        }
+        Action::EditorRedo => {
+            let (_, work) = app.selected_work_mut().unwrap();
+            work.editor.insert_str("ZZ");
+            work.editor.undo();
+        }
+        Action::EditorPaste => {
+            let (_, work) = app.selected_work_mut().unwrap();
+            work.editor.set_yank_text("PASTED");
+        }
+        Action::EditorDedent => {
+            app.selected_work_mut().unwrap().1.editor.insert_str("    ");
+        }
+        Action::OutputDown | Action::OutputFollow => {
+            app.selected_work_mut().unwrap().1.output.scroll_up(5)
+        }
+        Action::OutputPageDown => app.selected_work_mut().unwrap().1.output.scroll_up(15),
+        Action::OutputSearchNext => {
+            app.selected_work_mut().unwrap().1.output_search = "line 42".to_string()
+        }
+        Action::HelpUp => app.popup = Some(Popup::Help { scroll: 3 }),
+        Action::FormChoiceNext | Action::FormChoicePrev => {
+            if let Some(Popup::NewSession(form)) = &mut app.popup {
+                form.field = Field::Runtime;
+            }
+        }
+        Action::FormCreate => {
+            if let Some(Popup::NewSession(form)) = &mut app.popup {
+                form.user = "dave".to_string();
+            }
+        }
+        Action::ConfirmAnswer => {
+            if let Some(Popup::Confirm(confirm)) = &mut app.popup {
+                confirm.focused = 1;
+            }
+        }
+        Action::BuildLogDown => app.popup = Some(Popup::BuildLog { scroll_back: 2 }),
+        Action::PickUp => {
+            if let Some(Popup::PickIsolationTarget { selected, .. }) = &mut app.popup {
+                *selected = 1;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What `action` must have done; an error says what is missing.
+fn check(app: &App, action: Action) -> Result<(), String> {
+    use sandpit::tui::collector::FileOp;
+    use sandpit::tui::popups::{Confirmable, Field, Prompt};
+    let last = app.outbox.last();
+    let work = app.selected_work();
+    let output = work.map(|w| &w.output);
+    let form = match &app.popup {
+        Some(Popup::NewSession(form)) => Some(form),
+        _ => None,
+    };
+    let ok = match action {
+        Action::Interrupt | Action::Quit => app.should_quit,
+        Action::Run => matches!(last, Some(Request::Run { user, .. }) if user == "alice"),
+        Action::NewSession => form.is_some(),
+        Action::StartStop => last == Some(&Request::Stop("alice".to_string())),
+        Action::Restart => last == Some(&Request::Restart("alice".to_string())),
+        Action::Delete => matches!(
+            &app.popup,
+            Some(Popup::Confirm(c)) if matches!(c.subject, Confirmable::DeleteSession { .. })
+        ),
+        Action::Build => {
+            matches!(last, Some(Request::Build(_)))
+                && matches!(app.popup, Some(Popup::BuildLog { .. }))
+        }
+        Action::Isolation => matches!(app.popup, Some(Popup::PickIsolationTarget { .. })),
+        Action::Filter => app.filtering,
+        Action::ClearFilter => app.filter.is_empty(),
+        Action::Help => matches!(app.popup, Some(Popup::Help { scroll: 0 })),
+        Action::NextPane => app.focus == Pane::Runtimes,
+        Action::PrevPane => app.focus == *Pane::ALL.last().unwrap(),
+        Action::Up => app.selected_session == 0,
+        Action::Down => app.selected_session == 2,
+        Action::CycleTheme => app.theme_index != 0,
+        Action::RuntimeUp => app.selected_runtime == 0,
+        Action::RuntimeDown => app.selected_runtime == 1,
+        Action::FileUp => work.unwrap().tree.selected == 0,
+        Action::FileDown => work.unwrap().tree.selected == 1,
+        Action::FileOpen | Action::FileExpand => {
+            last == Some(&Request::ListDir {
+                user: "alice".to_string(),
+                path: "src".to_string(),
+            }) && work.unwrap().tree.is_expanded("src")
+        }
+        Action::FileCollapse => !work.unwrap().tree.is_expanded("src"),
+        Action::FileNew => matches!(
+            &app.popup,
+            Some(Popup::Prompt { purpose: Prompt::NewFile { dir }, .. }) if dir == "src"
+        ),
+        Action::FileNewDir => matches!(
+            &app.popup,
+            Some(Popup::Prompt { purpose: Prompt::NewDir { dir }, .. }) if dir == "src"
+        ),
+        Action::FileRename => matches!(
+            &app.popup,
+            Some(Popup::Prompt { purpose: Prompt::Rename { from }, .. }) if from == "src"
+        ),
+        Action::FileDelete => matches!(
+            &app.popup,
+            Some(Popup::Confirm(c)) if matches!(&c.subject, Confirmable::DeleteFile { path, .. } if path == "src")
+        ),
+        Action::FileRefresh => app.outbox.contains(&Request::ListDir {
+            user: "alice".to_string(),
+            path: String::new(),
+        }),
+        Action::EditorSave => {
+            matches!(last, Some(Request::Save { file, .. }) if file == "main.py")
+        }
+        Action::EditorSearch => matches!(
+            &app.popup,
+            Some(Popup::Prompt {
+                purpose: Prompt::SearchEditor,
+                ..
+            })
+        ),
+        Action::EditorSearchNext => {
+            let cursor = work.unwrap().editor.cursor();
+            (cursor.0, cursor.1) == (1, 4)
+        }
+        Action::EditorUndo => !work.unwrap().contents().contains("ZZ"),
+        Action::EditorRedo => work.unwrap().contents().contains("ZZ"),
+        Action::EditorPaste => work.unwrap().contents().contains("PASTED"),
+        // The buffer is Python (python-minimal): 4 spaces.
+        Action::EditorIndent => work.unwrap().contents().starts_with("    "),
+        Action::EditorDedent => !work.unwrap().contents().starts_with(' '),
+        Action::EditorLeave => app.focus == Pane::Sessions,
+        Action::OutputUp => output.unwrap().scroll_back == 1,
+        Action::OutputDown => output.unwrap().scroll_back == 4,
+        Action::OutputPageUp => output.unwrap().scroll_back == 10,
+        Action::OutputPageDown => output.unwrap().scroll_back == 5,
+        Action::OutputTop => output.unwrap().window(1).next().unwrap().1 == "line 0",
+        Action::OutputFollow => output.unwrap().following(),
+        Action::OutputSearch => matches!(
+            &app.popup,
+            Some(Popup::Prompt {
+                purpose: Prompt::SearchOutput,
+                ..
+            })
+        ),
+        Action::OutputSearchNext => output.unwrap().window(1).next().unwrap().1 == "line 42",
+        Action::OutputSave => {
+            matches!(last, Some(Request::Save { file, .. }) if file == "output.log")
+        }
+        Action::FilterKeep => !app.filtering && app.filter == "car",
+        Action::FilterClear => !app.filtering && app.filter.is_empty(),
+        Action::HelpClose => app.popup.is_none(),
+        Action::HelpUp => app.popup == Some(Popup::Help { scroll: 2 }),
+        Action::HelpDown => app.popup == Some(Popup::Help { scroll: 1 }),
+        Action::FormNext => form.is_some_and(|f| f.field == Field::Runtime),
+        Action::FormPrev => form.is_some_and(|f| f.field == Field::Network),
+        Action::FormChoiceNext => form.is_some_and(|f| f.runtime == 1),
+        Action::FormChoicePrev => form.is_some_and(|f| f.runtime == f.runtimes.len() - 1),
+        Action::FormCreate => {
+            app.popup.is_none()
+                && matches!(last, Some(Request::Create { user, .. }) if user.as_str() == "dave")
+        }
+        Action::FormCancel => app.popup.is_none() && app.outbox.is_empty(),
+        Action::ConfirmNext => matches!(&app.popup, Some(Popup::Confirm(c)) if c.focused == 1),
+        Action::ConfirmPrev => matches!(&app.popup, Some(Popup::Confirm(c)) if c.focused == 2),
+        Action::ConfirmAnswer => {
+            last == Some(&Request::Delete {
+                user: "alice".to_string(),
+                purge: false,
+            })
+        }
+        Action::BuildLogClose => app.popup.is_none(),
+        Action::BuildLogUp => app.popup == Some(Popup::BuildLog { scroll_back: 1 }),
+        Action::BuildLogDown => app.popup == Some(Popup::BuildLog { scroll_back: 1 }),
+        Action::PickUp => matches!(
+            &app.popup,
+            Some(Popup::PickIsolationTarget { selected: 0, .. })
+        ),
+        Action::PickDown => matches!(
+            &app.popup,
+            Some(Popup::PickIsolationTarget { selected: 1, .. })
+        ),
+        Action::PickChoose => {
+            app.popup == Some(Popup::Isolation)
+                && last
+                    == Some(&Request::CheckIsolation {
+                        from: "alice".to_string(),
+                        target: "bob".to_string(),
+                    })
+        }
+        Action::PickCancel | Action::IsolationClose => app.popup.is_none(),
+        Action::PromptSubmit => {
+            app.popup.is_none()
+                && last
+                    == Some(&Request::FileOp {
+                        user: "alice".to_string(),
+                        op: FileOp::NewFile("src/x.py".to_string()),
+                    })
+        }
+        Action::PromptCancel => app.popup.is_none() && app.outbox.is_empty(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "focus {:?}, popup {:?}, outbox {:?}, notice {:?}",
+            app.focus,
+            app.popup,
+            app.outbox,
+            app.notice.as_ref().map(|n| &n.text)
+        ))
+    }
+}
+
+/// Presses every key the keymap binds, in the place its action applies,
+/// and checks the action happened.
+fn every_key_does_its_action(keymap: KeyMap) {
+    let mut checked = 0;
+    for action in Action::ALL {
+        let keys = keymap.keys(action).to_vec();
+        assert!(!keys.is_empty(), "{action:?} has no key");
+        for key in keys {
+            let mut app = app_with(keymap.clone());
+            enter_scope(&mut app, action.scope());
+            prepare(&mut app, action);
+            app.handle_key(event_for(&key));
+            if let Err(state) = check(&app, action) {
+                panic!(
+                    "{key} did not {action:?} ({}): {state}",
+                    action.qualified_name()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= Action::ALL.len());
+}
+
+#[test]
+fn every_default_key_of_every_pane_and_popup_works() {
+    every_key_does_its_action(KeyMap::default());
+}
+
+/// The same with every action moved to another key by a keymap.toml: an
+/// override works for pane and popup keys as for global ones.
+#[test]
+fn every_overridden_key_works_and_the_old_one_does_not() {
+    let letters: Vec<char> = ('a'..='z').collect();
+    let mut text = String::new();
+    for scope in Scope::ALL {
+        // Global keys differ in their modifiers from every pane's, so a
+        // pane never shadows one.
+        let (header, modifier) = match scope {
+            Scope::Global => (String::new(), "alt-"),
+            other => (format!("[{}]\n", other.name()), "ctrl-alt-"),
+        };
+        text.push_str(&header);
+        for (index, action) in scope.actions().enumerate() {
+            text.push_str(&format!(
+                "{} = \"{modifier}{}\"\n",
+                action.name(),
+                letters[index]
+            ));
+        }
+    }
+    let keymap = KeyMap::with_overrides(&text, "keymap.toml").unwrap();
+    for action in Action::ALL {
+        assert_eq!(keymap.keys(action).len(), 1, "{action:?}");
+    }
+    every_key_does_its_action(keymap.clone());
+    // The default keys of pane actions are gone with the override.
+    let mut app = app_with(keymap);
+    with_files(&mut app);
+    app.outbox.clear();
+    press(&mut app, KeyCode::Char('a'));
+    assert!(app.popup.is_none(), "a still makes a file");
 }
 
 // ---- editor indentation (branch `editor`) ----

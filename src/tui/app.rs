@@ -1,23 +1,22 @@
-//! The dashboard's state and how it changes: key and mouse events become
-//! actions, engine updates replace snapshots, and anything that needs the
-//! engine goes out as a [`Request`] in the outbox.
+//! The dashboard's state and the router of its events: a key goes to the
+//! open popup (`ui/popups/`), the focused pane (`ui/panes/`) or the global
+//! actions, each looked up in the keymap; a click goes to the pane under it
+//! through the pane table. Engine updates replace snapshots, and anything
+//! that needs the engine goes out as a [`Request`] in the outbox.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crossterm::event::{
-    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
-};
+use crossterm::event::{Event, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 
 use super::collector::{FileOp, Request, Update};
-use super::files::MAX_EDITABLE_SIZE;
 use super::keymap::{Action, KeyMap};
-use super::popups::{Choice, Confirm, Confirmable, NewSessionForm, Popup, Prompt};
+use super::popups::{Confirm, Confirmable, NewSessionForm, Popup, Prompt};
 use super::theme::{Theme, ThemeSet};
 use super::ui::layout::Areas;
+use super::ui::{panes, popups};
 use super::work::{CodeStyle, RunState, Work};
-use crate::engine::files::EntryKind;
 use crate::engine::images::ImageState;
 use crate::engine::runtimes::run_command;
 use crate::engine::runtimes::{Indent, Language, RuntimeSet};
@@ -80,26 +79,7 @@ enum KeyTiming {
     Burst,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pane {
-    Sessions,
-    Runtimes,
-    Stats,
-    Files,
-    Editor,
-    Output,
-}
-
-impl Pane {
-    const ORDER: [Pane; 6] = [
-        Pane::Sessions,
-        Pane::Runtimes,
-        Pane::Stats,
-        Pane::Files,
-        Pane::Editor,
-        Pane::Output,
-    ];
-}
+pub use super::ui::panes::Pane;
 
 /// Where the Output pane's ctrl-s saves the output, in the workspace.
 pub const OUTPUT_FILE: &str = "output.log";
@@ -187,6 +167,7 @@ pub struct App {
     /// First rows shown by the last frame, so clicks land on the row seen.
     pub sessions_offset: std::cell::Cell<usize>,
     pub runtimes_offset: std::cell::Cell<usize>,
+    pub files_offset: std::cell::Cell<usize>,
     /// A destructive effect waiting out [`BURST_GAP`], with its key's time.
     pending: Option<(Deliberate, Instant)>,
     /// When the last key from the terminal arrived.
@@ -239,6 +220,7 @@ impl App {
             ticks: 0,
             sessions_offset: std::cell::Cell::new(0),
             runtimes_offset: std::cell::Cell::new(0),
+            files_offset: std::cell::Cell::new(0),
             pending: None,
             last_key_at: None,
             key_timing: KeyTiming::Untimed,
@@ -291,23 +273,14 @@ impl App {
         self.selected().and_then(|s| self.work.get(&s.sandbox.user))
     }
 
-    /// The editor appears with the runtime's starter code; the file tree
-    /// with a fresh listing.
-    fn on_focus(&mut self) {
-        match self.focus {
-            Pane::Editor => {
-                let _ = self.selected_work_mut();
-            }
-            Pane::Files => {
-                let _ = self.selected_work_mut();
-                self.refresh_files();
-            }
-            _ => {}
-        }
+    /// Gives a pane the focus, letting it prepare (e.g. a fresh listing).
+    pub fn focus_pane(&mut self, pane: Pane) {
+        self.focus = pane;
+        pane.component().on_focus(self);
     }
 
     /// Saves the selected session's buffer and runs it with its runtime.
-    fn run_selected(&mut self) {
+    pub(crate) fn run_selected(&mut self) {
         if !self.engine_ready() {
             return;
         }
@@ -316,7 +289,10 @@ impl App {
             return;
         };
         if !running {
-            self.warn("the session is not running; press s to start it");
+            let start = self.keymap.first(Action::StartStop);
+            self.warn(format!(
+                "the session is not running; press {start} to start it"
+            ));
             return;
         }
         let Some((user, work)) = self.selected_work_mut() else {
@@ -342,7 +318,7 @@ impl App {
         self.outbox.push(request);
     }
 
-    fn save_selected(&mut self) {
+    pub(crate) fn save_selected(&mut self) {
         if !self.engine_ready() {
             return;
         }
@@ -357,152 +333,8 @@ impl App {
         }
     }
 
-    /// Keys for the editor: run, save, cancel and undo/redo are the app's;
-    /// everything else edits.
-    fn handle_editor_key(&mut self, key: KeyEvent) {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        match key.code {
-            KeyCode::Esc => self.focus = Pane::Sessions,
-            KeyCode::Char('s') if ctrl => self.save_selected(),
-            KeyCode::Char('f') if ctrl => {
-                self.popup = Some(Popup::Prompt {
-                    purpose: Prompt::SearchEditor,
-                    text: String::new(),
-                });
-            }
-            KeyCode::F(3) => {
-                if let Some((_, work)) = self.selected_work_mut()
-                    && !work.editor.search_forward(false)
-                {
-                    self.warn("no further match");
-                }
-            }
-            KeyCode::Char('z') if ctrl => {
-                if let Some((_, work)) = self.selected_work_mut() {
-                    work.modified |= work.editor.undo();
-                }
-            }
-            KeyCode::Char('y') if ctrl => {
-                if let Some((_, work)) = self.selected_work_mut() {
-                    work.modified |= work.editor.redo();
-                }
-            }
-            KeyCode::Char('v') if ctrl => {
-                if let Some((_, work)) = self.selected_work_mut() {
-                    work.modified |= work.editor.paste();
-                }
-            }
-            KeyCode::Tab if key.modifiers.is_empty() => {
-                if let Some((_, work)) = self.selected_work_mut() {
-                    work.indent();
-                }
-            }
-            KeyCode::BackTab => {
-                if let Some((_, work)) = self.selected_work_mut() {
-                    work.dedent();
-                }
-            }
-            KeyCode::Backspace if key.modifiers.is_empty() => {
-                if let Some((_, work)) = self.selected_work_mut() {
-                    work.backspace();
-                }
-            }
-            _ => {
-                if let Some((_, work)) = self.selected_work_mut() {
-                    work.modified |= work.editor.input(key);
-                }
-            }
-        }
-    }
-
-    fn handle_files_key(&mut self, key: KeyEvent) -> bool {
-        let Some((user, work)) = self.selected_work_mut() else {
-            return false;
-        };
-        let tree = &mut work.tree;
-        let row = tree.selected_row();
-        match key.code {
-            KeyCode::Up | KeyCode::Char('k') => tree.move_selection(-1),
-            KeyCode::Down | KeyCode::Char('j') => tree.move_selection(1),
-            KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => {
-                let Some(row) = row else { return true };
-                if row.entry.kind == EntryKind::Dir {
-                    if row.expanded && key.code == KeyCode::Enter {
-                        tree.collapse(&row.path);
-                    } else if tree.expand(&row.path) {
-                        self.outbox.push(Request::ListDir {
-                            user,
-                            path: row.path,
-                        });
-                    }
-                } else if row.entry.size > MAX_EDITABLE_SIZE {
-                    let size = crate::units::human_bytes(row.entry.size);
-                    self.warn(format!(
-                        "{} is {size}, too large to open in the editor",
-                        row.path
-                    ));
-                } else if work.modified {
-                    let file = work.file.clone();
-                    self.warn(format!("save {file} first (ctrl-s in the editor)"));
-                } else {
-                    self.outbox.push(Request::OpenFile {
-                        user,
-                        path: row.path,
-                    });
-                }
-            }
-            KeyCode::Left | KeyCode::Char('h') => {
-                if let Some(row) = row {
-                    if row.expanded {
-                        tree.collapse(&row.path);
-                    } else if let Some((parent, _)) = row.path.rsplit_once('/') {
-                        let parent = parent.to_string();
-                        tree.collapse(&parent);
-                    }
-                }
-            }
-            KeyCode::Char('a') => {
-                self.popup = Some(Popup::Prompt {
-                    purpose: Prompt::NewFile {
-                        dir: tree.target_dir(),
-                    },
-                    text: String::new(),
-                });
-            }
-            KeyCode::Char('A') => {
-                self.popup = Some(Popup::Prompt {
-                    purpose: Prompt::NewDir {
-                        dir: tree.target_dir(),
-                    },
-                    text: String::new(),
-                });
-            }
-            KeyCode::Char('R') | KeyCode::F(2) => {
-                if let Some(row) = row {
-                    self.popup = Some(Popup::Prompt {
-                        purpose: Prompt::Rename {
-                            from: row.path.clone(),
-                        },
-                        text: row.path,
-                    });
-                }
-            }
-            KeyCode::Char('D') | KeyCode::Delete => {
-                if let Some(row) = row {
-                    self.popup = Some(Popup::Confirm(Confirm::new(Confirmable::DeleteFile {
-                        user,
-                        path: row.path,
-                    })));
-                }
-            }
-            KeyCode::Char('g') => self.refresh_files(),
-            _ => return false,
-        }
-        true
-    }
-
     /// Carries out a file-name or search prompt.
-    fn submit_prompt(&mut self, purpose: Prompt, text: String) {
+    pub(crate) fn submit_prompt(&mut self, purpose: Prompt, text: String) {
         let Some((user, work)) = self.selected_work_mut() else {
             return;
         };
@@ -537,43 +369,6 @@ impl App {
         self.outbox.push(Request::FileOp { user, op });
     }
 
-    fn handle_output_key(&mut self, key: KeyEvent) -> bool {
-        let Some((_, work)) = self.selected_work_mut() else {
-            return false;
-        };
-        let output = &mut work.output;
-        match key.code {
-            KeyCode::Up | KeyCode::Char('k') => output.scroll_up(1),
-            KeyCode::Down | KeyCode::Char('j') => output.scroll_down(1),
-            KeyCode::PageUp => output.scroll_up(10),
-            KeyCode::PageDown => output.scroll_down(10),
-            KeyCode::Home | KeyCode::Char('g') => output.scroll_up(usize::MAX / 2),
-            KeyCode::End | KeyCode::Char('f') | KeyCode::Char('G') => output.follow(),
-            KeyCode::Char('/') => {
-                self.popup = Some(Popup::Prompt {
-                    purpose: Prompt::SearchOutput,
-                    text: String::new(),
-                });
-            }
-            KeyCode::Char('n') => {
-                let needle = work.output_search.clone();
-                if !work.output.find_back(&needle) {
-                    self.warn(format!("no earlier `{needle}` in the output"));
-                }
-            }
-            KeyCode::Char('s') if key.modifiers.contains(KeyModifiers::CONTROL) => {
-                let contents = work.output.text();
-                self.outbox.push(Request::Save {
-                    user: self.selected_user().unwrap_or_default(),
-                    file: OUTPUT_FILE.to_string(),
-                    contents,
-                });
-            }
-            _ => return false,
-        }
-        true
-    }
-
     pub fn theme(&self) -> &Theme {
         // select() and cycling keep the index in range; fall back regardless.
         self.themes
@@ -593,7 +388,7 @@ impl App {
         self.dirty = true;
     }
 
-    fn inform(&mut self, text: impl Into<String>) {
+    pub(crate) fn inform(&mut self, text: impl Into<String>) {
         self.notice = Some(Notice {
             text: text.into(),
             error: false,
@@ -680,7 +475,12 @@ impl App {
             Update::BuildFinished { runtime, result } => {
                 match &result {
                     Ok(tag) => self.inform(format!("{runtime}: {tag} is ready")),
-                    Err(_) => self.warn(format!("{runtime}: build failed; see the build log (b)")),
+                    Err(_) => {
+                        let build = self.keymap.first(Action::Build);
+                        self.warn(format!(
+                            "{runtime}: build failed; see the build log ({build})"
+                        ))
+                    }
                 }
                 let build = self.build.get_or_insert_with(|| BuildView {
                     runtime: runtime.clone(),
@@ -735,7 +535,8 @@ impl App {
                         work.open(&path, &String::from_utf8_lossy(&data.bytes));
                     }
                     self.focus = Pane::Editor;
-                    self.inform(format!("opened {path}; ctrl-s saves it"));
+                    let save = self.keymap.first(Action::EditorSave);
+                    self.inform(format!("opened {path}; {save} saves it"));
                 }
                 Err(error) => self.warn(error),
             },
@@ -759,7 +560,7 @@ impl App {
 
     /// Once a second: expire notices and let ages and uptimes move.
     /// Asks for fresh listings of the selected session's visible folders.
-    fn refresh_files(&mut self) {
+    pub(crate) fn refresh_files(&mut self) {
         let running = self.selected().is_some_and(|s| s.sandbox.is_running());
         let ready = matches!(self.engine, EngineStatus::Up { .. });
         if !running || !ready {
@@ -847,7 +648,7 @@ impl App {
 
     /// Asks for a destructive effect: at once for a deliberate key, after
     /// [`BURST_GAP`] for a terminal key, never for a key inside a burst.
-    fn deliberate(&mut self, effect: Deliberate) {
+    pub(crate) fn deliberate(&mut self, effect: Deliberate) {
         match self.key_timing {
             KeyTiming::Untimed => self.commit(effect),
             KeyTiming::Timed(at) => self.pending = Some((effect, at)),
@@ -881,7 +682,7 @@ impl App {
         // Terminals send pasted line ends as CR (tmux turns LF into CR).
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
         if let Some(popup) = self.popup.take() {
-            self.popup = self.paste_into_popup(popup, &text);
+            self.popup = popups::paste(self, popup, &text);
             return;
         }
         if self.filtering {
@@ -891,11 +692,7 @@ impl App {
             }
             return;
         }
-        if self.focus == Pane::Editor {
-            match self.selected_work_mut() {
-                Some((_, work)) => work.modified |= work.editor.insert_str(&text),
-                None => self.warn("pasted text ignored: select a session to edit its code"),
-            }
+        if self.focus.component().paste(self, &text) {
             return;
         }
         self.warn(format!(
@@ -904,45 +701,9 @@ impl App {
         ));
     }
 
-    fn paste_into_popup(&mut self, popup: Popup, text: &str) -> Option<Popup> {
-        match popup {
-            Popup::Prompt {
-                purpose,
-                text: mut so_far,
-            } => {
-                if let Some(line) = self.one_line(text) {
-                    so_far.push_str(line);
-                }
-                Some(Popup::Prompt {
-                    purpose,
-                    text: so_far,
-                })
-            }
-            Popup::NewSession(mut form) => {
-                if let Some(line) = self.one_line(text)
-                    && !form.paste(line)
-                {
-                    self.warn("pasted text ignored: this field is chosen with ←/→");
-                }
-                Some(Popup::NewSession(form))
-            }
-            Popup::Confirm(confirm) => {
-                self.warn(format!(
-                    "{} cancelled: pasted text is not an answer",
-                    confirm.title()
-                ));
-                None
-            }
-            other => {
-                self.warn("pasted text ignored");
-                Some(other)
-            }
-        }
-    }
-
     /// A pasted value for a one-line field: one trailing line end is
     /// dropped; more lines or control characters refuse the paste.
-    fn one_line<'t>(&mut self, text: &'t str) -> Option<&'t str> {
+    pub(crate) fn one_line<'t>(&mut self, text: &'t str) -> Option<&'t str> {
         let line = text.strip_suffix('\n').unwrap_or(text);
         if line.chars().any(char::is_control) {
             self.warn("pasted text ignored: this field takes one line of text");
@@ -953,63 +714,32 @@ impl App {
 
     /// A key typed deliberately. Keys from the terminal go through
     /// [`App::handle_event`], which also tells bursts from typing.
+    ///
+    /// The route: `interrupt` first, everywhere; then an open popup takes
+    /// the key; then `run` (not while filtering); then the filter being
+    /// typed; then the focused pane; what it leaves goes to the global
+    /// actions. Every key is looked up in the keymap by scope.
     pub fn handle_key(&mut self, key: KeyEvent) {
         self.dirty = true;
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        if key.code == KeyCode::Char('c') && ctrl {
-            // Ctrl-C stops the selected session's run; with none, it quits
-            // (or copies, in the editor).
-            let running = self.selected_work().is_some_and(Work::is_running);
-            if running && let Some(user) = self.selected_user() {
-                self.inform(format!("cancelling the run in `{user}`…"));
-                self.outbox.push(Request::CancelRun(user));
-            } else if self.focus == Pane::Editor && self.popup.is_none() {
-                if let Some((_, work)) = self.selected_work_mut() {
-                    work.editor.copy();
-                }
-            } else {
-                self.deliberate(Deliberate::Quit);
-            }
+        if self.keymap.is(Action::Interrupt, &key) {
+            self.interrupt();
             return;
         }
         if let Some(popup) = self.popup.take() {
-            self.popup = self.handle_popup_key(popup, key);
-            return;
-        }
-        if !self.filtering
-            && (key.code == KeyCode::F(5) || (ctrl && key.code == KeyCode::Char('r')))
-        {
-            self.run_selected();
-            return;
-        }
-        if self.focus == Pane::Editor && !self.filtering {
-            self.handle_editor_key(key);
-            return;
-        }
-        if self.focus == Pane::Output && !self.filtering && self.handle_output_key(key) {
-            return;
-        }
-        if self.focus == Pane::Files && !self.filtering && self.handle_files_key(key) {
+            self.popup = popups::handle_key(self, popup, &key);
             return;
         }
         if self.filtering {
-            match key.code {
-                KeyCode::Esc => {
-                    self.filtering = false;
-                    self.filter.clear();
-                }
-                KeyCode::Enter => self.filtering = false,
-                KeyCode::Backspace => {
-                    self.filter.pop();
-                }
-                KeyCode::Char(c) => self.filter.push(c),
-                _ => {}
-            }
-            self.selected_session = 0;
+            panes::sessions::filter_key(self, &key);
             return;
         }
-        if key.code == KeyCode::Esc && !self.filter.is_empty() {
-            self.filter.clear();
+        if self.keymap.is(Action::Run, &key) {
+            self.run_selected();
+            return;
+        }
+        let pane = self.focus.component();
+        let action = self.keymap.action_in(pane.scope(), &key);
+        if pane.handle_key(self, &key, action) {
             return;
         }
         if let Some(action) = self.keymap.action_for(&key) {
@@ -1017,27 +747,38 @@ impl App {
         }
     }
 
+    /// Ctrl-C: stops the selected session's run; with none, it copies in
+    /// the editor, and quits elsewhere.
+    fn interrupt(&mut self) {
+        let running = self.selected_work().is_some_and(Work::is_running);
+        if running && let Some(user) = self.selected_user() {
+            self.inform(format!("cancelling the run in `{user}`…"));
+            self.outbox.push(Request::CancelRun(user));
+        } else if self.focus == Pane::Editor && self.popup.is_none() {
+            if let Some((_, work)) = self.selected_work_mut() {
+                work.editor.copy();
+            }
+        } else {
+            self.deliberate(Deliberate::Quit);
+        }
+    }
+
     pub fn perform(&mut self, action: Action) {
         self.dirty = true;
         match action {
+            Action::Interrupt => self.interrupt(),
+            Action::Run => self.run_selected(),
             Action::Quit => self.deliberate(Deliberate::Quit),
-            Action::Help => self.popup = Some(Popup::Help),
+            Action::Help => self.popup = Some(Popup::Help { scroll: 0 }),
             Action::NextPane | Action::PrevPane => {
-                let index = Pane::ORDER
-                    .iter()
-                    .position(|p| *p == self.focus)
-                    .unwrap_or(0);
-                let len = Pane::ORDER.len();
-                let next = if action == Action::NextPane {
-                    (index + 1) % len
-                } else {
-                    (index + len - 1) % len
-                };
-                self.focus = Pane::ORDER[next];
-                self.on_focus();
+                self.focus_pane(self.focus.cycle(action == Action::NextPane));
             }
-            Action::Up => self.move_selection(-1),
-            Action::Down => self.move_selection(1),
+            Action::ClearFilter => {
+                self.filter.clear();
+                self.selected_session = 0;
+            }
+            Action::Up => self.move_session_selection(-1),
+            Action::Down => self.move_session_selection(1),
             Action::Filter => {
                 self.focus = Pane::Sessions;
                 self.filtering = true;
@@ -1047,12 +788,7 @@ impl App {
                 let name = self.theme().name.clone();
                 self.inform(format!("theme: {name}"));
             }
-            Action::NewSession => {
-                if self.engine_ready() {
-                    let runtimes = self.runtimes.iter().map(|r| r.name.clone()).collect();
-                    self.popup = Some(Popup::NewSession(NewSessionForm::new(runtimes)));
-                }
-            }
+            Action::NewSession => self.open_new_session(),
             Action::StartStop => {
                 if let Some(session) = self.selected().cloned()
                     && self.engine_ready()
@@ -1134,6 +870,15 @@ impl App {
                     });
                 }
             }
+            // A pane's or popup's own actions are carried out by it.
+            _ => {}
+        }
+    }
+
+    fn open_new_session(&mut self) {
+        if self.engine_ready() {
+            let runtimes = self.runtimes.iter().map(|r| r.name.clone()).collect();
+            self.popup = Some(Popup::NewSession(NewSessionForm::new(runtimes)));
         }
     }
 
@@ -1147,66 +892,11 @@ impl App {
                 restart,
             })));
         } else {
-            self.deliberate(proceed(Confirmable::StopSession { user, restart }));
+            self.deliberate(popups::proceed(Confirmable::StopSession { user, restart }));
         }
     }
 
-    /// Keys of a destructive confirmation: ←/→ or tab move between the
-    /// buttons and Enter answers; a purge then wants the user id typed and
-    /// Enter. Any other key closes it, doing nothing.
-    fn handle_confirm_key(&mut self, mut confirm: Confirm, key: KeyEvent) -> Option<Popup> {
-        let plain = !key
-            .modifiers
-            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
-        if let Some(typed) = confirm.typed.as_mut() {
-            match key.code {
-                KeyCode::Char(c) if plain => typed.push(c),
-                KeyCode::Backspace => {
-                    typed.pop();
-                }
-                KeyCode::Enter => {
-                    let typed = typed.clone();
-                    match confirm.subject {
-                        Confirmable::DeleteSession { user } if typed == user => {
-                            self.deliberate(Deliberate::Send {
-                                notice: format!("deleting `{user}` and its workspace…"),
-                                request: Box::new(Request::Delete { user, purge: true }),
-                            });
-                        }
-                        Confirmable::DeleteSession { user } => self.warn(format!(
-                            "purge cancelled: `{typed}` is not the user id `{user}`"
-                        )),
-                        _ => {}
-                    }
-                    return None;
-                }
-                _ => {
-                    self.inform("purge cancelled");
-                    return None;
-                }
-            }
-            return Some(Popup::Confirm(confirm));
-        }
-        match key.code {
-            KeyCode::Tab | KeyCode::Right => confirm.move_focus(true),
-            KeyCode::BackTab | KeyCode::Left => confirm.move_focus(false),
-            KeyCode::Enter => match confirm.focused_choice() {
-                Choice::Cancel => return None,
-                Choice::Purge => confirm.typed = Some(String::new()),
-                Choice::Proceed => {
-                    self.deliberate(proceed(confirm.subject));
-                    return None;
-                }
-            },
-            _ => {
-                self.inform(format!("{} cancelled", confirm.title()));
-                return None;
-            }
-        }
-        Some(Popup::Confirm(confirm))
-    }
-
-    fn engine_ready(&mut self) -> bool {
+    pub(crate) fn engine_ready(&mut self) -> bool {
         let ready = matches!(self.engine, EngineStatus::Up { .. });
         if !ready {
             self.warn("the Docker engine is not answering yet");
@@ -1214,211 +904,36 @@ impl App {
         ready
     }
 
-    fn move_selection(&mut self, delta: isize) {
-        let (index, len) = match self.focus {
-            Pane::Runtimes => (&mut self.selected_runtime, self.runtimes.len()),
-            _ => {
-                let len = self.visible_sessions().len();
-                (&mut self.selected_session, len)
-            }
-        };
-        if len == 0 {
-            *index = 0;
-            return;
-        }
-        let moved = (*index as isize + delta).clamp(0, len as isize - 1);
-        *index = moved as usize;
+    /// Moves the session selection within the visible sessions.
+    pub fn move_session_selection(&mut self, delta: isize) {
+        let len = self.visible_sessions().len();
+        self.selected_session = panes::moved(self.selected_session, len, delta);
     }
 
-    /// Handles a key while a popup is open; returns the popup to keep open.
-    fn handle_popup_key(&mut self, popup: Popup, key: KeyEvent) -> Option<Popup> {
-        match popup {
-            Popup::Help => match key.code {
-                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') | KeyCode::Char('?') => None,
-                _ => Some(Popup::Help),
-            },
-            Popup::Confirm(confirm) => self.handle_confirm_key(confirm, key),
-            Popup::BuildLog { scroll_back } => match key.code {
-                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => None,
-                KeyCode::Up | KeyCode::Char('k') => Some(Popup::BuildLog {
-                    scroll_back: scroll_back + 1,
-                }),
-                KeyCode::Down | KeyCode::Char('j') => Some(Popup::BuildLog {
-                    scroll_back: scroll_back.saturating_sub(1),
-                }),
-                _ => Some(Popup::BuildLog { scroll_back }),
-            },
-            Popup::PickIsolationTarget {
-                from,
-                choices,
-                selected,
-            } => match key.code {
-                KeyCode::Esc => None,
-                KeyCode::Up | KeyCode::Char('k') => Some(Popup::PickIsolationTarget {
-                    from,
-                    selected: selected.saturating_sub(1),
-                    choices,
-                }),
-                KeyCode::Down | KeyCode::Char('j') => Some(Popup::PickIsolationTarget {
-                    from,
-                    selected: (selected + 1).min(choices.len().saturating_sub(1)),
-                    choices,
-                }),
-                KeyCode::Enter => {
-                    let target = choices.get(selected).cloned()?;
-                    if !self.engine_ready() {
-                        return None;
-                    }
-                    self.isolation = Some(IsolationView {
-                        from: from.clone(),
-                        target: target.clone(),
-                        result: None,
-                    });
-                    self.outbox.push(Request::CheckIsolation { from, target });
-                    Some(Popup::Isolation)
-                }
-                _ => Some(Popup::PickIsolationTarget {
-                    from,
-                    choices,
-                    selected,
-                }),
-            },
-            Popup::Prompt { purpose, mut text } => match key.code {
-                KeyCode::Esc => None,
-                KeyCode::Enter => {
-                    self.submit_prompt(purpose, text);
-                    None
-                }
-                KeyCode::Backspace => {
-                    text.pop();
-                    Some(Popup::Prompt { purpose, text })
-                }
-                KeyCode::Char(c) => {
-                    text.push(c);
-                    Some(Popup::Prompt { purpose, text })
-                }
-                _ => Some(Popup::Prompt { purpose, text }),
-            },
-            Popup::Isolation => match key.code {
-                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => None,
-                _ => Some(Popup::Isolation),
-            },
-            Popup::NewSession(mut form) => match key.code {
-                KeyCode::Esc => None,
-                KeyCode::Enter => match form.validate() {
-                    Ok((user, runtime, overrides)) => {
-                        self.inform(format!("creating `{user}` with {runtime}…"));
-                        self.outbox.push(Request::Create {
-                            user,
-                            runtime,
-                            overrides,
-                        });
-                        None
-                    }
-                    Err(_) => {
-                        form.show_errors = true;
-                        Some(Popup::NewSession(form))
-                    }
-                },
-                _ => {
-                    form.handle_key(key);
-                    Some(Popup::NewSession(form))
-                }
-            },
-        }
-    }
-
+    /// A click focuses the pane under it (and selects the row under it); the
+    /// wheel scrolls the pane under it. Hit-testing uses the same layout as
+    /// drawing, through the pane table.
     pub fn handle_mouse(&mut self, mouse: MouseEvent) {
         if self.popup.is_some() {
             return;
         }
         let areas = Areas::compute(self.area);
         let position = Position::new(mouse.column, mouse.row);
-        let pane = [
-            (Pane::Sessions, areas.sessions),
-            (Pane::Runtimes, areas.runtimes),
-            (Pane::Stats, areas.stats),
-            (Pane::Editor, areas.editor),
-            (Pane::Output, areas.output),
-        ]
-        .into_iter()
-        .find(|(_, area)| area.is_some_and(|area| area.contains(position)));
-        let Some((pane, Some(area))) = pane else {
+        let Some((pane, area)) = Pane::at(&areas, position) else {
             return;
         };
         self.dirty = true;
         match mouse.kind {
             MouseEventKind::Down(MouseButton::Left) => {
-                self.focus = pane;
-                self.on_focus();
-                // Rows start below the border and the header line.
-                let row = mouse.row.saturating_sub(area.y + 2) as usize;
-                let first_row = area.y + 2;
-                if mouse.row >= first_row {
-                    match pane {
-                        Pane::Sessions => {
-                            let row = row + self.sessions_offset.get();
-                            if row < self.visible_sessions().len() {
-                                self.selected_session = row;
-                            }
-                        }
-                        Pane::Runtimes => {
-                            let row = row + self.runtimes_offset.get();
-                            if row < self.runtimes.len() {
-                                self.selected_runtime = row;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
+                self.focus_pane(pane);
+                pane.component().click(self, area, position);
             }
             MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
                 self.focus = pane;
-                let down = mouse.kind == MouseEventKind::ScrollDown;
-                if pane == Pane::Output {
-                    if let Some((_, work)) = self.selected_work_mut() {
-                        if down {
-                            work.output.scroll_down(3);
-                        } else {
-                            work.output.scroll_up(3);
-                        }
-                    }
-                } else {
-                    self.move_selection(if down { 1 } else { -1 });
-                }
+                pane.component()
+                    .scroll(self, mouse.kind == MouseEventKind::ScrollDown);
             }
             _ => {}
         }
-    }
-}
-
-/// What answering yes to a confirmation does.
-fn proceed(subject: Confirmable) -> Deliberate {
-    match subject {
-        Confirmable::DeleteSession { user } => Deliberate::Send {
-            notice: format!("deleting `{user}`, keeping its workspace…"),
-            request: Box::new(Request::Delete { user, purge: false }),
-        },
-        Confirmable::StopSession {
-            user,
-            restart: false,
-        } => Deliberate::Send {
-            notice: format!("stopping `{user}`…"),
-            request: Box::new(Request::Stop(user)),
-        },
-        Confirmable::StopSession {
-            user,
-            restart: true,
-        } => Deliberate::Send {
-            notice: format!("restarting `{user}`…"),
-            request: Box::new(Request::Restart(user)),
-        },
-        Confirmable::DeleteFile { user, path } => Deliberate::Send {
-            notice: format!("deleting {path}…"),
-            request: Box::new(Request::FileOp {
-                user,
-                op: FileOp::Delete(path),
-            }),
-        },
     }
 }

@@ -2,10 +2,12 @@
 //! stop, restart, delete, build and check isolation.
 //!
 //! - `terminal`: entering and always restoring the terminal
-//! - `app`: state and input handling; `popups`: popup state
+//! - `app`: state, and the router of keys and clicks; `popups`: popup state
 //! - `collector`: the engine worker, talking to the app through messages
-//! - `ui`: drawing, one file per block and per popup
-//! - `keymap`, `theme`: user-configurable keys and colours
+//! - `ui`: one file per pane (`ui/panes/`, listed in one table) and per
+//!   popup (`ui/popups/`), each drawing itself and handling its keys
+//! - `keymap`, `theme`: user-configurable keys (every key of every pane and
+//!   popup) and colours
 //! - `indent`, `highlight`: the editor's indentation and syntax colours
 
 pub mod app;

@@ -1,13 +1,19 @@
-//! Popup state. Each popup is drawn by its own file in `ui/popups/`.
+//! Popup state. Each popup is drawn, and its keys handled, by its own file
+//! in `ui/popups/`.
 
-use crossterm::event::{KeyCode, KeyEvent};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::keymap::Action;
 
 use crate::engine::policy::{ByteSize, PolicyOverrides};
 use crate::engine::sandbox::UserId;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Popup {
-    Help,
+    /// Help, scrolled down by `scroll` lines.
+    Help {
+        scroll: usize,
+    },
     NewSession(NewSessionForm),
     /// A question whose yes destroys something.
     Confirm(Confirm),
@@ -206,17 +212,36 @@ impl NewSessionForm {
         }
     }
 
-    pub fn handle_key(&mut self, key: KeyEvent) {
+    /// A key in the form: characters type into a text field; the
+    /// keymap's field and choice actions move. Returns whether the key was
+    /// used (create and cancel are the caller's).
+    pub fn handle_key(&mut self, key: &KeyEvent, action: Option<Action>) -> bool {
         let index = Field::ORDER
             .iter()
             .position(|f| *f == self.field)
             .unwrap_or(0);
         let len = Field::ORDER.len();
-        match key.code {
-            KeyCode::Tab | KeyCode::Down => self.field = Field::ORDER[(index + 1) % len],
-            KeyCode::BackTab | KeyCode::Up => self.field = Field::ORDER[(index + len - 1) % len],
-            KeyCode::Left | KeyCode::Right => {
-                let forward = key.code == KeyCode::Right;
+        let plain = !key
+            .modifiers
+            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+        if let Some(text) = self.text_mut() {
+            match key.code {
+                KeyCode::Char(c) if plain => {
+                    text.push(c);
+                    return true;
+                }
+                KeyCode::Backspace => {
+                    text.pop();
+                    return true;
+                }
+                _ => {}
+            }
+        }
+        match action {
+            Some(Action::FormNext) => self.field = Field::ORDER[(index + 1) % len],
+            Some(Action::FormPrev) => self.field = Field::ORDER[(index + len - 1) % len],
+            Some(Action::FormChoiceNext | Action::FormChoicePrev) => {
+                let forward = action == Some(Action::FormChoiceNext);
                 match self.field {
                     Field::Runtime => {
                         self.runtime = cycle(self.runtime, self.runtimes.len(), forward)
@@ -225,26 +250,9 @@ impl NewSessionForm {
                     _ => {}
                 }
             }
-            KeyCode::Backspace => {
-                if let Some(text) = self.text_mut() {
-                    text.pop();
-                }
-            }
-            KeyCode::Char(c) => {
-                if let Some(text) = self.text_mut() {
-                    text.push(c);
-                } else if c == ' ' {
-                    match self.field {
-                        Field::Runtime => {
-                            self.runtime = cycle(self.runtime, self.runtimes.len(), true)
-                        }
-                        Field::Network => self.network = cycle(self.network, NETWORKS.len(), true),
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
+            _ => return false,
         }
+        true
     }
 
     /// Pasted text into the focused field; false when that field is not
@@ -346,12 +354,13 @@ fn cycle(index: usize, len: usize, forward: bool) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use crossterm::event::KeyModifiers;
-
     use super::*;
+    use crate::tui::keymap::{KeyMap, Scope};
 
     fn press(form: &mut NewSessionForm, code: KeyCode) {
-        form.handle_key(KeyEvent::new(code, KeyModifiers::NONE));
+        let key = KeyEvent::new(code, KeyModifiers::NONE);
+        let action = KeyMap::default().action_in(Scope::NewSession, &key);
+        form.handle_key(&key, action);
     }
 
     fn type_text(form: &mut NewSessionForm, text: &str) {

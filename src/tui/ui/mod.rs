@@ -1,8 +1,10 @@
-//! Drawing: one file per on-screen block in `draw_blocks/`, one per popup in
-//! `popups/`. Drawing reads the app; it never changes what the app means.
+//! The screen: one file per pane in `panes/` (drawing it and handling its
+//! keys), one per popup in `popups/`, and the title and status bars in
+//! `draw_blocks/`. Drawing reads the app; it never changes what it means.
 
 pub mod draw_blocks;
 pub mod layout;
+pub mod panes;
 pub mod popups;
 
 use ratatui::Frame;
@@ -36,23 +38,11 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     if let Some(area) = areas.title {
         draw_blocks::title::draw(frame, area, app);
     }
-    if let Some(area) = areas.sessions {
-        draw_blocks::sessions::draw(frame, area, app);
-    }
-    if let Some(area) = areas.runtimes {
-        draw_blocks::runtimes::draw(frame, area, app);
-    }
-    if let Some(area) = areas.stats {
-        draw_blocks::stats::draw(frame, area, app);
-    }
-    if let Some(area) = areas.files {
-        draw_blocks::files::draw(frame, area, app);
-    }
-    if let Some(area) = areas.editor {
-        draw_blocks::editor::draw(frame, area, app);
-    }
-    if let Some(area) = areas.output {
-        draw_blocks::output::draw(frame, area, app);
+    for pane in panes::Pane::ALL {
+        let component = pane.component();
+        if let Some(area) = component.area(&areas) {
+            component.draw(frame, area, app);
+        }
     }
     if let Some(area) = areas.status {
         draw_blocks::status_bar::draw(frame, area, app);

@@ -2,8 +2,24 @@ use ratatui::Frame;
 use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 
-use super::frame_popup;
+use super::{frame_popup, title_hints};
 use crate::tui::app::App;
+use crate::tui::keymap::Action;
+use crate::tui::popups::Popup;
+
+/// `scroll_back` is lines scrolled back from the end of the log.
+pub fn handle_key(scroll_back: usize, action: Option<Action>) -> Option<Popup> {
+    match action {
+        Some(Action::BuildLogClose) => None,
+        Some(Action::BuildLogUp) => Some(Popup::BuildLog {
+            scroll_back: scroll_back + 1,
+        }),
+        Some(Action::BuildLogDown) => Some(Popup::BuildLog {
+            scroll_back: scroll_back.saturating_sub(1),
+        }),
+        _ => Some(Popup::BuildLog { scroll_back }),
+    }
+}
 
 pub fn draw(frame: &mut Frame, app: &App, scroll_back: usize) {
     let theme = app.theme();
@@ -20,7 +36,17 @@ pub fn draw(frame: &mut Frame, app: &App, scroll_back: usize) {
         Some(Ok(tag)) => format!("done: {tag}"),
         Some(Err(_)) => "FAILED".to_string(),
     };
-    let title = format!("Build {} — {status} — ↑/↓ scroll, esc close", build.runtime);
+    let title = format!(
+        "Build {} — {status} — {}",
+        build.runtime,
+        title_hints(
+            app,
+            &[
+                &[Action::BuildLogUp, Action::BuildLogDown],
+                &[Action::BuildLogClose]
+            ]
+        )
+    );
     let inner = frame_popup(frame, theme, &title, width, height);
     let mut lines: Vec<Line> = build
         .lines

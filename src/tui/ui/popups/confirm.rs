@@ -1,13 +1,101 @@
 //! A destructive confirmation: what is at stake, the buttons with the focused
 //! one highlighted, and for a purge the user id being typed.
 
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::frame_popup;
-use crate::tui::app::App;
-use crate::tui::popups::{Choice, Confirm, Confirmable};
+use super::{frame_popup, typed_char};
+use crate::tui::app::{App, Deliberate};
+use crate::tui::collector::{FileOp, Request};
+use crate::tui::keymap::Action;
+use crate::tui::popups::{Choice, Confirm, Confirmable, Popup};
+
+/// Keys of a destructive confirmation: the keymap's next/previous move
+/// between the buttons and its answer key answers; a purge then wants the
+/// user id typed and the answer key. Any other key closes it, doing nothing.
+pub fn handle_key(
+    app: &mut App,
+    mut confirm: Confirm,
+    key: &KeyEvent,
+    action: Option<Action>,
+) -> Option<Popup> {
+    if let Some(typed) = confirm.typed.as_mut() {
+        if let Some(c) = typed_char(key) {
+            typed.push(c);
+        } else if key.code == KeyCode::Backspace {
+            typed.pop();
+        } else if action == Some(Action::ConfirmAnswer) {
+            let typed = typed.clone();
+            match confirm.subject {
+                Confirmable::DeleteSession { user } if typed == user => {
+                    app.deliberate(Deliberate::Send {
+                        notice: format!("deleting `{user}` and its workspace…"),
+                        request: Box::new(Request::Delete { user, purge: true }),
+                    });
+                }
+                Confirmable::DeleteSession { user } => app.warn(format!(
+                    "purge cancelled: `{typed}` is not the user id `{user}`"
+                )),
+                _ => {}
+            }
+            return None;
+        } else {
+            app.inform("purge cancelled");
+            return None;
+        }
+        return Some(Popup::Confirm(confirm));
+    }
+    match action {
+        Some(Action::ConfirmNext) => confirm.move_focus(true),
+        Some(Action::ConfirmPrev) => confirm.move_focus(false),
+        Some(Action::ConfirmAnswer) => match confirm.focused_choice() {
+            Choice::Cancel => return None,
+            Choice::Purge => confirm.typed = Some(String::new()),
+            Choice::Proceed => {
+                app.deliberate(proceed(confirm.subject));
+                return None;
+            }
+        },
+        _ => {
+            app.inform(format!("{} cancelled", confirm.title()));
+            return None;
+        }
+    }
+    Some(Popup::Confirm(confirm))
+}
+
+/// What answering yes to a confirmation does.
+pub fn proceed(subject: Confirmable) -> Deliberate {
+    match subject {
+        Confirmable::DeleteSession { user } => Deliberate::Send {
+            notice: format!("deleting `{user}`, keeping its workspace…"),
+            request: Box::new(Request::Delete { user, purge: false }),
+        },
+        Confirmable::StopSession {
+            user,
+            restart: false,
+        } => Deliberate::Send {
+            notice: format!("stopping `{user}`…"),
+            request: Box::new(Request::Stop(user)),
+        },
+        Confirmable::StopSession {
+            user,
+            restart: true,
+        } => Deliberate::Send {
+            notice: format!("restarting `{user}`…"),
+            request: Box::new(Request::Restart(user)),
+        },
+        Confirmable::DeleteFile { user, path } => Deliberate::Send {
+            notice: format!("deleting {path}…"),
+            request: Box::new(Request::FileOp {
+                user,
+                op: FileOp::Delete(path),
+            }),
+        },
+    }
+}
 
 pub fn draw(frame: &mut Frame, app: &App, confirm: &Confirm) {
     let theme = app.theme();
@@ -41,7 +129,10 @@ pub fn draw(frame: &mut Frame, app: &App, confirm: &Confirm) {
             lines.push(Line::styled(format!(" {typed}▏"), theme.selected()));
             lines.push(Line::raw(""));
             lines.push(Line::styled(
-                "enter purge · any other key cancels",
+                format!(
+                    "{} purge · any other key cancels",
+                    app.keymap.first(Action::ConfirmAnswer)
+                ),
                 theme.muted(),
             ));
         }
@@ -67,7 +158,17 @@ pub fn draw(frame: &mut Frame, app: &App, confirm: &Confirm) {
             lines.push(Line::from(buttons));
             lines.push(Line::raw(""));
             lines.push(Line::styled(
-                "←/→ choose · enter answer · any other key cancels",
+                format!(
+                    "{} · any other key cancels",
+                    super::title_hints(
+                        app,
+                        &[
+                            &[Action::ConfirmPrev, Action::ConfirmNext],
+                            &[Action::ConfirmAnswer]
+                        ]
+                    )
+                    .replace(", ", " · ")
+                ),
                 theme.muted(),
             ));
         }

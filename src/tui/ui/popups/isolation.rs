@@ -3,8 +3,52 @@ use ratatui::layout::{Constraint, Layout};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
-use super::frame_popup;
-use crate::tui::app::App;
+use super::{frame_popup, title_hints};
+use crate::tui::app::{App, IsolationView};
+use crate::tui::collector::Request;
+use crate::tui::keymap::Action;
+use crate::tui::popups::Popup;
+
+/// Keys of the picker of the session to probe.
+pub fn handle_picker_key(
+    app: &mut App,
+    from: String,
+    choices: Vec<String>,
+    selected: usize,
+    action: Option<Action>,
+) -> Option<Popup> {
+    let selected = match action {
+        Some(Action::PickCancel) => return None,
+        Some(Action::PickUp) => selected.saturating_sub(1),
+        Some(Action::PickDown) => (selected + 1).min(choices.len().saturating_sub(1)),
+        Some(Action::PickChoose) => {
+            let target = choices.get(selected).cloned()?;
+            if !app.engine_ready() {
+                return None;
+            }
+            app.isolation = Some(IsolationView {
+                from: from.clone(),
+                target: target.clone(),
+                result: None,
+            });
+            app.outbox.push(Request::CheckIsolation { from, target });
+            return Some(Popup::Isolation);
+        }
+        _ => selected,
+    };
+    Some(Popup::PickIsolationTarget {
+        from,
+        choices,
+        selected,
+    })
+}
+
+pub fn handle_result_key(action: Option<Action>) -> Option<Popup> {
+    match action {
+        Some(Action::IsolationClose) => None,
+        _ => Some(Popup::Isolation),
+    }
+}
 
 pub fn draw_picker(frame: &mut Frame, app: &App, from: &str, choices: &[String], selected: usize) {
     let theme = app.theme();
@@ -17,7 +61,10 @@ pub fn draw_picker(frame: &mut Frame, app: &App, from: &str, choices: &[String],
         height,
     );
     let mut lines = vec![Line::styled(
-        "probe against which session? (enter, esc)",
+        format!(
+            "probe against which session? ({})",
+            title_hints(app, &[&[Action::PickChoose], &[Action::PickCancel]])
+        ),
         theme.muted(),
     )];
     let first = selected.saturating_sub(usize::from(inner.height.saturating_sub(2)));
@@ -39,8 +86,10 @@ pub fn draw_result(frame: &mut Frame, app: &App) {
     let theme = app.theme();
     let Some(view) = &app.isolation else { return };
     let title = format!(
-        "Isolation of {} as seen from {} — esc close",
-        view.target, view.from
+        "Isolation of {} as seen from {} — {}",
+        view.target,
+        view.from,
+        title_hints(app, &[&[Action::IsolationClose]])
     );
     // Borders, header and footer around one line per probe.
     let height = match &view.result {

@@ -2,19 +2,56 @@ use ratatui::Frame;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::frame_popup;
+use crossterm::event::KeyEvent;
+
+use super::{frame_popup, title_hints};
 use crate::tui::app::App;
-use crate::tui::popups::{Field, NETWORKS, NewSessionForm};
+use crate::tui::collector::Request;
+use crate::tui::keymap::Action;
+use crate::tui::popups::{Field, NETWORKS, NewSessionForm, Popup};
+
+pub fn handle_key(
+    app: &mut App,
+    mut form: NewSessionForm,
+    key: &KeyEvent,
+    action: Option<Action>,
+) -> Option<Popup> {
+    // Text fields take typed characters before any action.
+    if !form.handle_key(key, action) {
+        match action {
+            Some(Action::FormCancel) => return None,
+            Some(Action::FormCreate) => match form.validate() {
+                Ok((user, runtime, overrides)) => {
+                    app.inform(format!("creating `{user}` with {runtime}…"));
+                    app.outbox.push(Request::Create {
+                        user,
+                        runtime,
+                        overrides,
+                    });
+                    return None;
+                }
+                Err(_) => form.show_errors = true,
+            },
+            _ => {}
+        }
+    }
+    Some(Popup::NewSession(form))
+}
 
 pub fn draw(frame: &mut Frame, app: &App, form: &NewSessionForm) {
     let theme = app.theme();
-    let inner = frame_popup(
-        frame,
-        theme,
-        "New session — tab next field, enter create, esc cancel",
-        70,
-        13,
+    let title = format!(
+        "New session — {}",
+        title_hints(
+            app,
+            &[
+                &[Action::FormNext],
+                &[Action::FormCreate],
+                &[Action::FormCancel]
+            ]
+        )
     );
+    let inner = frame_popup(frame, theme, &title, 70, 13);
     let mut lines = Vec::new();
     for field in Field::ORDER {
         let focused = form.field == field;
@@ -67,9 +104,12 @@ pub fn draw(frame: &mut Frame, app: &App, form: &NewSessionForm) {
     let ready = form.validate().is_ok();
     lines.push(Line::styled(
         if ready {
-            "           ready: enter creates the session"
+            format!(
+                "           ready: {} creates the session",
+                app.keymap.label(Action::FormCreate)
+            )
         } else {
-            ""
+            String::new()
         },
         theme.text().fg(theme.ok),
     ));

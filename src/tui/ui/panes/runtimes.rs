@@ -1,13 +1,74 @@
+//! The runtimes and the state of their images; `build` builds the selected
+//! one.
+
+use crossterm::event::KeyEvent;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Position, Rect};
 use ratatui::text::Span;
 use ratatui::widgets::{Cell, Row, Table, TableState};
 
-use super::pane_block;
+use super::{Component, Pane, pane_block, table_row};
 use crate::engine::images::ImageState;
-use crate::tui::app::{App, Pane};
+use crate::tui::app::App;
+use crate::tui::keymap::{Action, Scope};
+use crate::tui::ui::layout::Areas;
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+pub struct RuntimesPane;
+
+impl RuntimesPane {
+    fn move_selection(app: &mut App, delta: isize) {
+        let len = app.runtimes.len();
+        app.selected_runtime = super::moved(app.selected_runtime, len, delta);
+    }
+}
+
+impl Component for RuntimesPane {
+    fn scope(&self) -> Scope {
+        Scope::Runtimes
+    }
+
+    fn area(&self, areas: &Areas) -> Option<Rect> {
+        areas.runtimes
+    }
+
+    fn hints(&self) -> &'static [Action] {
+        &[
+            Action::Build,
+            Action::NewSession,
+            Action::NextPane,
+            Action::Help,
+            Action::Quit,
+        ]
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, app: &App) {
+        draw(frame, area, app);
+    }
+
+    fn handle_key(&self, app: &mut App, _key: &KeyEvent, action: Option<Action>) -> bool {
+        match action {
+            Some(Action::RuntimeUp) => Self::move_selection(app, -1),
+            Some(Action::RuntimeDown) => Self::move_selection(app, 1),
+            _ => return false,
+        }
+        true
+    }
+
+    fn click(&self, app: &mut App, area: Rect, position: Position) {
+        if let Some(row) = table_row(area, position) {
+            let row = row + app.runtimes_offset.get();
+            if row < app.runtimes.len() {
+                app.selected_runtime = row;
+            }
+        }
+    }
+
+    fn scroll(&self, app: &mut App, down: bool) {
+        Self::move_selection(app, if down { 1 } else { -1 });
+    }
+}
+
+fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let theme = app.theme();
     let focused = app.focus == Pane::Runtimes;
     // The language column goes first when the pane is narrow.

@@ -1,12 +1,57 @@
+//! The sessions list: the selected session is what the other panes show.
+//! Its keys are the global ones (start, stop, delete, …).
+
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row, Table, TableState};
 
-use super::{human_bytes, pane_block};
-use crate::tui::app::{App, Pane};
+use super::{Component, Pane, pane_block, table_row};
+use crate::tui::app::App;
+use crate::tui::keymap::{Action, Scope};
+use crate::tui::ui::layout::Areas;
+use crate::units::human_bytes;
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+pub struct SessionsPane;
+
+impl Component for SessionsPane {
+    fn scope(&self) -> Scope {
+        Scope::Sessions
+    }
+
+    fn area(&self, areas: &Areas) -> Option<Rect> {
+        areas.sessions
+    }
+
+    fn hints(&self) -> &'static [Action] {
+        &[
+            Action::NewSession,
+            Action::StartStop,
+            Action::Restart,
+            Action::Delete,
+            Action::Isolation,
+            Action::Filter,
+            Action::NextPane,
+            Action::Help,
+            Action::Quit,
+        ]
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, app: &App) {
+        draw(frame, area, app);
+    }
+
+    fn click(&self, app: &mut App, area: Rect, position: Position) {
+        if let Some(row) = table_row(area, position) {
+            let row = row + app.sessions_offset.get();
+            if row < app.visible_sessions().len() {
+                app.selected_session = row;
+            }
+        }
+    }
+}
+
+fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let theme = app.theme();
     let focused = app.focus == Pane::Sessions;
     let visible = app.visible_sessions();
@@ -71,7 +116,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         let hint = if app.sessions.is_empty() {
             format!(
                 "no sessions yet — press {} to create one",
-                app.keymap.label(crate::tui::keymap::Action::NewSession)
+                app.keymap.first(Action::NewSession)
             )
         } else {
             "no session matches the filter".to_string()
@@ -82,4 +127,25 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             inner,
         );
     }
+}
+
+/// A key while the filter is being typed: characters type, the keymap's
+/// filter actions keep or clear it.
+pub fn filter_key(app: &mut App, key: &crossterm::event::KeyEvent) {
+    use crossterm::event::KeyCode;
+    match app.keymap.action_in(Scope::Filter, key) {
+        Some(Action::FilterClear) => {
+            app.filtering = false;
+            app.filter.clear();
+        }
+        Some(Action::FilterKeep) => app.filtering = false,
+        _ => match key.code {
+            KeyCode::Backspace => {
+                app.filter.pop();
+            }
+            KeyCode::Char(c) => app.filter.push(c),
+            _ => {}
+        },
+    }
+    app.selected_session = 0;
 }

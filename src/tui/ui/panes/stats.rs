@@ -1,12 +1,42 @@
+//! The selected session's CPU, memory, pids and disk.
+
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Sparkline};
 
-use super::{human_bytes, pane_block};
-use crate::tui::app::{App, Pane};
+use super::{Component, Pane, pane_block};
+use crate::tui::app::App;
+use crate::tui::keymap::{Action, Scope};
+use crate::tui::ui::layout::Areas;
+use crate::units::human_bytes;
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+pub struct StatsPane;
+
+impl Component for StatsPane {
+    fn scope(&self) -> Scope {
+        Scope::Stats
+    }
+
+    fn area(&self, areas: &Areas) -> Option<Rect> {
+        areas.stats
+    }
+
+    fn hints(&self) -> &'static [Action] {
+        &[
+            Action::NextPane,
+            Action::CycleTheme,
+            Action::Help,
+            Action::Quit,
+        ]
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, app: &App) {
+        draw(frame, area, app);
+    }
+}
+
+fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let theme = app.theme();
     let focused = app.focus == Pane::Stats;
     let user = app.selected_user();
@@ -21,11 +51,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let Some(history) = history.filter(|h| !h.is_empty()) else {
         let running = app.selected().is_some_and(|s| s.sandbox.is_running());
         let text = if running {
-            "waiting for samples… (a running session streams one a second)"
+            "waiting for samples… (a running session streams one a second)".to_string()
         } else if user.is_some() {
-            "the session is not running; press s to start it"
+            format!(
+                "the session is not running; press {} to start it",
+                app.keymap.first(Action::StartStop)
+            )
         } else {
-            "select a session to see its CPU and memory"
+            "select a session to see its CPU and memory".to_string()
         };
         let mut lines = vec![Line::from(text)];
         if let Some(disk) = app.selected().and_then(|s| s.disk.as_ref()) {
