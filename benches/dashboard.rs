@@ -165,12 +165,33 @@ fn editor_highlight() {
     let first = started.elapsed();
     editor.move_cursor(CursorMove::Jump(222, 8));
     let started = Instant::now();
-    highlighter.update(editor.lines(), 500);
+    highlighter.update(editor.lines(), 500, usize::MAX);
     let whole = started.elapsed();
     println!(
         "highlight: first window {:.1} ms (grammar load and regex compile included), the rest of 500 lines {:.1} ms",
         ms(first),
         ms(whole)
+    );
+    // The editor opens files up to 1 MiB; jumping to the end of one parses
+    // every line before the window, at most LINES_PER_FRAME a frame.
+    let big = python_file(24_000);
+    let bytes: usize = big.iter().map(|line| line.len() + 1).sum();
+    let cold = Highlighter::new(Some(Language::Python));
+    let mut frames = Vec::new();
+    let started = Instant::now();
+    while cold.cached_lines() < big.len() && frames.len() < 100 {
+        let frame = Instant::now();
+        cold.update(&big, big.len(), sandpit::tui::highlight::LINES_PER_FRAME);
+        frames.push(frame.elapsed());
+    }
+    let total = started.elapsed();
+    let count = frames.len();
+    println!(
+        "highlight: jump to the end of a {:.2} MiB file ({} lines): {count} frames of parsing, {:.0} ms in all, the longest {:.1} ms",
+        bytes as f64 / f64::from(1 << 20),
+        big.len(),
+        ms(total),
+        ms(percentile(&mut frames, 1.0)),
     );
 
     for (case, text) in [("same state", 'x'), ("state change", '"')] {

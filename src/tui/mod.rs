@@ -118,7 +118,10 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
                 app.settle(std::time::Instant::now());
                 if app.dirty {
                     guard.terminal.draw(|frame| ui::draw(frame, &mut app)).context("cannot draw")?;
-                    app.dirty = false;
+                    // The editor's colours of a big file come over a few frames.
+                    app.dirty = app
+                        .selected_work()
+                        .is_some_and(|work| work.highlight.catching_up());
                 }
             }
             ended = &mut collector => {
