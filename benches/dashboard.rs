@@ -146,7 +146,7 @@ fn editor_highlight() {
     use ratatui::widgets::Widget as _;
     use ratatui_textarea::{CursorMove, TextArea};
     use sandpit::engine::runtimes::Language;
-    use sandpit::tui::highlight::Highlighter;
+    use sandpit::tui::highlight::{Budget, Highlighter};
 
     const KEYS: usize = 300;
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -165,7 +165,7 @@ fn editor_highlight() {
     let first = started.elapsed();
     editor.move_cursor(CursorMove::Jump(222, 8));
     let started = Instant::now();
-    highlighter.update(editor.lines(), 500, usize::MAX);
+    highlighter.update(editor.lines(), 500, Budget::Unlimited);
     let whole = started.elapsed();
     println!(
         "highlight: first window {:.1} ms (grammar load and regex compile included), the rest of 500 lines {:.1} ms",
@@ -173,15 +173,15 @@ fn editor_highlight() {
         ms(whole)
     );
     // The editor opens files up to 1 MiB; jumping to the end of one parses
-    // every line before the window, at most LINES_PER_FRAME a frame.
+    // every line before the window, a frame's budget at a time.
     let big = python_file(24_000);
     let bytes: usize = big.iter().map(|line| line.len() + 1).sum();
     let cold = Highlighter::new(Some(Language::Python));
     let mut frames = Vec::new();
     let started = Instant::now();
-    while cold.cached_lines() < big.len() && frames.len() < 100 {
+    while cold.cached_lines() < big.len() && frames.len() < 10_000 {
         let frame = Instant::now();
-        cold.update(&big, big.len(), sandpit::tui::highlight::LINES_PER_FRAME);
+        cold.update(&big, big.len(), Budget::frame());
         frames.push(frame.elapsed());
     }
     let total = started.elapsed();

@@ -78,6 +78,8 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
     for problem in themes.problems.iter().chain(&problems) {
         tracing::warn!("{problem}");
     }
+    // The editor's grammars load off the UI thread, before they are needed.
+    std::thread::spawn(highlight::warm_up);
     let mut app = App::new(themes, theme_index, keymap, &options.runtimes);
     app.editor_config = options.editor.clone();
     if !problems.is_empty() {
