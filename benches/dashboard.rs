@@ -52,10 +52,13 @@ fn app_with(sessions: usize) -> App {
             app.apply(Update::Stats {
                 user: format!("user-{i:03}"),
                 sample: StatsSample {
+                    at_ms: 1_700_000_000_000 + t as i64 * 1000,
                     cpu_percent: ((i + t) % 100) as f64,
                     memory_used: ((i + t) as u64 % 512) << 20,
                     memory_limit: 1 << 30,
                     pids: 4,
+                    pids_limit: Some(256),
+                    ..Default::default()
                 },
             });
         }

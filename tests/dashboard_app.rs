@@ -7,10 +7,12 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use sandpit::engine::policy::ByteSize;
 use sandpit::engine::runtimes::RuntimeSet;
-use sandpit::engine::sandbox::SandboxInfo;
+use sandpit::engine::sandbox::{SandboxInfo, UserId};
 use sandpit::sessions::Session;
 use std::time::{Duration, Instant};
 
+use sandpit::activity::{Activity, ActivityRow, Source};
+use sandpit::tui::activity::ActivityUpdate;
 use sandpit::tui::app::{App, BURST_GAP, EngineStatus, Pane};
 use sandpit::tui::collector::{Request, Update};
 use sandpit::tui::keymap::{Action, KeyMap};
@@ -572,6 +574,7 @@ fn type_code_run_it_and_see_the_output() {
         file,
         contents,
         command,
+        ..
     }) = app.outbox.pop()
     else {
         panic!("no run request");
@@ -601,7 +604,7 @@ fn type_code_run_it_and_see_the_output() {
         }),
     });
     let work = app.selected_work().unwrap();
-    assert_eq!(work.output.lines.back().unwrap().1, "hi");
+    assert_eq!(work.output.text(), "hi\n");
     assert!(!work.is_running());
 }
 
@@ -818,19 +821,24 @@ fn output_scrolls_searches_and_saves() {
         });
     }
     // Tab indents in the editor; esc leaves it for the sessions, and
-    // shift-tab goes round to the output.
+    // shift-tab goes round past the last pane (Activity) to the output.
     press(&mut app, KeyCode::Esc);
     app.handle_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+    assert_eq!(app.focus, Pane::Activity);
+    app.handle_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
     assert_eq!(app.focus, Pane::Output);
+    // Page keys scroll while typed text goes to the run's stdin.
     press(&mut app, KeyCode::PageUp);
     assert!(!app.selected_work().unwrap().output.following());
     press(&mut app, KeyCode::End);
     assert!(app.selected_work().unwrap().output.following());
+    // Esc gives the letter keys back to the pane.
+    press(&mut app, KeyCode::Esc);
     press(&mut app, KeyCode::Char('/'));
     type_text(&mut app, "line 42");
     press(&mut app, KeyCode::Enter);
     let output = &app.selected_work().unwrap().output;
-    assert_eq!(output.window(1).next().unwrap().1, "line 42");
+    assert_eq!(output.bottom_line(), Some("line 42"));
     app.outbox.clear();
     app.handle_key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
     let Some(Request::Save { file, contents, .. }) = app.outbox.pop() else {
@@ -1085,6 +1093,28 @@ fn enter_scope(app: &mut App, scope: Scope) {
                 );
             }
         }
+        Scope::RunInput => {
+            app.focus_pane(Pane::Output);
+            app.selected_work_mut().unwrap().1.start_run();
+            type_text(app, "typed");
+        }
+        Scope::Activity => {
+            app.focus_pane(Pane::Activity);
+            app.apply(Update::Activity(ActivityUpdate::Rows(
+                (1..=40)
+                    .map(|id| ActivityRow {
+                        id,
+                        activity: Activity::new(
+                            Source::Cli,
+                            &UserId::parse("alice").unwrap(),
+                            "exec",
+                            &format!("echo {id}"),
+                        ),
+                    })
+                    .collect(),
+            )));
+            app.sync_activity();
+        }
         Scope::Filter => {
             press_action(app, Action::Filter);
             type_text(app, "car");
@@ -1141,9 +1171,24 @@ fn prepare(app: &mut App, action: Action) {
             app.selected_work_mut().unwrap().1.editor.insert_str("    ");
         }
         Action::OutputDown | Action::OutputFollow => {
-            app.selected_work_mut().unwrap().1.output.scroll_up(5)
+            app.selected_work_mut().unwrap().1.output.scroll_up(5, 80)
         }
-        Action::OutputPageDown => app.selected_work_mut().unwrap().1.output.scroll_up(15),
+        Action::OutputPageDown => app.selected_work_mut().unwrap().1.output.scroll_up(15, 80),
+        Action::OutputLeft | Action::OutputRight => {
+            let output = &mut app.selected_work_mut().unwrap().1.output;
+            output.push(sandpit::engine::exec::Stream::Stdout, &[b'x'; 100]);
+            output.toggle_wrap();
+            if action == Action::OutputLeft {
+                output.scroll_sideways(16);
+            }
+        }
+        Action::OutputType => {
+            let work = app.selected_work_mut().unwrap().1;
+            work.start_run();
+            work.typing = false;
+        }
+        Action::ActivityDown | Action::ActivityFollow => app.activity.scroll_up(5),
+        Action::ActivityPageDown => app.activity.scroll_up(15),
         Action::OutputSearchNext => {
             app.selected_work_mut().unwrap().1.output_search = "line 42".to_string()
         }
@@ -1259,11 +1304,11 @@ fn check(app: &App, action: Action) -> Result<(), String> {
         Action::EditorIndent => work.unwrap().contents().starts_with("    "),
         Action::EditorDedent => !work.unwrap().contents().starts_with(' '),
         Action::EditorLeave => app.focus == Pane::Sessions,
-        Action::OutputUp => output.unwrap().scroll_back == 1,
-        Action::OutputDown => output.unwrap().scroll_back == 4,
-        Action::OutputPageUp => output.unwrap().scroll_back == 10,
-        Action::OutputPageDown => output.unwrap().scroll_back == 5,
-        Action::OutputTop => output.unwrap().window(1).next().unwrap().1 == "line 0",
+        Action::OutputUp => output.unwrap().lines_back() == 1,
+        Action::OutputDown => output.unwrap().lines_back() == 4,
+        Action::OutputPageUp => output.unwrap().lines_back() == 10,
+        Action::OutputPageDown => output.unwrap().lines_back() == 5,
+        Action::OutputTop => output.unwrap().bottom_line() == Some("line 0"),
         Action::OutputFollow => output.unwrap().following(),
         Action::OutputSearch => matches!(
             &app.popup,
@@ -1272,10 +1317,40 @@ fn check(app: &App, action: Action) -> Result<(), String> {
                 ..
             })
         ),
-        Action::OutputSearchNext => output.unwrap().window(1).next().unwrap().1 == "line 42",
+        Action::OutputSearchNext => output.unwrap().bottom_line() == Some("line 42"),
+        Action::OutputWrap => !output.unwrap().wrap,
+        Action::OutputLeft | Action::OutputRight => output.unwrap().hscroll == 8,
+        Action::OutputType => work.unwrap().typing,
+        Action::InputSend => {
+            last == Some(&Request::RunInput {
+                user: "alice".to_string(),
+                data: Some(b"typed\n".to_vec()),
+            }) && output.unwrap().text().ends_with("typed\n")
+        }
+        Action::InputEnd => {
+            app.outbox
+                == [
+                    Request::RunInput {
+                        user: "alice".to_string(),
+                        data: Some(b"typed".to_vec()),
+                    },
+                    Request::RunInput {
+                        user: "alice".to_string(),
+                        data: None,
+                    },
+                ]
+                && !work.unwrap().stdin_open
+        }
+        Action::InputLeave => !work.unwrap().typing && work.unwrap().stdin_line == "typed",
         Action::OutputSave => {
             matches!(last, Some(Request::Save { file, .. }) if file == "output.log")
         }
+        Action::ActivityScope => app.activity.scope == sandpit::tui::activity::Scope::All,
+        Action::ActivityUp => app.activity.scroll == 1,
+        Action::ActivityDown => app.activity.scroll == 4,
+        Action::ActivityPageUp => app.activity.scroll == 10,
+        Action::ActivityPageDown => app.activity.scroll == 5,
+        Action::ActivityFollow => app.activity.scroll == 0,
         Action::FilterKeep => !app.filtering && app.filter == "car",
         Action::FilterClear => !app.filtering && app.filter.is_empty(),
         Action::HelpClose => app.popup.is_none(),
@@ -1403,6 +1478,57 @@ fn every_overridden_key_works_and_the_old_one_does_not() {
     app.outbox.clear();
     press(&mut app, KeyCode::Char('a'));
     assert!(app.popup.is_none(), "a still makes a file");
+}
+
+/// Typing into a run from the Output pane: keys build a line, enter sends
+/// it, a paste sends its whole lines, ctrl-d ends the input; esc and `i`
+/// hand the letter keys back and forth.
+#[test]
+fn typing_in_the_output_pane_feeds_the_runs_stdin() {
+    let mut app = app();
+    app.focus_pane(Pane::Output);
+    app.selected_work_mut().unwrap().1.start_run();
+    app.apply(Update::RunOutput {
+        user: "alice".to_string(),
+        stream: sandpit::engine::exec::Stream::Stdout,
+        data: b"name? ".to_vec(),
+    });
+    type_text(&mut app, "Adx");
+    press(&mut app, KeyCode::Backspace);
+    type_text(&mut app, "a");
+    press(&mut app, KeyCode::Enter);
+    let sent = |data: &[u8]| Request::RunInput {
+        user: "alice".to_string(),
+        data: Some(data.to_vec()),
+    };
+    assert_eq!(app.outbox, [sent(b"Ada\n")]);
+    assert_eq!(app.selected_work().unwrap().output.text(), "name? Ada\n");
+    // Letter keys are the pane's again after esc, and typed text after i.
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('w'));
+    assert!(!app.selected_work().unwrap().output.wrap);
+    press(&mut app, KeyCode::Char('i'));
+    app.outbox.clear();
+    app.handle_event(Event::Paste("one\ntwo".to_string()));
+    assert_eq!(app.outbox, [sent(b"one\n")]);
+    assert_eq!(app.selected_work().unwrap().stdin_line, "two");
+    app.outbox.clear();
+    app.handle_key(KeyEvent::new(KeyCode::Char('d'), KeyModifiers::CONTROL));
+    assert_eq!(
+        app.outbox,
+        [
+            sent(b"two"),
+            Request::RunInput {
+                user: "alice".to_string(),
+                data: None,
+            }
+        ]
+    );
+    // With the input closed, keys are the pane's.
+    app.outbox.clear();
+    type_text(&mut app, "x");
+    assert!(app.outbox.is_empty());
+    assert!(!app.selected_work().unwrap().stdin_open);
 }
 
 // ---- editor indentation (branch `editor`) ----

@@ -905,3 +905,266 @@ impl Drop for UnmountUnder {
         common::unmount_under(&self.0);
     }
 }
+
+// ---- Output pane as a terminal shows it (issue 12, part 2) ----
+
+/// The program the Output test runs: colours, a `\r` progress bar on
+/// stderr, the terminal it was told of, and a line read with `input()`.
+/// One statement a line, so the editor's indentation plays no part. The
+/// prompt goes to stderr after the bar: the engine reads stdout and stderr
+/// from two pipes, so their order between them is not kept.
+const TERMINAL_PROGRAM: [&str; 6] = [
+    "import os, sys, time",
+    "print('\\x1b[31mRED\\x1b[0m and \\x1b[1;32mGREEN\\x1b[0m', 'TERM=' + os.environ.get('TERM', '-'), 'COLUMNS=' + os.environ.get('COLUMNS', '-'), flush=True)",
+    "[(sys.stderr.write('\\rprogress %3d%%' % i), sys.stderr.flush(), time.sleep(0.3)) for i in range(0, 101, 25)]",
+    "sys.stderr.write('\\n')",
+    "sys.stderr.write('name? '); name = input()",
+    "print('hello ' + name + '!'); sys.exit(0)",
+];
+
+/// The Output pane's part of a `capture-pane -p` screen of `size`.
+fn output_pane_of(screen: &str, size: (u16, u16)) -> String {
+    let area =
+        sandpit::tui::ui::layout::Areas::compute(ratatui::layout::Rect::new(0, 0, size.0, size.1))
+            .output
+            .expect("the full layout has an Output pane");
+    screen
+        .lines()
+        .skip(usize::from(area.y))
+        .take(usize::from(area.height))
+        .map(|line| {
+            line.chars()
+                .skip(usize::from(area.x))
+                .take(usize::from(area.width))
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn output_pane_shows_colours_one_progress_line_and_feeds_input() {
+    let user = common::test_user("term");
+    let _cleanup = common::Cleanup(vec![user.container_name()]);
+    let home = tempfile::tempdir().unwrap();
+    let created = common::output_within(
+        Command::new(env!("CARGO_BIN_EXE_sandpit"))
+            .arg("--workspace-root")
+            .arg(home.path().join("ws"))
+            .args(["new", user.as_str()]),
+        common::CLI_DEADLINE,
+        "the sandpit CLI",
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let size = (140, 40);
+    let name = format!("sandpit-e2e-term-{}", std::process::id());
+    let _session = start_dashboard(&name, home.path(), "", size);
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the session listed",
+        |screen| screen.contains(user.as_str()) && screen.contains(" running · theme"),
+    );
+    tmux(&["send-keys", "-t", &name, "/"]);
+    tmux(&["send-keys", "-t", &name, "-l", user.as_str()]);
+    tmux(&[
+        "send-keys",
+        "-t",
+        &name,
+        "Enter",
+        "Tab",
+        "Tab",
+        "Tab",
+        "Tab",
+    ]);
+    wait_for_screen(&name, Duration::from_secs(10), "the editor", |screen| {
+        screen.contains(&format!("Editor — {user}: main.py"))
+    });
+    for line in TERMINAL_PROGRAM {
+        tmux(&["send-keys", "-t", &name, "-l", line]);
+        tmux(&["send-keys", "-t", &name, "Enter"]);
+    }
+    // Run, then leave the editor and go round to the Output pane (one key
+    // at a time: esc and shift-tab together read as alt-[).
+    tmux(&["send-keys", "-t", &name, "F5"]);
+    tmux(&["send-keys", "-t", &name, "Escape"]);
+    wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the sessions pane",
+        |screen| screen.contains("n new · "),
+    );
+    tmux(&["send-keys", "-t", &name, "BTab"]);
+    let asking = wait_for_screen(
+        &name,
+        Duration::from_secs(60),
+        "the program to ask for a name in the Output pane",
+        |screen| {
+            let pane = output_pane_of(screen, size);
+            pane.contains("name? ") && pane.contains("typing goes to its stdin")
+        },
+    );
+    let asking = output_pane_of(&asking, size);
+    // The bar was redrawn in place: one line, at its last state.
+    let bars: Vec<&str> = asking.lines().filter(|l| l.contains("progress")).collect();
+    assert_eq!(bars.len(), 1, "progress lines: {bars:?}\n{asking}");
+    assert!(bars[0].contains("progress 100%"), "{asking}");
+    // Runs are told the terminal they are drawn in.
+    let (columns, _) = sandpit::tui::ui::panes::output::text_size(ratatui::layout::Rect::new(
+        0, 0, size.0, size.1,
+    ));
+    assert!(
+        asking.contains("TERM=xterm-256color") && asking.contains(&format!("COLUMNS={columns}")),
+        "{asking}"
+    );
+
+    tmux(&["send-keys", "-t", &name, "-l", "Ada Lovelace"]);
+    tmux(&["send-keys", "-t", &name, "Enter"]);
+    let done = wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the program to greet the typed name and end",
+        |screen| screen.contains("hello Ada Lovelace!") && screen.contains("exit 0 in"),
+    );
+    let done = output_pane_of(&done, size);
+    // The typed line is echoed where it was typed, as a terminal does.
+    assert!(done.contains("name? Ada Lovelace"), "{done}");
+    // Colours are drawn, not printed: no escape sequence shows as text, and
+    // the words carry their SGR colours on the screen.
+    assert!(!done.contains("[31m") && !done.contains("[0m"), "{done}");
+    // Only the Output pane's rows (the editor holds the source, escapes and
+    // all); the pane is the right-hand part of them.
+    let area =
+        sandpit::tui::ui::layout::Areas::compute(ratatui::layout::Rect::new(0, 0, size.0, size.1))
+            .output
+            .expect("the full layout has an Output pane");
+    let styled = tmux(&["capture-pane", "-p", "-e", "-t", &name])
+        .lines()
+        .skip(usize::from(area.y))
+        .take(usize::from(area.height))
+        .map(|line| {
+            line.rsplit_once("│")
+                .map_or(line, |(_, pane)| pane)
+                .to_string()
+                + "\n"
+        })
+        .collect::<String>();
+    // tmux writes base colours as palette indexes (red `38;5;1`) or as
+    // `31`; the dashboard's theme colours are never these two.
+    let red = styled
+        .find("RED")
+        .unwrap_or_else(|| panic!("no RED in\n{styled}"));
+    let before_red = &styled[..red];
+    assert!(
+        before_red.ends_with("\x1b[31m") || before_red.ends_with("\x1b[38;5;1m"),
+        "RED is not drawn red: {:?}",
+        &before_red[before_red.len().saturating_sub(30)..]
+    );
+    let green = styled.find("GREEN").expect("GREEN on the screen");
+    let between = &styled[red..green];
+    let sgr = &between[between.rfind(" and ").expect("` and ` before GREEN")..];
+    assert!(
+        (sgr.contains("[32m") || sgr.contains("38;5;2m"))
+            && (sgr.contains("[1m") || sgr.contains("[1;")),
+        "GREEN is not drawn bold green: {sgr:?}"
+    );
+    assert_eq!(
+        styled.lines().filter(|l| l.contains("progress")).count(),
+        1,
+        "{styled}"
+    );
+}
+
+// --- Stats charts and the Activity pane (issue 12, parts 4 and 5) --------
+
+/// A command run from the CLI, in another process, shows in the Activity
+/// pane of a running dashboard (the selected session's view and the view of
+/// all sessions), and the Stats pane charts the session's live samples.
+#[test]
+fn activity_pane_shows_a_cli_command_live_and_stats_are_charted() {
+    let user = common::test_user("e2act");
+    let _cleanup = common::Cleanup(vec![user.container_name()]);
+    let home = tempfile::tempdir().unwrap();
+    let name = format!("sandpit-e2e-act-{}", std::process::id());
+    let cli = |args: &[&str]| {
+        let output = common::output_within(
+            Command::new(env!("CARGO_BIN_EXE_sandpit"))
+                .arg("--workspace-root")
+                .arg(home.path().join("ws"))
+                .args(args),
+            common::CLI_DEADLINE,
+            "the sandpit CLI",
+        );
+        assert!(
+            output.status.success(),
+            "sandpit {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    cli(&["new", user.as_str(), "--runtime", "python-minimal"]);
+    let session = start_dashboard(&name, home.path(), "", (120, 35));
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the dashboard connected",
+        |screen| screen.contains("Sessions (") && screen.contains(" running · theme"),
+    );
+    // Other tests' sessions share the engine: filter down to this one.
+    tmux(&["send-keys", "-t", &name, "/"]);
+    tmux(&["send-keys", "-t", &name, "-l", user.as_str()]);
+    tmux(&["send-keys", "-t", &name, "Enter"]);
+    let title = format!("Activity — {user}");
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the Activity pane on the session, and its stats charted",
+        |screen| {
+            screen.contains(&title)
+                && screen.contains(&format!("Stats — {user}"))
+                // The charts' time axis (a minute or more back) and a CPU
+                // figure.
+                && (1..=5).any(|minutes| screen.contains(&format!("-{minutes}m ")))
+                && screen.contains("now")
+                && screen.contains("CPU ")
+        },
+    );
+
+    // Another process runs a command in the session.
+    let marker = format!("charts-e2e-{}", std::process::id());
+    cli(&["exec", "--user", user.as_str(), "--", "echo", &marker]);
+    let shown = |screen: &str| {
+        screen.lines().any(|line| {
+            line.contains("cli")
+                && line.contains(&format!("exec echo {marker}"))
+                && line.split_whitespace().any(|word| word == "0")
+        })
+    };
+    let screen = wait_for_screen(
+        &name,
+        Duration::from_secs(15),
+        "the CLI's command in the Activity pane, with source cli and exit 0",
+        shown,
+    );
+    assert!(screen.contains(&title), "{screen}");
+
+    // The view of all sessions lists it with the session's name.
+    tmux(&["send-keys", "-t", &name, "BTab"]);
+    tmux(&["send-keys", "-t", &name, "a"]);
+    wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the Activity pane listing every session",
+        |screen| {
+            screen.contains("Activity — all sessions")
+                && screen
+                    .lines()
+                    .any(|line| line.contains(user.as_str()) && line.contains(&marker))
+        },
+    );
+    tmux(&["send-keys", "-t", &name, "q"]);
+    drop(session);
+}

@@ -62,10 +62,12 @@ pub fn demo_app() -> App {
         app.apply(Update::Stats {
             user: "alice".to_string(),
             sample: StatsSample {
+                at_ms: 1_700_000_000_000 + i as i64 * 1000,
                 cpu_percent: (i % 10) as f64 * 10.0,
                 memory_used: (100 + i * 5) << 20,
                 memory_limit: 1 << 30,
                 pids: 3,
+                ..Default::default()
             },
         });
     }
@@ -73,6 +75,8 @@ pub fn demo_app() -> App {
 }
 
 fn render(app: &mut App, width: u16, height: u16) -> String {
+    // As the event loop does before each frame.
+    app.sync_activity();
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal.draw(|frame| ui::draw(frame, app)).unwrap();
     let buffer = terminal.backend().buffer();
@@ -397,6 +401,204 @@ fn stats_pane_shows_workspace_usage_against_its_limit() {
         screen.contains("disk 5.0 MiB / 1.0 GiB (not enforced)"),
         "no disk usage in\n{screen}"
     );
+}
+
+// ---- Output pane as a terminal shows it (issue 12, part 2) ----
+
+/// The Output pane's rows at `width` x `height`, each cell run written as
+/// `{style}text` whenever the style changes, so colours show in a snapshot.
+fn output_pane_styled(app: &mut App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| ui::draw(frame, app)).unwrap();
+    let area = ui::layout::Areas::compute(ratatui::layout::Rect::new(0, 0, width, height))
+        .output
+        .expect("the full layout has an Output pane");
+    let buffer = terminal.backend().buffer();
+    let mut rows = Vec::new();
+    for y in area.y..area.y + area.height {
+        let mut row = String::new();
+        let mut last = None;
+        let mut covered = 0;
+        for x in area.x..area.x + area.width {
+            let cell = &buffer[(x, y)];
+            // The cells a wide character covers are drawn by it.
+            if covered > 0 {
+                covered -= 1;
+                continue;
+            }
+            covered = unicode_width::UnicodeWidthStr::width(cell.symbol()).saturating_sub(1);
+            let style = (cell.fg, cell.bg, cell.modifier);
+            if last != Some(style) {
+                let mut parts = vec![format!("{:?}", cell.fg)];
+                if cell.bg != ratatui::style::Color::Reset {
+                    parts.push(format!("on {:?}", cell.bg));
+                }
+                if !cell.modifier.is_empty() {
+                    parts.push(format!("{:?}", cell.modifier));
+                }
+                row.push_str(&format!("{{{}}}", parts.join(" ")));
+                last = Some(style);
+            }
+            row.push_str(cell.symbol());
+        }
+        rows.push(row);
+    }
+    rows.join("\n")
+}
+
+/// Starts a run of alice's buffer from the editor, as F5 does.
+fn start_run(app: &mut App) {
+    for _ in 0..16 {
+        if app.focus == sandpit::tui::app::Pane::Editor {
+            break;
+        }
+        key(app, KeyCode::Tab);
+    }
+    key(app, KeyCode::F(5));
+    assert!(
+        app.selected_work().is_some_and(|w| w.is_running()),
+        "F5 did not start a run"
+    );
+}
+
+fn run_output(app: &mut App, stream: sandpit::engine::exec::Stream, data: &[u8]) {
+    app.apply(Update::RunOutput {
+        user: "alice".to_string(),
+        stream,
+        data: data.to_vec(),
+    });
+}
+
+#[test]
+fn output_pane_with_colours_and_a_finished_progress_bar() {
+    use sandpit::engine::exec::Stream;
+    let mut app = demo_app();
+    start_run(&mut app);
+    run_output(
+        &mut app,
+        Stream::Stdout,
+        b"\x1b[1;32mPASS\x1b[0m test_one\n\x1b[31mFAIL\x1b[0m \x1b[4mtest_two\x1b[24m\n",
+    );
+    // A tqdm bar on stderr, redrawn with \r, the last byte of a block
+    // character held back to the next chunk.
+    let bar = "\r 50%|█████     | 2/4\r100%|██████████| 4/4\n".as_bytes();
+    run_output(&mut app, Stream::Stderr, b"\r  0%|          | 0/4");
+    run_output(&mut app, Stream::Stderr, &bar[..bar.len() - 10]);
+    run_output(&mut app, Stream::Stderr, &bar[bar.len() - 10..]);
+    run_output(&mut app, Stream::Stderr, b"a warning on stderr\n");
+    run_output(
+        &mut app,
+        Stream::Stdout,
+        "日本語も\x1b[38;5;208m橙色\x1b[m\n".as_bytes(),
+    );
+    app.apply(Update::RunFinished {
+        user: "alice".to_string(),
+        result: Ok(sandpit::engine::exec::ExecResult {
+            exit_code: Some(0),
+            duration: std::time::Duration::from_millis(1500),
+            ..Default::default()
+        }),
+    });
+    let text = app.selected_work().unwrap().output.text();
+    assert_eq!(
+        text,
+        "PASS test_one\nFAIL test_two\n100%|██████████| 4/4\na warning on stderr\n日本語も橙色\n"
+    );
+    insta::assert_snapshot!(output_pane_styled(&mut app, 120, 32));
+}
+
+#[test]
+fn output_pane_typing_into_a_run() {
+    use sandpit::engine::exec::Stream;
+    let mut app = demo_app();
+    start_run(&mut app);
+    // Esc leaves the editor for the Output pane.
+    key(&mut app, KeyCode::Esc);
+    app.focus_pane(sandpit::tui::app::Pane::Output);
+    run_output(&mut app, Stream::Stdout, b"What is your name? ");
+    type_text(&mut app, "Ada");
+    insta::assert_snapshot!(render(&mut app, 120, 32));
+}
+
+// --- Stats charts and the Activity pane (issue 12, parts 4 and 5) --------
+
+/// The demo app with five minutes of stats for alice (network and block I/O
+/// included) and the log's rows for both sessions.
+fn app_with_history_and_activity() -> App {
+    use sandpit::activity::{Activity, ActivityRow, Source};
+    use sandpit::engine::sandbox::UserId;
+    use sandpit::engine::stats::ByteCounters;
+    use sandpit::tui::activity::ActivityUpdate;
+    let mut app = demo_app();
+    app.stats.clear();
+    let (mut rx, mut written) = (0u64, 0u64);
+    for s in 0..300u64 {
+        rx += if s % 20 < 10 { 30 << 10 } else { 2 << 10 };
+        written += if s % 15 == 0 { 4 << 20 } else { 0 };
+        app.apply(Update::Stats {
+            user: "alice".to_string(),
+            sample: StatsSample {
+                at_ms: 1_764_427_623_000 + s as i64 * 1000,
+                cpu_percent: if s < 150 { 20.0 } else { 85.0 + (s % 6) as f64 },
+                memory_used: (120 + s) << 20,
+                memory_limit: 1 << 30,
+                pids: 4 + s / 100,
+                pids_limit: Some(256),
+                net: Some(ByteCounters {
+                    read: rx,
+                    written: rx / 3,
+                }),
+                block: Some(ByteCounters { read: 0, written }),
+            },
+        });
+    }
+    let alice = UserId::parse("alice").unwrap();
+    let bob = UserId::parse("bob").unwrap();
+    let rows = [
+        Activity::new(Source::Mcp, &alice, "write_file", "train.py (2.1 KiB)"),
+        Activity::new(
+            Source::Mcp,
+            &alice,
+            "execute",
+            "python3 train.py --epochs 3",
+        )
+        .with_exit_code(0)
+        .with_duration(std::time::Duration::from_millis(48_200)),
+        Activity::new(Source::Cli, &bob, "exec", "npm test").with_exit_code(1),
+        Activity::new(Source::Dashboard, &alice, "run", "python3 main.py")
+            .with_exit_code(0)
+            .with_duration(std::time::Duration::from_millis(930)),
+    ];
+    app.apply(Update::Activity(ActivityUpdate::Rows(
+        rows.into_iter()
+            .enumerate()
+            .map(|(i, activity)| ActivityRow {
+                id: i as i64 + 1,
+                activity: Activity {
+                    time_ms: 1_764_427_623_000 + i as i64 * 7000,
+                    ..activity
+                },
+            })
+            .collect(),
+    )));
+    app
+}
+
+#[test]
+fn stats_charts_and_activity_in_the_dashboard() {
+    let mut app = app_with_history_and_activity();
+    insta::assert_snapshot!(render(&mut app, 140, 45));
+}
+
+#[test]
+fn activity_pane_focused_lists_every_session() {
+    let mut app = app_with_history_and_activity();
+    let activity = app
+        .keymap
+        .first(sandpit::tui::keymap::Action::ActivityScope);
+    app.focus_pane(sandpit::tui::app::Pane::Activity);
+    type_text(&mut app, &activity);
+    insta::assert_snapshot!(render(&mut app, 120, 32));
 }
 
 // ---- editor syntax highlighting (branch `editor`) ----

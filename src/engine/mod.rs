@@ -9,6 +9,7 @@ pub mod names;
 pub mod oci;
 pub mod policy;
 pub mod quota;
+pub mod runner;
 pub mod runtimes;
 pub mod sandbox;
 pub mod stats;

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use crossterm::event::{Event, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 
+use super::activity::ActivityView;
 use super::collector::{FileOp, Request, Update};
+use super::history::SessionHistory;
 use super::keymap::{Action, KeyMap};
 use super::popups::{Confirm, Confirmable, NewSessionForm, Popup, Prompt};
 use super::theme::{Theme, ThemeSet};
@@ -20,12 +22,12 @@ use super::work::{CodeStyle, RunState, Work};
 use crate::engine::images::ImageState;
 use crate::engine::runtimes::run_command;
 use crate::engine::runtimes::{Indent, Language, RuntimeSet};
-use crate::engine::stats::{StatsHistory, StatsSample};
+use crate::engine::stats::StatsSample;
 use crate::sessions::Session;
 use crate::sessions::isolation::ProbeResult;
 
-/// Samples kept per session for the charts: two minutes at one a second.
-pub const HISTORY_LEN: usize = 120;
+/// Samples kept per session for the charts: five minutes at one a second.
+pub const HISTORY_LEN: usize = super::history::CAPACITY;
 const BUILD_LOG_LINES: usize = 500;
 const NOTICE_TTL: Duration = Duration::from_secs(6);
 
@@ -139,7 +141,10 @@ pub struct App {
     pub keymap: KeyMap,
     pub engine: EngineStatus,
     pub sessions: Vec<Session>,
-    pub stats: HashMap<String, StatsHistory>,
+    /// Each session's recent resource use, by user.
+    pub stats: HashMap<String, SessionHistory>,
+    /// The Activity pane's rows.
+    pub activity: ActivityView,
     pub runtimes: Vec<RuntimeRow>,
     pub focus: Pane,
     /// Index into the visible (filtered) sessions.
@@ -194,6 +199,7 @@ impl App {
             engine: EngineStatus::Connecting,
             sessions: Vec::new(),
             stats: HashMap::new(),
+            activity: ActivityView::new(),
             runtimes: runtimes
                 .iter()
                 .map(|runtime| RuntimeRow {
@@ -295,14 +301,14 @@ impl App {
             ));
             return;
         }
+        let (columns, lines) = panes::output::text_size(self.area);
         let Some((user, work)) = self.selected_work_mut() else {
             return;
         };
         if work.is_running() {
             return;
         }
-        work.output.clear();
-        work.run = RunState::Running;
+        work.start_run();
         work.modified = false;
         let request = Request::Run {
             user,
@@ -314,6 +320,8 @@ impl App {
                 crate::engine::names::unescape(&work.file)
                     .unwrap_or_else(|_| work.file.clone().into_bytes()),
             ),
+            columns,
+            lines,
         };
         self.outbox.push(request);
     }
@@ -335,6 +343,7 @@ impl App {
 
     /// Carries out a file-name or search prompt.
     pub(crate) fn submit_prompt(&mut self, purpose: Prompt, text: String) {
+        let (width, _) = panes::output::text_size(self.area);
         let Some((user, work)) = self.selected_work_mut() else {
             return;
         };
@@ -353,7 +362,7 @@ impl App {
             }
             Prompt::SearchOutput => {
                 work.output_search = text.clone();
-                if !work.output.find_back(&text) {
+                if !work.output.find_back(&text, width) {
                     self.warn(format!("`{text}` is not in the output above"));
                 }
                 return;
@@ -417,8 +426,19 @@ impl App {
         self.selected().map(|s| s.sandbox.user.clone())
     }
 
+    /// Points the Activity pane at the selected session, asking the worker
+    /// for its backlog when the selection moved. The event loop calls it
+    /// after every event and update, before sending the outbox.
+    pub fn sync_activity(&mut self) {
+        let user = self.selected_user();
+        if let Some(request) = self.activity.select(user.as_deref()) {
+            self.outbox.push(request);
+            self.dirty = true;
+        }
+    }
+
     pub fn latest_stats(&self, user: &str) -> Option<&StatsSample> {
-        self.stats.get(user).and_then(StatsHistory::latest)
+        self.stats.get(user).and_then(SessionHistory::latest)
     }
 
     // --- engine updates -------------------------------------------------
@@ -449,10 +469,7 @@ impl App {
                 }
             }
             Update::Stats { user, sample } => {
-                self.stats
-                    .entry(user)
-                    .or_insert_with(|| StatsHistory::new(HISTORY_LEN))
-                    .push(sample);
+                self.stats.entry(user).or_default().push(sample);
             }
             Update::BuildLog { runtime, line } => {
                 let build = self.build.get_or_insert_with(|| BuildView {
@@ -507,11 +524,10 @@ impl App {
             }
             Update::RunFinished { user, result } => {
                 if let Some(work) = self.work.get_mut(&user) {
-                    work.output.flush();
-                    work.run = match &result {
+                    work.end_run(match &result {
                         Ok(result) => RunState::finished(result),
                         Err(error) => RunState::Failed(error.clone()),
-                    };
+                    });
                 }
             }
             Update::DirListing { user, path, result } => {
@@ -555,6 +571,7 @@ impl App {
             }
             Update::Notice(text) => self.inform(text),
             Update::Failure(text) => self.warn(text),
+            Update::Activity(update) => self.activity.apply(update),
         }
     }
 

@@ -24,6 +24,7 @@ use crate::engine::sandbox::UserId;
 use crate::engine::stats::StatsSample;
 use crate::sessions::isolation::{self, ProbeResult};
 use crate::sessions::{Session, SessionConfig, SessionManager};
+use crate::tui::run_input::ChannelReader;
 
 /// How often the engine is asked whether it is still there.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
@@ -81,6 +82,8 @@ pub enum Update {
         user: String,
         dirs: Vec<String>,
     },
+    /// The activity log changed or answered (see [`super::activity`]).
+    Activity(super::activity::ActivityUpdate),
     Notice(String),
     Failure(String),
 }
@@ -104,14 +107,24 @@ pub enum Request {
         from: String,
         target: String,
     },
-    /// Save the buffer to `file` in the workspace, then run `command`.
+    /// Save the buffer to `file` in the workspace, then run `command` with
+    /// `TERM` and a `COLUMNS` x `LINES` size matching the Output pane.
     Run {
         user: String,
         file: String,
         contents: String,
         command: String,
+        columns: u16,
+        lines: u16,
     },
     CancelRun(String),
+    /// Input for the stdin of `user`'s run under way: `Some` bytes are
+    /// written to it, `None` closes it (end of input). Ignored when no run
+    /// is under way or its stdin is already closed.
+    RunInput {
+        user: String,
+        data: Option<Vec<u8>>,
+    },
     ListDir {
         user: String,
         path: String,
@@ -128,6 +141,11 @@ pub enum Request {
         user: String,
         file: String,
         contents: String,
+    },
+    /// The newest activity of one session, for the Activity pane; answered
+    /// whether or not the engine is up.
+    ActivityBacklog {
+        user: String,
     },
 }
 
@@ -181,10 +199,22 @@ fn path_bytes(path: &str) -> anyhow::Result<Vec<u8>> {
 /// the dashboard holds, this bounds how long a flood runs.
 const RUN_OUTPUT_CAP: usize = 16 << 20;
 
-/// Cancel switches of the runs under way, by user.
-type Runs = Arc<std::sync::Mutex<HashMap<String, CancellationToken>>>;
+/// What a run's programs are told the terminal is. Their output is drawn
+/// by the Output pane's terminal log, which renders its colours.
+const RUN_TERM: &str = "xterm-256color";
 
-/// Starts the engine worker. Each dashboard run is recorded in `activity`.
+/// A run under way: its cancel switch and the feed of its stdin (`None`
+/// once the user closed it).
+struct RunHandle {
+    cancel: CancellationToken,
+    stdin: Option<mpsc::UnboundedSender<Vec<u8>>>,
+}
+
+/// The runs under way, by user.
+type Runs = Arc<std::sync::Mutex<HashMap<String, RunHandle>>>;
+
+/// Starts the engine worker. Each dashboard run is recorded in `activity`,
+/// and the log is followed for the Activity pane, engine or no engine.
 pub fn spawn(
     config: SessionConfig,
     runtimes: RuntimeSet,
@@ -192,7 +222,12 @@ pub fn spawn(
     updates: mpsc::UnboundedSender<Update>,
     requests: mpsc::UnboundedReceiver<Request>,
 ) -> JoinHandle<()> {
-    tokio::spawn(run(config, runtimes, activity, updates, requests))
+    let feed = tokio::spawn(super::activity::feed(activity.clone(), updates.clone()));
+    tokio::spawn(async move {
+        // Ends with the worker, however the worker ends.
+        let _feed = tokio_util::task::AbortOnDropHandle::new(feed);
+        run(config, runtimes, activity, updates, requests).await;
+    })
 }
 
 async fn run(
@@ -216,6 +251,13 @@ async fn run(
                         _ = tokio::time::sleep_until(deadline) => break,
                         request = requests.recv() => match request {
                             None => return,
+                            Some(Request::ActivityBacklog { user }) => {
+                                tokio::spawn(super::activity::backlog(
+                                    activity.clone(),
+                                    user,
+                                    updates.clone(),
+                                ));
+                            }
                             Some(_) => {
                                 let _ = updates.send(Update::Failure(
                                     "the Docker engine is not answering; try again when it is back".to_string(),
@@ -411,6 +453,10 @@ async fn carry_out(
 ) -> anyhow::Result<Option<String>> {
     let user_id = |name: &str| UserId::parse(name).map_err(anyhow::Error::msg);
     match request {
+        Request::ActivityBacklog { user } => {
+            super::activity::backlog(activity.clone(), user, updates.clone()).await;
+            Ok(None)
+        }
         Request::Create {
             user,
             runtime,
@@ -481,10 +527,19 @@ async fn carry_out(
             file,
             contents,
             command,
+            columns,
+            lines,
         } => {
             let started = std::time::Instant::now();
             let summary = command.clone();
-            let result = run_code(manager, updates, runs, &user, &file, contents, command).await;
+            let run = RunCode {
+                user: &user,
+                file: &file,
+                contents,
+                command,
+                size: (columns, lines),
+            };
+            let result = run_code(manager, updates, runs, run).await;
             if let Ok(id) = user_id(&user) {
                 let entry = Activity::new(Source::Dashboard, &id, "run", &summary);
                 activity
@@ -544,9 +599,26 @@ async fn carry_out(
         }
         Request::CancelRun(user) => {
             if let Ok(runs) = runs.lock()
-                && let Some(cancel) = runs.get(&user)
+                && let Some(run) = runs.get(&user)
             {
-                cancel.cancel();
+                run.cancel.cancel();
+            }
+            Ok(None)
+        }
+        Request::RunInput { user, data } => {
+            if let Ok(mut runs) = runs.lock()
+                && let Some(run) = runs.get_mut(&user)
+            {
+                match data {
+                    // A program that closed its stdin drops what it would
+                    // have read, as a closed pipe does.
+                    Some(data) => {
+                        if let Some(stdin) = &run.stdin {
+                            let _ = stdin.send(data);
+                        }
+                    }
+                    None => run.stdin = None,
+                }
             }
             Ok(None)
         }
@@ -630,16 +702,31 @@ fn build_forwarder(
     }
 }
 
-/// Saves the buffer and runs it, streaming its output to the dashboard.
+/// One dashboard run: the buffer saved to `file`, then `command` run with a
+/// terminal of `size` (columns, lines).
+struct RunCode<'a> {
+    user: &'a str,
+    file: &'a str,
+    contents: String,
+    command: String,
+    size: (u16, u16),
+}
+
+/// Saves the buffer and runs it, streaming its output to the dashboard and
+/// the user's input to its stdin.
 async fn run_code(
     manager: &SessionManager,
     updates: &mpsc::UnboundedSender<Update>,
     runs: &Runs,
-    user: &str,
-    file: &str,
-    contents: String,
-    command: String,
+    run: RunCode<'_>,
 ) -> anyhow::Result<ExecResult> {
+    let RunCode {
+        user,
+        file,
+        contents,
+        command,
+        size: (columns, lines),
+    } = run;
     let sandbox = manager
         .get(&UserId::parse(user).map_err(anyhow::Error::msg)?)
         .await?;
@@ -647,8 +734,13 @@ async fn run_code(
         .write_file(path_bytes(file)?, contents.into_bytes())
         .await?;
     let cancel = CancellationToken::new();
+    let (stdin, stdin_reader) = ChannelReader::new();
     if let Ok(mut runs) = runs.lock() {
-        runs.insert(user.to_string(), cancel.clone());
+        let handle = RunHandle {
+            cancel: cancel.clone(),
+            stdin: Some(stdin),
+        };
+        runs.insert(user.to_string(), handle);
     }
     let (events, mut received) = mpsc::channel::<ExecEvent>(64);
     let forward_updates = updates.clone();
@@ -665,7 +757,12 @@ async fn run_code(
             }
         }
     });
-    let request = ExecRequest::shell(command).output_cap(RUN_OUTPUT_CAP);
+    let request = ExecRequest::shell(command)
+        .output_cap(RUN_OUTPUT_CAP)
+        .env("TERM", RUN_TERM)
+        .env("COLUMNS", columns.max(1).to_string())
+        .env("LINES", lines.max(1).to_string())
+        .stdin_stream(stdin_reader);
     let result = sandbox.exec(request, Some(events), cancel).await;
     let _ = forwarder.await;
     if let Ok(mut runs) = runs.lock() {

@@ -43,6 +43,9 @@ listed_enum! {
         Files,
         Editor,
         Output,
+        /// Typing into a run's stdin in the Output pane.
+        RunInput,
+        Activity,
         /// Typing a sessions filter.
         Filter,
         Help,
@@ -67,6 +70,8 @@ impl Scope {
             Scope::Files => "files",
             Scope::Editor => "editor",
             Scope::Output => "output",
+            Scope::RunInput => "run_input",
+            Scope::Activity => "activity",
             Scope::Filter => "filtering",
             Scope::Help => "help_popup",
             Scope::NewSession => "new_session_form",
@@ -88,6 +93,8 @@ impl Scope {
             Scope::Files => "Files pane",
             Scope::Editor => "Editor pane (other keys type)",
             Scope::Output => "Output pane",
+            Scope::RunInput => "Typing into a run's stdin, Output pane (other keys type)",
+            Scope::Activity => "Activity pane",
             Scope::Filter => "Filtering sessions (other keys type)",
             Scope::Help => "This help",
             Scope::NewSession => "New-session dialog (other keys type)",
@@ -205,6 +212,25 @@ actions! {
     OutputSearch: Output "search" ["/"] "search" "search the output backwards";
     OutputSearchNext: Output "search_next" ["n"] "next match" "find the previous match";
     OutputSave: Output "save" ["ctrl-s"] "save" "save the output to output.log in the workspace";
+    OutputWrap: Output "wrap" ["w"] "wrap"
+        "wrap long lines, or cut them at the edge and scroll sideways";
+    OutputLeft: Output "left" ["h", "left"] "sideways" "scroll left, when lines are not wrapped";
+    OutputRight: Output "right" ["l", "right"] "sideways" "scroll right, when lines are not wrapped";
+    OutputType: Output "type" ["i"] "type input" "type into the running program's stdin";
+
+    InputSend: RunInput "send" ["enter"] "send line" "send the typed line to the program's stdin";
+    InputEnd: RunInput "end" ["ctrl-d"] "end input"
+        "send what is typed, then close the program's stdin (end of input)";
+    InputLeave: RunInput "leave" ["esc"] "pane keys"
+        "stop typing: keys scroll, search and save the output again";
+
+    ActivityScope: Activity "scope" ["a"] "all/one"
+        "switch between the selected session's actions and every session's";
+    ActivityUp: Activity "up" ["k", "up"] "older" "scroll to older actions";
+    ActivityDown: Activity "down" ["j", "down"] "newer" "scroll to newer actions";
+    ActivityPageUp: Activity "page_up" ["pageup"] "page up" "scroll up a page";
+    ActivityPageDown: Activity "page_down" ["pagedown"] "page down" "scroll down a page";
+    ActivityFollow: Activity "follow" ["end", "G"] "follow" "go to the newest and follow new actions";
 
     FilterKeep: Filter "keep" ["enter"] "keep" "keep the filter and leave it";
     FilterClear: Filter "clear" ["esc"] "clear" "clear the filter and leave it";

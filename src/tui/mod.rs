@@ -4,20 +4,26 @@
 //! - `terminal`: entering and always restoring the terminal
 //! - `app`: state, and the router of keys and clicks; `popups`: popup state
 //! - `collector`: the engine worker, talking to the app through messages
+//! - `history`: each session's stats as time series, for the charts
+//! - `activity`: the Activity pane's rows, fed from the shared activity log
 //! - `ui`: one file per pane (`ui/panes/`, listed in one table) and per
 //!   popup (`ui/popups/`), each drawing itself and handling its keys
 //! - `keymap`, `theme`: user-configurable keys (every key of every pane and
 //!   popup) and colours
 //! - `indent`, `highlight`: the editor's indentation and syntax colours
 
+pub mod activity;
 pub mod app;
 pub mod collector;
 pub mod files;
 pub mod highlight;
+pub mod history;
 pub mod indent;
 pub mod keymap;
 pub mod popups;
+pub mod run_input;
 pub mod terminal;
+pub mod terminal_output;
 pub mod theme;
 pub mod ui;
 pub mod work;
@@ -134,6 +140,10 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
             }
             _ = terminate.recv() => app.should_quit = true,
             _ = hangup.recv() => app.should_quit = true,
+        }
+        // Only after an event or update: a frame changes no selection.
+        if app.dirty {
+            app.sync_activity();
         }
         for request in app.outbox.drain(..) {
             let _ = request_tx.send(request);

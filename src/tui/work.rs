@@ -1,20 +1,15 @@
 //! Each session's work in the dashboard: its editor buffer and the output of
 //! its runs. Kept per session, so switching sessions keeps each one's text.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use ratatui_textarea::TextArea;
 
 use crate::config::EditorConfig;
-use crate::engine::exec::{ExecResult, Stream};
+use crate::engine::exec::ExecResult;
 use crate::engine::runtimes::{Indent, Language};
 use crate::tui::highlight::{Highlighter, language_of};
-
-/// Lines of output kept per session; older ones scroll away.
-pub const SCROLLBACK_LINES: usize = 10_000;
-/// A line longer than this is cut, so one endless line cannot grow memory.
-const MAX_LINE_LEN: usize = 4096;
+use crate::tui::terminal_output::TerminalLog;
 
 /// How a run ended, as shown under the output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,127 +37,6 @@ impl RunState {
             oom_killed: result.oom_killed,
             cancelled: result.cancelled,
         }
-    }
-}
-
-/// Output lines with a bounded scrollback. Partial lines are held per stream
-/// until their newline arrives.
-#[derive(Debug, Clone, Default)]
-pub struct OutputLog {
-    pub lines: VecDeque<(Stream, String)>,
-    partial: [String; 2],
-    /// Lines scrolled up from the end; 0 follows new output.
-    pub scroll_back: usize,
-    /// Lines dropped off the top since the run started.
-    pub dropped: usize,
-}
-
-impl OutputLog {
-    fn slot(stream: Stream) -> usize {
-        match stream {
-            Stream::Stdout => 0,
-            Stream::Stderr => 1,
-        }
-    }
-
-    pub fn clear(&mut self) {
-        *self = Self::default();
-    }
-
-    pub fn push(&mut self, stream: Stream, data: &[u8]) {
-        let text = String::from_utf8_lossy(data);
-        let slot = Self::slot(stream);
-        for piece in text.split_inclusive('\n') {
-            let partial = &mut self.partial[slot];
-            let room = MAX_LINE_LEN.saturating_sub(partial.len());
-            let content = piece.strip_suffix('\n').unwrap_or(piece);
-            let cut = content
-                .char_indices()
-                .map(|(index, c)| index + c.len_utf8())
-                .take_while(|end| *end <= room)
-                .last()
-                .unwrap_or(0);
-            partial.push_str(&content[..cut]);
-            if piece.ends_with('\n') {
-                let line = std::mem::take(partial);
-                self.push_line(stream, line);
-            }
-        }
-    }
-
-    fn push_line(&mut self, stream: Stream, line: String) {
-        if self.lines.len() == SCROLLBACK_LINES {
-            self.lines.pop_front();
-            self.dropped += 1;
-        }
-        self.lines.push_back((stream, line.replace('\t', "    ")));
-        // Someone reading back keeps their place while output arrives.
-        if self.scroll_back > 0 {
-            self.scroll_back = (self.scroll_back + 1).min(self.lines.len());
-        }
-    }
-
-    /// Ends the run: partial lines become lines.
-    pub fn flush(&mut self) {
-        for (slot, stream) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
-            if !self.partial[slot].is_empty() {
-                let line = std::mem::take(&mut self.partial[slot]);
-                self.push_line(stream, line);
-            }
-        }
-    }
-
-    pub fn scroll_up(&mut self, lines: usize) {
-        self.scroll_back = (self.scroll_back + lines).min(self.lines.len().saturating_sub(1));
-    }
-
-    pub fn scroll_down(&mut self, lines: usize) {
-        self.scroll_back = self.scroll_back.saturating_sub(lines);
-    }
-
-    pub fn follow(&mut self) {
-        self.scroll_back = 0;
-    }
-
-    /// Scrolls to the nearest line above the last one shown that contains
-    /// `needle`; false when there is none.
-    pub fn find_back(&mut self, needle: &str) -> bool {
-        if needle.is_empty() {
-            return false;
-        }
-        let last_shown = self.lines.len().saturating_sub(self.scroll_back);
-        let found = self
-            .lines
-            .range(..last_shown.saturating_sub(1))
-            .rposition(|(_, line)| line.contains(needle));
-        match found {
-            Some(index) => {
-                self.scroll_back = self.lines.len() - 1 - index;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Everything kept, as text, for saving.
-    pub fn text(&self) -> String {
-        let mut text = String::new();
-        for (_, line) in &self.lines {
-            text.push_str(line);
-            text.push('\n');
-        }
-        text
-    }
-
-    pub fn following(&self) -> bool {
-        self.scroll_back == 0
-    }
-
-    /// The lines that fit in `height` rows at the current scroll position.
-    pub fn window(&self, height: usize) -> impl Iterator<Item = &(Stream, String)> {
-        let end = self.lines.len().saturating_sub(self.scroll_back);
-        let start = end.saturating_sub(height);
-        self.lines.range(start..end)
     }
 }
 
@@ -201,8 +75,15 @@ pub struct Work {
     /// The runtime's command template, `{file}` standing for the file.
     pub run_template: String,
     pub modified: bool,
-    pub output: OutputLog,
+    pub output: TerminalLog,
     pub run: RunState,
+    /// The line being typed for the run's stdin, sent on Enter.
+    pub stdin_line: String,
+    /// Keys typed in the Output pane go to the run's stdin (set when a run
+    /// starts; esc gives the keys back to the pane, `i` takes them again).
+    pub typing: bool,
+    /// The run's stdin is still open (ctrl-d closes it).
+    pub stdin_open: bool,
     pub tree: crate::tui::files::FileTree,
     /// The last output search, for finding the next match.
     pub output_search: String,
@@ -225,8 +106,11 @@ impl Work {
             file: file.to_string(),
             run_template: run_template.to_string(),
             modified: false,
-            output: OutputLog::default(),
+            output: TerminalLog::new(),
             run: RunState::Idle,
+            stdin_line: String::new(),
+            typing: false,
+            stdin_open: false,
             tree: crate::tui::files::FileTree::default(),
             output_search: String::new(),
             indent: Indent::Spaces(4),
@@ -280,6 +164,23 @@ impl Work {
         self.run == RunState::Running
     }
 
+    /// Starts a run's output: the log empties, typing goes to its stdin.
+    pub fn start_run(&mut self) {
+        self.output.clear();
+        self.run = RunState::Running;
+        self.stdin_line.clear();
+        self.typing = true;
+        self.stdin_open = true;
+    }
+
+    /// Ends a run's input: what was typed and not sent is dropped.
+    pub fn end_run(&mut self, state: RunState) {
+        self.run = state;
+        self.stdin_line.clear();
+        self.typing = false;
+        self.stdin_open = false;
+    }
+
     /// Replaces the buffer with a file's text.
     pub fn open(&mut self, path: &str, text: &str) {
         let line_numbers = self.editor.line_number_style();
@@ -297,76 +198,6 @@ impl Work {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lines_are_split_and_partial_lines_held() {
-        let mut log = OutputLog::default();
-        log.push(Stream::Stdout, b"hel");
-        assert!(log.lines.is_empty());
-        log.push(Stream::Stderr, b"oops\n");
-        log.push(Stream::Stdout, b"lo\nworld");
-        log.flush();
-        let lines: Vec<_> = log.lines.iter().map(|(s, l)| (*s, l.as_str())).collect();
-        assert_eq!(
-            lines,
-            [
-                (Stream::Stderr, "oops"),
-                (Stream::Stdout, "hello"),
-                (Stream::Stdout, "world")
-            ]
-        );
-    }
-
-    #[test]
-    fn scrollback_is_bounded_and_long_lines_are_cut() {
-        let mut log = OutputLog::default();
-        for i in 0..SCROLLBACK_LINES + 5 {
-            log.push(Stream::Stdout, format!("{i}\n").as_bytes());
-        }
-        assert_eq!(log.lines.len(), SCROLLBACK_LINES);
-        assert_eq!(log.dropped, 5);
-        assert_eq!(log.lines.front().unwrap().1, "5");
-        log.push(Stream::Stdout, &vec![b'x'; 100_000]);
-        log.push(Stream::Stdout, b"\n");
-        assert_eq!(log.lines.back().unwrap().1.len(), MAX_LINE_LEN);
-    }
-
-    #[test]
-    fn scrolling_and_following() {
-        let mut log = OutputLog::default();
-        for i in 0..50 {
-            log.push(Stream::Stdout, format!("{i}\n").as_bytes());
-        }
-        let last: Vec<_> = log.window(3).map(|(_, l)| l.clone()).collect();
-        assert_eq!(last, ["47", "48", "49"]);
-        log.scroll_up(10);
-        assert!(!log.following());
-        let back: Vec<_> = log.window(2).map(|(_, l)| l.clone()).collect();
-        assert_eq!(back, ["38", "39"]);
-        // New output does not move a reader's place.
-        log.push(Stream::Stdout, b"50\n");
-        let still: Vec<_> = log.window(2).map(|(_, l)| l.clone()).collect();
-        assert_eq!(still, ["38", "39"]);
-        log.follow();
-        assert_eq!(log.window(1).next().unwrap().1, "50");
-    }
-
-    #[test]
-    fn output_search_goes_back_match_by_match() {
-        let mut log = OutputLog::default();
-        for i in 0..20 {
-            log.push(
-                Stream::Stdout,
-                format!("{} {i}\n", if i % 5 == 0 { "mark" } else { "line" }).as_bytes(),
-            );
-        }
-        assert!(log.find_back("mark"));
-        assert_eq!(log.window(1).next().unwrap().1, "mark 15");
-        assert!(log.find_back("mark"));
-        assert_eq!(log.window(1).next().unwrap().1, "mark 10");
-        assert!(!log.find_back("absent"));
-        assert!(log.text().starts_with("mark 0\nline 1\n"));
-    }
 
     #[test]
     fn code_style_follows_the_file_and_the_runtime() {

@@ -19,6 +19,7 @@ pub struct Areas {
     pub files: Option<Rect>,
     pub editor: Option<Rect>,
     pub output: Option<Rect>,
+    pub activity: Option<Rect>,
     pub status: Option<Rect>,
     /// Set when the terminal is too small for anything but a notice.
     pub too_small: Option<Rect>,
@@ -47,10 +48,17 @@ impl Areas {
                 ..Self::default()
             };
         }
-        // Two rows: the sessions with their live stats on top; below, the
-        // runtimes and workspace beside the editor and its output.
-        let [top, bottom] =
-            Layout::vertical([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(body);
+        // Three rows: the sessions with their live stats on top; below,
+        // the runtimes and workspace beside the editor and its output; at
+        // the bottom, across the width, what is being done in the sandboxes
+        // (a fifth of the height, 5 to 10 rows: 3 to 8 actions).
+        let activity_rows = (body.height / 5).clamp(5, 10);
+        let [top, bottom, activity] = Layout::vertical([
+            Constraint::Percentage(35),
+            Constraint::Fill(1),
+            Constraint::Length(activity_rows),
+        ])
+        .areas(body);
         let [sessions, stats] =
             Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(top);
         let [side, editor, output] = Layout::horizontal([
@@ -69,6 +77,7 @@ impl Areas {
             files: Some(files),
             editor: Some(editor),
             output: Some(output),
+            activity: Some(activity),
             status: Some(status),
             too_small: None,
         }
@@ -96,6 +105,13 @@ mod tests {
         let areas = Areas::compute(Rect::new(0, 0, 100, 30));
         assert!(areas.sessions.is_some() && areas.runtimes.is_some());
         assert!(areas.stats.is_some() && areas.files.is_some());
+        let activity = areas.activity.unwrap();
+        // Across the width, above the status bar, with room for 3 actions.
+        assert_eq!((activity.x, activity.width), (0, 100));
+        assert_eq!(activity.bottom(), areas.status.unwrap().y);
+        assert!(activity.height >= 5, "{activity:?}");
+        // The runtimes and files column keeps its rows.
+        assert!(areas.files.unwrap().height >= 3);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! keys), one per popup in `popups/`, and the title and status bars in
 //! `draw_blocks/`. Drawing reads the app; it never changes what it means.
 
+pub mod activity;
+pub mod charts;
 pub mod draw_blocks;
 pub mod layout;
 pub mod panes;

@@ -15,7 +15,7 @@ pub fn hinted(app: &App) -> Vec<Action> {
     if app.filtering {
         Scope::Filter.actions().collect()
     } else {
-        app.focus.component().hints().to_vec()
+        app.focus.component().current_hints(app)
     }
 }
 

@@ -12,6 +12,7 @@
 //! The `panes_are_complete` tests in tests/dashboard_app.rs then check that
 //! the new pane can be clicked, shows hints and is in help.
 
+pub mod activity;
 pub mod editor;
 pub mod files;
 pub mod output;
@@ -44,6 +45,12 @@ pub trait Component: Sync {
     /// The actions worth a hint in the status bar while it has focus, in
     /// order; labels come from the keymap.
     fn hints(&self) -> &'static [Action];
+
+    /// The hints for the pane's state now (e.g. while it takes text); by
+    /// default [`Component::hints`].
+    fn current_hints(&self, _app: &App) -> Vec<Action> {
+        self.hints().to_vec()
+    }
 
     fn draw(&self, frame: &mut Frame, area: Rect, app: &App);
 
@@ -98,6 +105,7 @@ panes! {
     Files => files::FilesPane,
     Editor => editor::EditorPane,
     Output => output::OutputPane,
+    Activity => activity::ActivityPane,
 }
 
 impl Pane {

@@ -1,15 +1,16 @@
-//! The selected session's CPU, memory, pids and disk.
+//! The selected session's CPU, memory, pids, I/O and disk, charted over
+//! the last minutes (`ui::charts`).
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::Line;
-use ratatui::widgets::{Paragraph, Sparkline};
+use ratatui::widgets::Paragraph;
 
 use super::{Component, Pane, pane_block};
 use crate::tui::app::App;
 use crate::tui::keymap::{Action, Scope};
+use crate::tui::ui::charts::StatsCharts;
 use crate::tui::ui::layout::Areas;
-use crate::units::human_bytes;
 
 pub struct StatsPane;
 
@@ -70,68 +71,9 @@ fn draw(frame: &mut Frame, area: Rect, app: &App) {
         frame.render_widget(Paragraph::new(lines).style(theme.muted()), inner);
         return;
     };
-    let Some(latest) = history.latest() else {
-        return;
-    };
-    let [cpu_label, cpu_chart, memory_label, memory_chart] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Fill(1),
-        Constraint::Length(1),
-        Constraint::Fill(1),
-    ])
-    .areas(inner);
-    // Sparklines draw the newest samples at the right: take what fits.
-    let width = usize::from(inner.width);
-    let skip = history.len().saturating_sub(width);
-    let cpu: Vec<u64> = history
-        .iter()
-        .skip(skip)
-        .map(|s| (s.cpu_percent * 10.0).round() as u64)
-        .collect();
-    let memory: Vec<u64> = history.iter().skip(skip).map(|s| s.memory_used).collect();
-    frame.render_widget(
-        Paragraph::new(Line::from(
-            match app.selected().and_then(|s| s.disk.as_ref()) {
-                Some(disk) => format!(
-                    "CPU {:.1}%   pids {}   disk {}",
-                    latest.cpu_percent,
-                    latest.pids,
-                    crate::units::disk_text(Some(disk))
-                ),
-                None => format!("CPU {:.1}%   pids {}", latest.cpu_percent, latest.pids),
-            },
-        ))
-        .style(theme.text().fg(theme.cpu)),
-        cpu_label,
-    );
-    let cpu_max = history
-        .iter()
-        .map(|s| (s.cpu_percent * 10.0).round() as u64)
-        .max()
-        .unwrap_or(0)
-        .max(1000);
-    frame.render_widget(
-        Sparkline::default()
-            .data(&cpu)
-            .max(cpu_max)
-            .style(theme.text().fg(theme.cpu)),
-        cpu_chart,
-    );
-    frame.render_widget(
-        Paragraph::new(format!(
-            "memory {} / {} ({:.1}%)",
-            human_bytes(latest.memory_used),
-            human_bytes(latest.memory_limit),
-            latest.memory_percent()
-        ))
-        .style(theme.text().fg(theme.memory)),
-        memory_label,
-    );
-    frame.render_widget(
-        Sparkline::default()
-            .data(&memory)
-            .max(latest.memory_limit.max(1))
-            .style(theme.text().fg(theme.memory)),
-        memory_chart,
-    );
+    let mut charts = StatsCharts::new(history, theme);
+    if let Some(disk) = app.selected().and_then(|s| s.disk.as_ref()) {
+        charts = charts.note(format!("disk {}", crate::units::disk_text(Some(disk))));
+    }
+    frame.render_widget(charts, inner);
 }
