@@ -105,4 +105,121 @@ fn main() {
             ms(s50) / ms(b50)
         );
     }
+    editor_highlight();
+}
+
+// ---- editor syntax highlighting (branch `editor`) ----
+
+/// A 500-line Python file of the usual mix: functions, docstrings, strings,
+/// comments, numbers.
+fn python_file(lines: usize) -> Vec<String> {
+    let mut text = Vec::with_capacity(lines);
+    let mut i = 0;
+    while text.len() < lines {
+        text.extend([
+            format!("def handler_{i}(request, limit={i}):"),
+            "    \"\"\"Answer one request; the docstring spans".to_string(),
+            "    two lines.\"\"\"".to_string(),
+            format!("    # step {i}: read the body and count its words"),
+            "    body = request.get(\"body\", \"\")".to_string(),
+            format!(
+                "    words = [w for w in body.split() if len(w) > {}]",
+                i % 7
+            ),
+            "    if not words and limit > 0:".to_string(),
+            "        raise ValueError(f\"empty body for {request!r}\")".to_string(),
+            format!("    return {{\"count\": len(words), \"ratio\": {i}.5 / limit}}"),
+            String::new(),
+        ]);
+        i += 1;
+    }
+    text.truncate(lines);
+    text
+}
+
+/// Per keystroke: one character typed inside the visible window of a
+/// 500-line file, then the window re-highlighted and painted, as the
+/// editor's draw does. Two cases: an edit that leaves the parser's state as
+/// it was (most typing), and quotes typed one after another (every third
+/// opens or closes a triple-quoted string, so every visible line below it
+/// is parsed again).
+fn editor_highlight() {
+    use ratatui::buffer::Buffer;
+    use ratatui::layout::Rect;
+    use ratatui::widgets::Widget as _;
+    use ratatui_textarea::{CursorMove, TextArea};
+    use sandpit::engine::runtimes::Language;
+    use sandpit::tui::highlight::{Budget, Highlighter};
+
+    const KEYS: usize = 300;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let theme = ThemeSet::builtin().themes.remove(0);
+    let area = Rect::new(0, 0, 100, 40);
+    let mut buf = Buffer::empty(area);
+
+    let started = Instant::now();
+    let highlighter = Highlighter::new(Some(Language::Python));
+    let mut editor = TextArea::from(python_file(500));
+    // The window shows lines 221..261; typing goes on near its top, so a
+    // state change reaches 38 visible lines below it.
+    editor.move_cursor(CursorMove::Jump(260, 8));
+    (&editor).render(area, &mut buf);
+    highlighter.paint(&editor, area, &mut buf, &theme);
+    let first = started.elapsed();
+    editor.move_cursor(CursorMove::Jump(222, 8));
+    let started = Instant::now();
+    highlighter.update(editor.lines(), 500, Budget::Unlimited);
+    let whole = started.elapsed();
+    println!(
+        "highlight: first window {:.1} ms (grammar load and regex compile included), the rest of 500 lines {:.1} ms",
+        ms(first),
+        ms(whole)
+    );
+    // The editor opens files up to 1 MiB; jumping to the end of one parses
+    // every line before the window, a frame's budget at a time.
+    let big = python_file(24_000);
+    let bytes: usize = big.iter().map(|line| line.len() + 1).sum();
+    let cold = Highlighter::new(Some(Language::Python));
+    let mut frames = Vec::new();
+    let started = Instant::now();
+    while cold.cached_lines() < big.len() && frames.len() < 10_000 {
+        let frame = Instant::now();
+        cold.update(&big, big.len(), Budget::frame());
+        frames.push(frame.elapsed());
+    }
+    let total = started.elapsed();
+    let count = frames.len();
+    println!(
+        "highlight: jump to the end of a {:.2} MiB file ({} lines): {count} frames of parsing, {:.0} ms in all, the longest {:.1} ms",
+        bytes as f64 / f64::from(1 << 20),
+        big.len(),
+        ms(total),
+        ms(percentile(&mut frames, 1.0)),
+    );
+
+    for (case, text) in [("same state", 'x'), ("state change", '"')] {
+        let mut paint_times = Vec::with_capacity(KEYS);
+        let mut frame_times = Vec::with_capacity(KEYS);
+        for _ in 0..KEYS {
+            editor.insert_char(text);
+            let frame = Instant::now();
+            (&editor).render(area, &mut buf);
+            let paint = Instant::now();
+            highlighter.paint(&editor, area, &mut buf, &theme);
+            paint_times.push(paint.elapsed());
+            frame_times.push(frame.elapsed());
+        }
+        println!(
+            "highlight per key ({case}), 100x40 window of 500 lines: highlight+paint p50 {:.3} ms p95 {:.3} ms | with the text area's own draw p50 {:.3} ms p95 {:.3} ms",
+            ms(percentile(&mut paint_times, 0.5)),
+            ms(percentile(&mut paint_times, 0.95)),
+            ms(percentile(&mut frame_times, 0.5)),
+            ms(percentile(&mut frame_times, 0.95)),
+        );
+        assert_eq!(editor.scroll_offset().0, 221, "the window stayed put");
+        // Back to the original line, so the next case starts alike.
+        for _ in 0..KEYS {
+            editor.delete_char();
+        }
+    }
 }

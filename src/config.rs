@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde::Deserialize;
 
+use std::collections::BTreeMap;
+
 use crate::engine::policy::PolicyOverrides;
+use crate::engine::runtimes::{Indent, Language};
 use crate::toml_file::Locator;
 
 pub const DEFAULT_RUNTIME: &str = "python-minimal";
@@ -28,6 +31,29 @@ pub struct Config {
     pub activity: ActivityConfig,
     #[serde(default)]
     pub mcp: McpConfig,
+    #[serde(default)]
+    pub editor: EditorConfig,
+}
+
+/// `[editor]`: the dashboard's editor.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EditorConfig {
+    /// Indentation by language, e.g. `indent = { python = 4, node = 2,
+    /// shell = "tab" }`. A runtime's own `indent` comes first; a language
+    /// not named here gets [`Language::default_indent`].
+    #[serde(default)]
+    pub indent: BTreeMap<Language, Indent>,
+}
+
+impl EditorConfig {
+    /// The indent for code of `language`: the runtime's own when it sets
+    /// one (`runtime_indent`), else this config's, else the language's.
+    pub fn indent(&self, language: Language, runtime_indent: Option<Indent>) -> Indent {
+        runtime_indent
+            .or_else(|| self.indent.get(&language).copied())
+            .unwrap_or_else(|| language.default_indent())
+    }
 }
 
 /// `[activity]`: how long the activity log keeps its rows. Pruning is
@@ -267,6 +293,31 @@ mod tests {
         assert_eq!(config.activity.max_rows, Some(500));
         let err = Config::parse("[activity]\nmax_age = \"soon\"\n", "c.toml").unwrap_err();
         assert!(err.to_string().contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn editor_indent_by_language_under_the_runtime_s_own() {
+        let config = Config::parse(
+            "[editor]\nindent = { node = 4, shell = \"tab\" }\n",
+            "c.toml",
+        )
+        .unwrap();
+        let editor = &config.editor;
+        assert_eq!(editor.indent(Language::Node, None), Indent::Spaces(4));
+        assert_eq!(editor.indent(Language::Shell, None), Indent::Tab);
+        assert_eq!(editor.indent(Language::Python, None), Indent::Spaces(4));
+        assert_eq!(
+            editor.indent(Language::Node, Some(Indent::Spaces(3))),
+            Indent::Spaces(3)
+        );
+        assert_eq!(
+            EditorConfig::default().indent(Language::Node, None),
+            Indent::Spaces(2)
+        );
+        let err = Config::parse("[editor]\nindent = { ruby = 2 }\n", "c.toml").unwrap_err();
+        assert!(err.to_string().contains("ruby"), "{err}");
+        let err = Config::parse("[editor]\nindent = { python = 0 }\n", "c.toml").unwrap_err();
+        assert!(err.to_string().starts_with("c.toml:2:"), "{err}");
     }
 
     #[test]

@@ -1167,6 +1167,9 @@ fn prepare(app: &mut App, action: Action) {
             let (_, work) = app.selected_work_mut().unwrap();
             work.editor.set_yank_text("PASTED");
         }
+        Action::EditorDedent => {
+            app.selected_work_mut().unwrap().1.editor.insert_str("    ");
+        }
         Action::OutputDown | Action::OutputFollow => {
             app.selected_work_mut().unwrap().1.output.scroll_up(5, 80)
         }
@@ -1298,6 +1301,9 @@ fn check(app: &App, action: Action) -> Result<(), String> {
         Action::EditorUndo => !work.unwrap().contents().contains("ZZ"),
         Action::EditorRedo => work.unwrap().contents().contains("ZZ"),
         Action::EditorPaste => work.unwrap().contents().contains("PASTED"),
+        // The buffer is Python (python-minimal): 4 spaces.
+        Action::EditorIndent => work.unwrap().contents().starts_with("    "),
+        Action::EditorDedent => !work.unwrap().contents().starts_with(' '),
         Action::EditorLeave => app.focus == Pane::Sessions,
         Action::OutputUp => output.unwrap().lines_back() == 1,
         Action::OutputDown => output.unwrap().lines_back() == 4,
@@ -1596,4 +1602,74 @@ fn the_shell_key_asks_for_a_shell_only_in_a_running_session() {
     assert_eq!(app.shell_request, None, "not before the gap has passed");
     app.settle(at + Duration::from_secs(1));
     assert_eq!(app.shell_request.as_deref(), Some("alice"));
+}
+
+// ---- editor indentation (branch `editor`) ----
+
+/// An app with one running session of `runtime`, its editor focused and
+/// its buffer emptied.
+fn editing(runtime: &str) -> App {
+    let mut app = app();
+    let mut node = session("dave", true);
+    node.sandbox.runtime = runtime.to_string();
+    app.apply(Update::Sessions(vec![node]));
+    app.focus = Pane::Editor;
+    let (_, work) = app.selected_work_mut().expect("a session is selected");
+    work.editor.select_all();
+    work.editor.cut();
+    app
+}
+
+fn buffer(app: &App) -> Vec<String> {
+    app.selected_work()
+        .expect("a buffer")
+        .editor
+        .lines()
+        .to_vec()
+}
+
+#[test]
+fn tab_indents_by_the_runtime_s_language_and_shift_tab_dedents() {
+    for (runtime, indent) in [("python-minimal", "    "), ("node-minimal", "  ")] {
+        let mut app = editing(runtime);
+        type_text(&mut app, "x");
+        press(&mut app, KeyCode::Enter);
+        press(&mut app, KeyCode::Tab);
+        type_text(&mut app, "y");
+        assert_eq!(buffer(&app), ["x", &format!("{indent}y")], "{runtime}");
+        assert_eq!(app.focus, Pane::Editor, "Tab stays in the editor");
+        app.handle_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+        assert_eq!(buffer(&app), ["x", "y"], "{runtime}");
+        assert_eq!(app.selected_work().unwrap().editor.cursor(), (1, 1));
+        press(&mut app, KeyCode::Home);
+        press(&mut app, KeyCode::Tab);
+        assert_eq!(buffer(&app), ["x", &format!("{indent}y")], "{runtime}");
+        assert!(app.selected_work().unwrap().modified);
+    }
+}
+
+#[test]
+fn backspace_over_indentation_and_the_config_s_indent() {
+    let mut editor = editing("python-minimal");
+    let app = &mut editor;
+    press(app, KeyCode::Tab);
+    press(app, KeyCode::Tab);
+    press(app, KeyCode::Backspace);
+    assert_eq!(buffer(app), ["    "]);
+    type_text(app, "z");
+    press(app, KeyCode::Backspace);
+    assert_eq!(buffer(app), ["    "], "after text, one character");
+
+    // The config's indent for a language applies to buffers made after it.
+    let mut app = crate::app();
+    app.editor_config =
+        sandpit::config::Config::parse("[editor]\nindent = { python = \"tab\" }\n", "c.toml")
+            .unwrap()
+            .editor;
+    app.focus = Pane::Editor;
+    let (_, work) = app.selected_work_mut().unwrap();
+    work.editor.select_all();
+    work.editor.cut();
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(buffer(&app), ["\t"]);
 }

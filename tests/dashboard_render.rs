@@ -600,3 +600,77 @@ fn activity_pane_focused_lists_every_session() {
     type_text(&mut app, &activity);
     insta::assert_snapshot!(render(&mut app, 120, 32));
 }
+
+// ---- editor syntax highlighting (branch `editor`) ----
+
+/// The editor pane's cells: each text row, then under it a row naming the
+/// syntax colour of each cell (k keyword, s string, c comment, n constant,
+/// f function, t type; blank for anything else).
+fn render_editor_colours(app: &mut App, width: u16, height: u16) -> String {
+    use sandpit::tui::highlight::Kind;
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| ui::draw(frame, app)).unwrap();
+    let buffer = terminal.backend().buffer();
+    let editor =
+        sandpit::tui::ui::layout::Areas::compute(ratatui::layout::Rect::new(0, 0, width, height))
+            .editor
+            .expect("the editor pane is laid out at this size");
+    let theme = app.theme();
+    let letter = |color| {
+        Kind::ALL
+            .into_iter()
+            .find(|kind| theme.syntax(*kind) == color)
+            .map_or(' ', |kind| match kind {
+                Kind::Keyword => 'k',
+                Kind::String => 's',
+                Kind::Comment => 'c',
+                Kind::Constant => 'n',
+                Kind::Function => 'f',
+                Kind::Type => 't',
+            })
+    };
+    let mut out = Vec::new();
+    for y in editor.top()..editor.bottom() {
+        let cells = editor.left()..editor.right();
+        let text: String = cells.clone().map(|x| buffer[(x, y)].symbol()).collect();
+        let colours: String = cells.map(|x| letter(buffer[(x, y)].fg)).collect();
+        out.push(text.trim_end().to_string());
+        out.push(colours.trim_end().to_string());
+    }
+    out.join("\n")
+}
+
+#[test]
+fn editor_colours_python() {
+    let mut app = demo_app();
+    for _ in 0..16 {
+        if app.focus == sandpit::tui::app::Pane::Editor {
+            break;
+        }
+        key(&mut app, KeyCode::Tab);
+    }
+    assert!(
+        app.focus == sandpit::tui::app::Pane::Editor,
+        "Tab never reached Editor"
+    );
+    app.handle_paste(concat!(
+        "class Greeter(Base):\n",
+        "    \"\"\"Says hello.\"\"\"\n",
+        "    def greet(self, name=None):\n",
+        "        # the name or the world\n",
+        "        return f\"hi {name}\" * 2 if name else 'hi'\n",
+    ));
+    let screen = render_editor_colours(&mut app, 120, 32);
+    // Each kind shows up at least once, so the snapshot cannot pass plain.
+    for letter in ['k', 's', 'c', 'n', 'f', 't'] {
+        assert!(
+            screen
+                .lines()
+                .skip(1)
+                .step_by(2)
+                .any(|row| row.contains(letter)),
+            "no `{letter}` cell:\n{screen}"
+        );
+    }
+    insta::assert_snapshot!(screen);
+}

@@ -557,6 +557,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 sessions,
                 runtimes: context.runtimes.clone(),
                 theme: cli.theme.clone(),
+                editor: context.config.editor.clone(),
             })
             .await
         }

@@ -23,7 +23,7 @@ const BUILTIN_SOURCE_NAME: &str = "runtimes.toml (built-in)";
 /// Where the mounted workspace lives inside a sandbox unless a runtime says otherwise.
 pub const DEFAULT_WORK_DIR: &str = "/workspace";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     Python,
@@ -56,6 +56,17 @@ impl Language {
         }
     }
 
+    /// One level of indentation in the dashboard's editor when neither the
+    /// runtime nor the config says: PEP 8's 4 spaces for Python, the
+    /// 2 spaces of the common JavaScript/TypeScript styles, and 2 for shell
+    /// (Google's shell style guide).
+    pub fn default_indent(self) -> Indent {
+        match self {
+            Language::Python => Indent::Spaces(4),
+            Language::Node | Language::Shell => Indent::Spaces(2),
+        }
+    }
+
     fn default_starter(self) -> &'static str {
         match self {
             Language::Python => "print(\"hello from sandpit\")\n",
@@ -68,6 +79,74 @@ impl Language {
 impl fmt::Display for Language {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// One level of indentation in the dashboard's editor: what Tab inserts and
+/// shift-tab removes. Written `indent = 4` (spaces, 1 to 8) or
+/// `indent = "tab"` in runtimes.toml and in the config's `[editor]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Indent {
+    /// This many spaces, 1 to [`Indent::MAX_SPACES`].
+    Spaces(u8),
+    /// One hard tab character.
+    Tab,
+}
+
+impl Indent {
+    /// The widest indent in spaces that is accepted.
+    pub const MAX_SPACES: u8 = 8;
+    /// The columns a hard tab is drawn over in the editor.
+    pub const TAB_WIDTH: u8 = 4;
+
+    /// Columns one level takes on screen: the spaces, or a tab's width.
+    pub fn width(self) -> u8 {
+        match self {
+            Indent::Spaces(n) => n,
+            Indent::Tab => Self::TAB_WIDTH,
+        }
+    }
+
+    /// Parses the TOML value: a number of spaces or `"tab"`. The error
+    /// says what is accepted.
+    pub fn from_toml(value: &toml::Value) -> Result<Self, String> {
+        let spaces = match value {
+            toml::Value::String(text) if text == "tab" => return Ok(Indent::Tab),
+            toml::Value::Integer(n) => u8::try_from(*n).ok(),
+            _ => None,
+        };
+        match spaces {
+            Some(n) if (1..=Self::MAX_SPACES).contains(&n) => Ok(Indent::Spaces(n)),
+            _ => Err(format!(
+                "indent `{value}` is neither a number of spaces from 1 to {} nor \"tab\"",
+                Self::MAX_SPACES
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Indent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Indent::Spaces(n) => write!(f, "{n} spaces"),
+            Indent::Tab => f.write_str("tab"),
+        }
+    }
+}
+
+impl Serialize for Indent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Indent::Spaces(n) => serializer.serialize_u8(*n),
+            Indent::Tab => serializer.serialize_str("tab"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Indent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = toml::Value::deserialize(deserializer)?;
+        Self::from_toml(&value).map_err(serde::de::Error::custom)
     }
 }
 
@@ -104,6 +183,11 @@ pub struct Runtime {
     pub run: String,
     pub file: String,
     pub starter: String,
+    /// The editor's indentation for this runtime's code, when the runtime
+    /// sets it; otherwise the config's `[editor]` indent for the language,
+    /// else [`Language::default_indent`]. Editor-only: it is not part of the
+    /// image's content hash, so changing it rebuilds nothing.
+    pub indent: Option<Indent>,
     /// Sandbox policy for this runtime, over the config file's.
     pub sandbox: PolicyOverrides,
     pub origin: Origin,
@@ -149,6 +233,7 @@ struct RawRuntime {
     run: Option<Spanned<String>>,
     file: Option<Spanned<String>>,
     starter: Option<String>,
+    indent: Option<Indent>,
     sandbox: Option<Spanned<PolicyOverrides>>,
 }
 
@@ -391,6 +476,7 @@ pub fn parse_runtimes(
             starter: raw
                 .starter
                 .unwrap_or_else(|| raw.language.default_starter().to_string()),
+            indent: raw.indent,
             sandbox,
             origin: origin.clone(),
         });
@@ -700,6 +786,30 @@ mod tests {
             assert!(check_env(bad, "v").is_err(), "{bad:?} should fail");
         }
         assert!(check_env("A", "line\nbreak").is_err());
+    }
+
+    #[test]
+    fn indent_key_parses_is_located_when_bad_and_leaves_the_image_alone() {
+        let base = "[[runtime]]\nname = \"r\"\nlanguage = \"python\"\nbase_image = \"debian:trixie-slim\"\n";
+        let plain = parse(base).unwrap().remove(0);
+        assert_eq!(plain.indent, None);
+        assert_eq!(plain.language.default_indent(), Indent::Spaces(4));
+        assert_eq!(Language::Node.default_indent(), Indent::Spaces(2));
+        let two = parse(&format!("{base}indent = 2\n")).unwrap().remove(0);
+        assert_eq!(two.indent, Some(Indent::Spaces(2)));
+        let tab = parse(&format!("{base}indent = \"tab\"\n"))
+            .unwrap()
+            .remove(0);
+        assert_eq!(tab.indent, Some(Indent::Tab));
+        for bad in ["0", "9", "-1", "\"tabs\"", "2.5"] {
+            let err = parse(&format!("{base}indent = {bad}\n")).unwrap_err();
+            assert_eq!(err.line, 5, "{bad}: {err}");
+            assert!(err.message.contains("from 1 to 8"), "{bad}: {err}");
+        }
+        // The editor's indent shapes no image: the tag stays.
+        use super::super::images::content_hash;
+        assert_eq!(content_hash(&plain), content_hash(&two));
+        assert_eq!(content_hash(&plain), content_hash(&tab));
     }
 
     #[test]

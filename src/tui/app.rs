@@ -18,10 +18,10 @@ use super::popups::{Confirm, Confirmable, NewSessionForm, Popup, Prompt};
 use super::theme::{Theme, ThemeSet};
 use super::ui::layout::Areas;
 use super::ui::{panes, popups};
-use super::work::{RunState, Work};
+use super::work::{CodeStyle, RunState, Work};
 use crate::engine::images::ImageState;
 use crate::engine::runtimes::run_command;
-use crate::engine::runtimes::{Language, RuntimeSet};
+use crate::engine::runtimes::{Indent, Language, RuntimeSet};
 use crate::engine::stats::StatsSample;
 use crate::sessions::Session;
 use crate::sessions::isolation::ProbeResult;
@@ -99,6 +99,9 @@ struct RuntimeCode {
     file: String,
     starter: String,
     run: String,
+    language: Language,
+    /// The runtime's own `indent`, over the config's.
+    indent: Option<Indent>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +172,8 @@ pub struct App {
     pub area: Rect,
     /// Each session's editor buffer and run output, by user.
     pub work: HashMap<String, Work>,
+    /// The config's `[editor]`: indentation by language.
+    pub editor_config: crate::config::EditorConfig,
     runtime_code: HashMap<String, RuntimeCode>,
     ticks: u64,
     /// First rows shown by the last frame, so clicks land on the row seen.
@@ -225,6 +230,7 @@ impl App {
             should_quit: false,
             area: Rect::default(),
             work: HashMap::new(),
+            editor_config: crate::config::EditorConfig::default(),
             ticks: 0,
             sessions_offset: std::cell::Cell::new(0),
             runtimes_offset: std::cell::Cell::new(0),
@@ -239,6 +245,8 @@ impl App {
                         file: runtime.file.clone(),
                         starter: runtime.starter.clone(),
                         run: runtime.run.clone(),
+                        language: runtime.language,
+                        indent: runtime.indent,
                     };
                     (runtime.name.clone(), code)
                 })
@@ -258,11 +266,20 @@ impl App {
                 file: "main.sh".to_string(),
                 starter: String::new(),
                 run: "sh {file}".to_string(),
+                language: Language::Shell,
+                indent: None,
             });
-        let work = self
-            .work
-            .entry(user.clone())
-            .or_insert_with(|| Work::new(&code.file, &code.starter, &code.run));
+        let editor = &self.editor_config;
+        let work = self.work.entry(user.clone()).or_insert_with(|| {
+            let mut work = Work::new(&code.file, &code.starter, &code.run);
+            work.set_code_style(CodeStyle {
+                language: code.language,
+                indent: editor.indent(code.language, code.indent),
+                file: code.file.clone(),
+                editor: editor.clone(),
+            });
+            work
+        });
         Some((user, work))
     }
 

@@ -200,6 +200,10 @@ actions! {
     EditorUndo: Editor "undo" ["ctrl-z"] "undo" "undo";
     EditorRedo: Editor "redo" ["ctrl-y"] "redo" "redo";
     EditorPaste: Editor "paste" ["ctrl-v"] "paste" "paste what was copied or cut";
+    EditorIndent: Editor "indent" ["tab"] "indent"
+        "indent by the runtime's indent (each line of a selection)";
+    EditorDedent: Editor "dedent" ["shift-tab"] "dedent"
+        "remove one indent level (each line of a selection)";
     EditorLeave: Editor "leave" ["esc"] "leave" "leave the editor for the sessions";
 
     OutputUp: Output "up" ["k", "up"] "scroll" "scroll up a line";

@@ -10,13 +10,16 @@
 //!   popup (`ui/popups/`), each drawing itself and handling its keys
 //! - `keymap`, `theme`: user-configurable keys (every key of every pane and
 //!   popup) and colours
+//! - `indent`, `highlight`: the editor's indentation and syntax colours
 
 pub mod activity;
 pub mod app;
 pub mod collector;
 pub mod files;
 pub mod handover;
+pub mod highlight;
 pub mod history;
+pub mod indent;
 pub mod keymap;
 pub mod popups;
 pub mod run_input;
@@ -49,6 +52,8 @@ pub struct DashboardOptions {
     pub activity: crate::activity::ActivityLog,
     pub runtimes: RuntimeSet,
     pub theme: Option<String>,
+    /// The config's `[editor]`: indentation by language.
+    pub editor: crate::config::EditorConfig,
 }
 
 /// Loads themes and the keymap from the user's config folder. Problems are
@@ -80,7 +85,10 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
     for problem in themes.problems.iter().chain(&problems) {
         tracing::warn!("{problem}");
     }
+    // The editor's grammars load off the UI thread, before they are needed.
+    std::thread::spawn(highlight::warm_up);
     let mut app = App::new(themes, theme_index, keymap, &options.runtimes);
+    app.editor_config = options.editor.clone();
     if !problems.is_empty() {
         app.warn(problems.join("; "));
     }
@@ -120,7 +128,10 @@ pub async fn run(options: DashboardOptions) -> anyhow::Result<i32> {
                 app.settle(std::time::Instant::now());
                 if app.dirty {
                     guard.terminal.draw(|frame| ui::draw(frame, &mut app)).context("cannot draw")?;
-                    app.dirty = false;
+                    // The editor's colours of a big file come over a few frames.
+                    app.dirty = app
+                        .selected_work()
+                        .is_some_and(|work| work.highlight.catching_up());
                 }
             }
             ended = &mut collector => {

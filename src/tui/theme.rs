@@ -10,6 +10,7 @@ use ratatui::style::{Color, Modifier, Style};
 use serde::Deserialize;
 
 use crate::toml_file::Locator;
+use crate::tui::highlight::Kind;
 
 const BUILTIN: [(&str, &str); 3] = [
     ("dark", include_str!("../../themes/dark.toml")),
@@ -41,6 +42,9 @@ pub struct Theme {
     pub memory: Color,
     pub banner_fg: Color,
     pub banner_bg: Color,
+    /// The editor's syntax colours, indexed by [`Kind`]: the `syntax_*`
+    /// keys, optional (a theme without them gets [`Kind::fallback`]).
+    pub syntax: [Color; Kind::ALL.len()],
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +82,11 @@ impl Theme {
             .add_modifier(Modifier::BOLD)
     }
 
+    /// The colour of code of `kind` in the editor.
+    pub fn syntax(&self, kind: Kind) -> Color {
+        self.syntax[kind.index()]
+    }
+
     pub fn banner(&self) -> Style {
         Style::new()
             .fg(self.banner_fg)
@@ -91,22 +100,10 @@ impl Theme {
         let raw: RawTheme = locator.parse().map_err(|err| err.to_string())?;
         let mut colors = raw.colors;
         let mut take = |key: &str| -> Result<Color, String> {
-            let spanned = colors
-                .remove(key)
-                .ok_or_else(|| format!("{file_name}: [colors] lacks `{key}`"))?;
-            Color::from_str(spanned.get_ref()).map_err(|_| {
-                locator
-                    .error(
-                        spanned.span(),
-                        format!(
-                            "colour `{key}` = `{}` is not a colour name, #rrggbb or an index",
-                            spanned.get_ref()
-                        ),
-                    )
-                    .to_string()
-            })
+            take_color(&mut colors, &locator, key)?
+                .ok_or_else(|| format!("{file_name}: [colors] lacks `{key}`"))
         };
-        let theme = Theme {
+        let mut theme = Theme {
             name: raw.name,
             text: take("text")?,
             muted: take("muted")?,
@@ -124,7 +121,15 @@ impl Theme {
             memory: take("memory")?,
             banner_fg: take("banner_fg")?,
             banner_bg: take("banner_bg")?,
+            syntax: [Color::Reset; Kind::ALL.len()],
         };
+        for kind in Kind::ALL {
+            theme.syntax[kind.index()] = match take_color(&mut colors, &locator, kind.theme_key())?
+            {
+                Some(color) => color,
+                None => kind.fallback(&theme),
+            };
+        }
         if let Some(unknown) = colors.keys().next() {
             return Err(format!(
                 "{file_name}: unknown colour key `{unknown}` in [colors]"
@@ -132,6 +137,29 @@ impl Theme {
         }
         Ok(theme)
     }
+}
+
+/// Takes `key` out of a theme's colours: None when absent, an error naming
+/// the key and place when it is not a colour.
+fn take_color(
+    colors: &mut BTreeMap<String, toml::Spanned<String>>,
+    locator: &Locator,
+    key: &str,
+) -> Result<Option<Color>, String> {
+    let Some(spanned) = colors.remove(key) else {
+        return Ok(None);
+    };
+    Color::from_str(spanned.get_ref()).map(Some).map_err(|_| {
+        locator
+            .error(
+                spanned.span(),
+                format!(
+                    "colour `{key}` = `{}` is not a colour name, #rrggbb or an index",
+                    spanned.get_ref()
+                ),
+            )
+            .to_string()
+    })
 }
 
 /// The themes available, built-ins first, and what went wrong reading any.
@@ -267,5 +295,46 @@ mod tests {
                 .unwrap()
                 .contains("no theme named `nope`")
         );
+    }
+
+    #[test]
+    fn syntax_colours_are_optional_checked_and_readable() {
+        let dark = Theme::parse(BUILTIN[0].1, "dark.toml").unwrap();
+        assert_eq!(dark.syntax(Kind::Keyword), Color::LightMagenta);
+        let without: String = BUILTIN[0]
+            .1
+            .lines()
+            .filter(|line| !line.starts_with("syntax_"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let older = Theme::parse(&without, "older.toml").unwrap();
+        assert_eq!(older.syntax(Kind::Keyword), older.accent);
+        assert_eq!(older.syntax(Kind::Comment), older.muted);
+        let bad = BUILTIN[0]
+            .1
+            .replace("syntax_type = \"light cyan\"", "syntax_type = \"lightish\"");
+        let err = Theme::parse(&bad, "mine.toml").unwrap_err();
+        assert!(err.contains("`syntax_type` = `lightish`"), "{err}");
+        // On a white background every syntax colour is dark enough to read
+        // (relative luminance under 0.3, about 3.5:1 contrast or better).
+        let light = Theme::parse(BUILTIN[1].1, "light.toml").unwrap();
+        for kind in Kind::ALL {
+            let Color::Rgb(r, g, b) = light.syntax(kind) else {
+                panic!("{kind:?} in light should be #rrggbb");
+            };
+            let linear = |c: u8| {
+                let c = f64::from(c) / 255.0;
+                if c <= 0.04045 {
+                    c / 12.92
+                } else {
+                    ((c + 0.055) / 1.055).powf(2.4)
+                }
+            };
+            let luminance = 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+            assert!(luminance < 0.3, "{kind:?} is too light: {luminance:.2}");
+        }
+        let kinds: std::collections::HashSet<_> =
+            Kind::ALL.iter().map(|kind| light.syntax(*kind)).collect();
+        assert_eq!(kinds.len(), Kind::ALL.len(), "each kind has its own colour");
     }
 }

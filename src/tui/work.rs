@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use ratatui_textarea::TextArea;
 
+use crate::config::EditorConfig;
 use crate::engine::exec::ExecResult;
+use crate::engine::runtimes::{Indent, Language};
+use crate::tui::highlight::{Highlighter, language_of};
 use crate::tui::terminal_output::TerminalLog;
 
 /// How a run ended, as shown under the output.
@@ -37,6 +40,33 @@ impl RunState {
     }
 }
 
+/// How a session's buffer indents and colours code: from its runtime, with
+/// the config's indents for files of other languages.
+#[derive(Debug, Clone)]
+pub struct CodeStyle {
+    /// The runtime's language and the indent resolved for it.
+    pub language: Language,
+    pub indent: Indent,
+    /// The runtime's default file: without an extension, it is still code
+    /// in the runtime's language.
+    pub file: String,
+    pub editor: EditorConfig,
+}
+
+impl CodeStyle {
+    /// The language whose colours `file` gets (none for files that are not
+    /// code sandpit knows) and its indent.
+    pub fn for_file(&self, file: &str, first_line: &str) -> (Option<Language>, Indent) {
+        let language =
+            language_of(file, first_line).or_else(|| (file == self.file).then_some(self.language));
+        let indent = match language {
+            Some(language) if language != self.language => self.editor.indent(language, None),
+            _ => self.indent,
+        };
+        (language, indent)
+    }
+}
+
 /// One session's editor and run output.
 pub struct Work {
     pub editor: TextArea<'static>,
@@ -57,6 +87,11 @@ pub struct Work {
     pub tree: crate::tui::files::FileTree,
     /// The last output search, for finding the next match.
     pub output_search: String,
+    /// What Tab inserts and shift-tab removes in this buffer.
+    pub indent: Indent,
+    /// The buffer's syntax colours.
+    pub highlight: Highlighter,
+    style: Option<CodeStyle>,
 }
 
 impl Work {
@@ -78,7 +113,44 @@ impl Work {
             stdin_open: false,
             tree: crate::tui::files::FileTree::default(),
             output_search: String::new(),
+            indent: Indent::Spaces(4),
+            highlight: Highlighter::new(None),
+            style: None,
         }
+    }
+
+    /// Sets how the buffer indents and colours code, for its current file
+    /// and the files opened later.
+    pub fn set_code_style(&mut self, style: CodeStyle) {
+        self.style = Some(style);
+        self.apply_code_style();
+    }
+
+    fn apply_code_style(&mut self) {
+        let Some(style) = &self.style else { return };
+        let first_line = self.editor.lines().first().map_or("", String::as_str);
+        let (language, indent) = style.for_file(&self.file, first_line);
+        self.indent = indent;
+        self.highlight = Highlighter::new(language);
+        // The text area draws hard tabs this wide, and inserts the same
+        // indent should a Tab ever reach it directly.
+        self.editor.set_tab_length(indent.width());
+        self.editor.set_hard_tab_indent(indent == Indent::Tab);
+    }
+
+    /// Tab: the buffer's indent at the cursor, or before each selected line.
+    pub fn indent(&mut self) {
+        self.modified |= crate::tui::indent::indent(&mut self.editor, self.indent);
+    }
+
+    /// Shift-tab: one level less on the cursor's or each selected line.
+    pub fn dedent(&mut self) {
+        self.modified |= crate::tui::indent::dedent(&mut self.editor, self.indent);
+    }
+
+    /// Backspace, one indent level at a time over leading spaces.
+    pub fn backspace(&mut self) {
+        self.modified |= crate::tui::indent::backspace(&mut self.editor, self.indent);
     }
 
     /// The buffer as file contents, ending in a newline.
@@ -119,12 +191,40 @@ impl Work {
         }
         self.file = path.to_string();
         self.modified = false;
+        self.apply_code_style();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_style_follows_the_file_and_the_runtime() {
+        let editor = EditorConfig {
+            indent: [(Language::Shell, Indent::Tab)].into_iter().collect(),
+        };
+        let style = CodeStyle {
+            language: Language::Node,
+            indent: Indent::Spaces(3),
+            file: "app".to_string(),
+            editor,
+        };
+        let mut work = Work::new("app", "let x;\n", "node {file}");
+        work.set_code_style(style);
+        assert_eq!(work.indent, Indent::Spaces(3));
+        assert!(work.highlight.is_active(), "the runtime's file is its code");
+        assert_eq!(work.editor.tab_length(), 3);
+        work.open("deploy.sh", "echo hi\n");
+        assert_eq!(work.indent, Indent::Tab, "the config's indent for shell");
+        assert!(work.editor.hard_tab_indent());
+        work.open("notes.txt", "hi\n");
+        assert_eq!(work.indent, Indent::Spaces(3));
+        assert!(!work.highlight.is_active(), "text is not coloured");
+        work.open("tool", "#!/usr/bin/env python3\n");
+        assert_eq!(work.indent, Indent::Spaces(4));
+        assert!(work.highlight.is_active());
+    }
 
     #[test]
     fn buffer_contents_end_with_a_newline() {

@@ -1,7 +1,9 @@
 //! The selected session's code: typed keys edit; the keymap's editor
-//! actions save, search, undo and leave.
+//! actions save, search, undo, indent and leave. Code is coloured by its
+//! language (see `tui::highlight`), and Tab, shift-tab and backspace over
+//! leading spaces follow the runtime's indent (see `tui::indent`).
 
-use crossterm::event::KeyEvent;
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::widgets::Paragraph;
@@ -78,6 +80,23 @@ impl Component for EditorPane {
                     work.modified |= work.editor.paste();
                 }
             }
+            Some(Action::EditorIndent) => {
+                if let Some((_, work)) = app.selected_work_mut() {
+                    work.indent();
+                }
+            }
+            Some(Action::EditorDedent) => {
+                if let Some((_, work)) = app.selected_work_mut() {
+                    work.dedent();
+                }
+            }
+            // Backspace is typing, not an action; over leading spaces it
+            // goes back one indent level.
+            _ if key.code == KeyCode::Backspace && key.modifiers.is_empty() => {
+                if let Some((_, work)) = app.selected_work_mut() {
+                    work.backspace();
+                }
+            }
             _ => {
                 if let Some((_, work)) = app.selected_work_mut() {
                     work.modified |= work.editor.input(*key);
@@ -135,4 +154,6 @@ fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     frame.render_widget(&work.editor, inner);
+    work.highlight
+        .paint(&work.editor, inner, frame.buffer_mut(), theme);
 }
