@@ -518,7 +518,7 @@ fn a_paste_deletes_nothing_and_lands_in_the_editor_as_text() {
     });
     tmux(&["send-keys", "-t", &name, "?"]);
     wait_for_screen(&name, Duration::from_secs(10), "the help", |screen| {
-        screen.contains("Keys — esc to close")
+        screen.contains("Keys — ") && screen.contains("esc close")
     });
     tmux(&["send-keys", "-t", &name, "Escape"]);
 
