@@ -926,6 +926,7 @@ fn files_pane_acts_on_odd_names_by_their_escaped_form() {
 // --- every pane and every key, from the tables ------------------------
 
 use sandpit::tui::keymap::{Key, Scope};
+use sandpit::tui::ui::panes::sessions::Column;
 use sandpit::tui::ui::popups::help::{HelpLine, lines as help_lines};
 
 /// Every pane of the table has a place on screen that a click reaches,
@@ -1204,6 +1205,14 @@ fn check(app: &App, action: Action) -> Result<(), String> {
         Action::Up => app.selected_session == 0,
         Action::Down => app.selected_session == 2,
         Action::CycleTheme => app.theme_index != 0,
+        Action::SessionsSort => {
+            app.sort.column == Column::Runtime && app.selected_user().as_deref() == Some("alice")
+        }
+        Action::SessionsReverse => {
+            app.sort.descending
+                && app.selected_session == 2
+                && app.selected_user().as_deref() == Some("alice")
+        }
         Action::RuntimeUp => app.selected_runtime == 0,
         Action::RuntimeDown => app.selected_runtime == 1,
         Action::FileUp => work.unwrap().tree.selected == 0,

@@ -170,6 +170,9 @@ actions! {
     Down: Global "down" ["j", "down"] "down" "select the next session";
     CycleTheme: Global "cycle_theme" ["t"] "theme" "next theme";
 
+    SessionsSort: Sessions "sort" ["o"] "sort" "sort by the next column (shown in the header)";
+    SessionsReverse: Sessions "reverse" ["O"] "reverse" "reverse the sort order";
+
     RuntimeUp: Runtimes "up" ["k", "up"] "up" "select the previous runtime";
     RuntimeDown: Runtimes "down" ["j", "down"] "down" "select the next runtime";
 
