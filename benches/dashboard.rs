@@ -96,20 +96,34 @@ fn app_with(sessions: usize) -> App {
     app
 }
 
-fn frame_times(app: &mut App, width: u16, height: u16) -> Vec<Duration> {
+/// Each frame's wall time, and the mean CPU time per frame. On a shared
+/// machine a frame's wall time includes any wait for a core; the CPU time
+/// is the work itself, but the kernel updates it only at scheduler ticks,
+/// so it is measured over all frames (± a tick, a few ms, in total).
+fn frame_times(app: &mut App, width: u16, height: u16) -> (Vec<Duration>, Duration) {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    (0..FRAMES)
-        .map(|i| {
+    let selections: Vec<usize> = (0..FRAMES)
+        .map(|i| (i * 7) % app.visible_sessions().len().max(1))
+        .collect();
+    // Yield first, so the CPU clock starts fresh at a scheduling point.
+    std::thread::sleep(Duration::from_millis(1));
+    let cpu = thread_cpu();
+    let walls = selections
+        .into_iter()
+        .map(|selected| {
             // Move the selection so each frame draws a different session's
             // charts, and the table scrolls through the whole list.
-            app.selected_session = (i * 7) % app.visible_sessions().len().max(1);
+            app.selected_session = selected;
             let started = Instant::now();
             terminal
                 .draw(|frame| sandpit::tui::ui::draw(frame, app))
                 .unwrap();
             started.elapsed()
         })
-        .collect()
+        .collect();
+    std::thread::sleep(Duration::from_millis(1));
+    let cpu = (thread_cpu() - cpu) / FRAMES as u32;
+    (walls, cpu)
 }
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
@@ -184,27 +198,28 @@ fn idle_cpu(sessions: usize, seconds: u64) -> (f64, usize) {
 
 fn main() {
     for (width, height) in [(120, 35), (200, 60)] {
-        let mut baseline = frame_times(&mut app_with(0), width, height);
+        let (mut baseline, _) = frame_times(&mut app_with(0), width, height);
         let (b50, b95) = (
             percentile(&mut baseline, 0.5),
             percentile(&mut baseline, 0.95),
         );
         for sessions in [100, 1_000] {
-            let mut busy = frame_times(&mut app_with(sessions), width, height);
-            let (s50, s95) = (percentile(&mut busy, 0.5), percentile(&mut busy, 0.95));
+            let (mut wall, cpu) = frame_times(&mut app_with(sessions), width, height);
+            let (w50, w95) = (percentile(&mut wall, 0.5), percentile(&mut wall, 0.95));
             let verdict = if width == 200 && sessions == 1_000 {
-                if s95 <= FRAME_BUDGET {
+                if w95 <= FRAME_BUDGET {
                     " | within the 2 ms budget"
                 } else {
-                    " | OVER the 2 ms budget"
+                    " | OVER the 2 ms budget (p95 wall; see CPU mean for preemption)"
                 }
             } else {
                 ""
             };
             println!(
-                "frame {width}x{height}: {sessions} sessions p50 {:.3} ms p95 {:.3} ms | no sessions p50 {:.3} ms p95 {:.3} ms{verdict}",
-                ms(s50),
-                ms(s95),
+                "frame {width}x{height}: {sessions} sessions p50 {:.3} ms p95 {:.3} ms (CPU mean {:.3} ms) | no sessions p50 {:.3} ms p95 {:.3} ms{verdict}",
+                ms(w50),
+                ms(w95),
+                ms(cpu),
                 ms(b50),
                 ms(b95),
             );
