@@ -236,7 +236,16 @@ impl Component for SessionsPane {
         true
     }
 
+    /// A click on a row selects it; on a column's title sorts by that
+    /// column, or reverses the order when it already sorts by it.
     fn click(&self, app: &mut App, area: Rect, position: Position) {
+        if position.y == area.y + 1 {
+            if let Some(column) = column_at(area, position) {
+                let descending = app.sort.column == column && !app.sort.descending;
+                app.sort_sessions(SessionSort { column, descending });
+            }
+            return;
+        }
         if let Some(row) = table_row(area, position) {
             let row = row + app.sessions_offset.get();
             if row < app.visible_rows().len() {
@@ -244,6 +253,20 @@ impl Component for SessionsPane {
             }
         }
     }
+}
+
+/// The column under `position`, laid out as the table lays out its columns
+/// (inside the border, one space apart).
+fn column_at(area: Rect, position: Position) -> Option<Column> {
+    let inner = area.inner(ratatui::layout::Margin::new(1, 1));
+    let cells = ratatui::layout::Layout::horizontal(Column::ALL.map(Column::width))
+        .spacing(1)
+        .split(inner);
+    Column::ALL
+        .into_iter()
+        .zip(cells.iter())
+        .find(|(_, cell)| position.x >= cell.x && position.x < cell.x + cell.width)
+        .map(|(column, _)| column)
 }
 
 /// The first row to show so that `selected` is in a window of `height`
