@@ -934,6 +934,7 @@ fn files_pane_acts_on_odd_names_by_their_escaped_form() {
 // --- every pane and every key, from the tables ------------------------
 
 use sandpit::tui::keymap::{Key, Scope};
+use sandpit::tui::ui::panes::sessions::Column;
 use sandpit::tui::ui::popups::help::{HelpLine, lines as help_lines};
 
 /// Every pane of the table has a place on screen that a click reaches,
@@ -1253,6 +1254,14 @@ fn check(app: &App, action: Action) -> Result<(), String> {
         Action::Down => app.selected_session == 2,
         Action::CycleTheme => app.theme_index != 0,
         Action::Shell => app.shell_request.as_deref() == Some("alice"),
+        Action::SessionsSort => {
+            app.sort.column == Column::Runtime && app.selected_user().as_deref() == Some("alice")
+        }
+        Action::SessionsReverse => {
+            app.sort.descending
+                && app.selected_session == 2
+                && app.selected_user().as_deref() == Some("alice")
+        }
         Action::RuntimeUp => app.selected_runtime == 0,
         Action::RuntimeDown => app.selected_runtime == 1,
         Action::FileUp => work.unwrap().tree.selected == 0,
@@ -1672,4 +1681,55 @@ fn backspace_over_indentation_and_the_config_s_indent() {
     work.editor.cut();
     press(&mut app, KeyCode::Tab);
     assert_eq!(buffer(&app), ["\t"]);
+}
+
+/// The sessions table's column titles sort on a click, as in oxker: the
+/// first click sorts by the column, the second reverses.
+#[test]
+fn clicking_a_column_title_sorts_by_it() {
+    let mut app = app();
+    let mut terminal = Terminal::new(TestBackend::new(120, 32)).unwrap();
+    let draw = |app: &mut App, terminal: &mut Terminal<TestBackend>| {
+        terminal
+            .draw(|frame| sandpit::tui::ui::draw(frame, app))
+            .unwrap();
+        let buffer = terminal.backend().buffer();
+        (0..120)
+            .map(|x| buffer[(x, 2)].symbol())
+            .collect::<String>()
+    };
+    // The header row is the pane's second line; find STATE's column (in
+    // cells: the line has box-drawing characters of several bytes).
+    let header = draw(&mut app, &mut terminal);
+    let column = header
+        .char_indices()
+        .position(|(byte, _)| header[byte..].starts_with("STATE"))
+        .unwrap() as u16;
+    let areas = sandpit::tui::ui::layout::Areas::compute(ratatui::layout::Rect::new(0, 0, 120, 32));
+    let sessions = areas.sessions.unwrap();
+    click(
+        &mut app,
+        MouseEventKind::Down(MouseButton::Left),
+        column + 1,
+        sessions.y + 1,
+    );
+    assert_eq!(app.sort.column, Column::State);
+    assert!(!app.sort.descending);
+    // exited sorts before running: bob first, alice still selected.
+    let users: Vec<String> = app
+        .visible_sessions()
+        .iter()
+        .map(|s| s.sandbox.user.clone())
+        .collect();
+    assert_eq!(users, ["bob", "alice", "carol"]);
+    assert_eq!(app.selected_user().as_deref(), Some("alice"));
+    assert!(draw(&mut app, &mut terminal).contains("STATE▲"));
+    click(
+        &mut app,
+        MouseEventKind::Down(MouseButton::Left),
+        column + 1,
+        sessions.y + 1,
+    );
+    assert!(app.sort.descending);
+    assert!(draw(&mut app, &mut terminal).contains("STATE▼"));
 }

@@ -674,3 +674,81 @@ fn editor_colours_python() {
     }
     insta::assert_snapshot!(screen);
 }
+#[test]
+fn sessions_sorted_by_cpu_with_live_uptime() {
+    let mut app = demo_app();
+    app.fixed_now = Some(1_700_010_000);
+    app.apply(Update::Sessions(vec![
+        session("alice", "python-datascience", true),
+        session("bob", "node-minimal", false),
+        session("carol", "python-minimal", true),
+        session("dave", "node-react", true),
+    ]));
+    for (user, cpu, started) in [
+        ("alice", 12.5, 1_700_009_955),
+        ("carol", 80.0, 1_700_010_000 - 3 * 3600 - 420),
+        ("dave", 3.0, 1_700_010_000 - 2 * 86_400 - 3600),
+    ] {
+        app.apply(Update::Started {
+            user: user.to_string(),
+            at: started,
+        });
+        app.apply(Update::Stats {
+            user: user.to_string(),
+            sample: StatsSample {
+                cpu_percent: cpu,
+                memory_used: 64 << 20,
+                memory_limit: 1 << 30,
+                pids: 2,
+                ..Default::default()
+            },
+        });
+    }
+    // o cycles the column (user → runtime → state → cpu), O reverses.
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Char('o'));
+    }
+    key(&mut app, KeyCode::Char('O'));
+    let screen = render(&mut app, 120, 32);
+    let order: Vec<&str> = ["carol", "alice", "dave", "bob"]
+        .into_iter()
+        .filter(|user| screen.contains(&format!("┃{user} ")))
+        .collect();
+    assert_eq!(order.len(), 4, "{screen}");
+    let rows: Vec<usize> = order
+        .iter()
+        .map(|user| screen.find(&format!("┃{user} ")).unwrap())
+        .collect();
+    assert!(rows.windows(2).all(|w| w[0] < w[1]), "{screen}");
+    assert!(screen.contains("CPU %▼"), "{screen}");
+    insta::assert_snapshot!(screen);
+    // Uptime is computed from the start time: it advances with the clock.
+    app.fixed_now = Some(1_700_010_060);
+    let later = render(&mut app, 120, 32);
+    assert!(
+        screen.contains("45s") && later.contains("1m 45s"),
+        "{later}"
+    );
+}
+
+#[test]
+fn one_session_is_one_session() {
+    let mut app = demo_app();
+    app.apply(Update::Sessions(vec![session(
+        "alice",
+        "python-datascience",
+        true,
+    )]));
+    let screen = render(&mut app, 120, 32);
+    assert!(screen.contains("· 1 session, 1 running"), "{screen}");
+}
+
+#[test]
+fn help_scrolled_to_the_pane_keys() {
+    let mut app = demo_app();
+    key(&mut app, KeyCode::Char('?'));
+    for _ in 0..24 {
+        key(&mut app, KeyCode::Down);
+    }
+    insta::assert_snapshot!(render(&mut app, 120, 32));
+}

@@ -86,6 +86,7 @@ enum KeyTiming {
 }
 
 pub use super::ui::panes::Pane;
+use super::ui::panes::sessions::{Column, SessionSort};
 
 /// Where the Output pane's ctrl-s saves the output, in the workspace.
 pub const OUTPUT_FILE: &str = "output.log";
@@ -139,6 +140,17 @@ pub struct Notice {
     pub at: Instant,
 }
 
+/// The visible sessions (filtered and sorted) as indices into
+/// [`App::sessions`], with what they were computed from.
+#[derive(Debug, Default)]
+struct VisibleCache {
+    generation: u64,
+    filter: String,
+    sort: SessionSort,
+    valid: bool,
+    rows: Vec<usize>,
+}
+
 pub struct App {
     pub themes: ThemeSet,
     pub theme_index: usize,
@@ -180,6 +192,18 @@ pub struct App {
     pub sessions_offset: std::cell::Cell<usize>,
     pub runtimes_offset: std::cell::Cell<usize>,
     pub files_offset: std::cell::Cell<usize>,
+    /// How the sessions list is sorted.
+    pub sort: SessionSort,
+    /// When each running session's container started (Unix seconds), by
+    /// user, from the engine through the collector.
+    pub started: HashMap<String, i64>,
+    /// The Unix time drawing uses instead of the clock (tests, benches).
+    pub fixed_now: Option<i64>,
+    /// The visible sessions' indices, recomputed when what they depend on
+    /// changes (see [`App::visible_rows`]).
+    visible: std::cell::RefCell<VisibleCache>,
+    /// Bumped whenever the sessions or what they sort by change.
+    generation: u64,
     /// A destructive effect waiting out [`BURST_GAP`], with its key's time.
     pending: Option<(Deliberate, Instant)>,
     /// When the last key from the terminal arrived.
@@ -235,6 +259,11 @@ impl App {
             sessions_offset: std::cell::Cell::new(0),
             runtimes_offset: std::cell::Cell::new(0),
             files_offset: std::cell::Cell::new(0),
+            sort: SessionSort::default(),
+            started: HashMap::new(),
+            fixed_now: None,
+            visible: std::cell::RefCell::new(VisibleCache::default()),
+            generation: 0,
             pending: None,
             last_key_at: None,
             key_timing: KeyTiming::Untimed,
@@ -413,21 +442,114 @@ impl App {
         });
     }
 
-    /// Sessions matching the filter, in list order.
+    /// Sessions matching the filter, in the list's sort order.
     pub fn visible_sessions(&self) -> Vec<&Session> {
-        let filter = self.filter.to_lowercase();
-        self.sessions
+        self.visible_rows()
             .iter()
-            .filter(|s| {
+            .filter_map(|index| self.sessions.get(*index))
+            .collect()
+    }
+
+    /// The visible sessions as indices into [`App::sessions`], filtered and
+    /// sorted; computed again only when the sessions, the filter or the sort
+    /// changed, so a frame costs no work proportional to all sessions.
+    pub fn visible_rows(&self) -> std::cell::Ref<'_, [usize]> {
+        {
+            let cache = self.visible.borrow();
+            let fresh = cache.valid
+                && cache.generation == self.generation
+                && cache.sort == self.sort
+                && cache.filter == self.filter;
+            if fresh {
+                return std::cell::Ref::map(cache, |c| c.rows.as_slice());
+            }
+        }
+        let rows = self.compute_visible();
+        {
+            let mut cache = self.visible.borrow_mut();
+            *cache = VisibleCache {
+                generation: self.generation,
+                filter: self.filter.clone(),
+                sort: self.sort,
+                valid: true,
+                rows,
+            };
+        }
+        std::cell::Ref::map(self.visible.borrow(), |c| c.rows.as_slice())
+    }
+
+    fn compute_visible(&self) -> Vec<usize> {
+        let filter = self.filter.to_lowercase();
+        let mut rows: Vec<usize> = self
+            .sessions
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
                 filter.is_empty()
                     || s.sandbox.user.to_lowercase().contains(&filter)
                     || s.sandbox.runtime.to_lowercase().contains(&filter)
             })
-            .collect()
+            .map(|(index, _)| index)
+            .collect();
+        let now = self.now();
+        rows.sort_by(|a, b| {
+            let (a, b) = (&self.sessions[*a], &self.sessions[*b]);
+            self.sort.compare(a, b, self, now)
+        });
+        rows
+    }
+
+    /// Sorts again, keeping the same session selected.
+    fn resort(&mut self) {
+        let selected = self.selected_user();
+        self.reselect(selected);
+    }
+
+    /// Computes the visible sessions again and selects `selected` (a user)
+    /// among them when it is there.
+    fn reselect(&mut self, selected: Option<String>) {
+        self.generation += 1;
+        let index = selected.and_then(|user| {
+            self.visible_rows()
+                .iter()
+                .position(|i| self.sessions[*i].sandbox.user == user)
+        });
+        let len = self.visible_rows().len();
+        self.selected_session = index
+            .unwrap_or(self.selected_session)
+            .min(len.saturating_sub(1));
+    }
+
+    /// Sorts the sessions by `column` (descending when asked), keeping the
+    /// same session selected.
+    pub fn sort_sessions(&mut self, sort: SessionSort) {
+        let selected = self.selected_user();
+        self.sort = sort;
+        self.reselect(selected);
     }
 
     pub fn selected(&self) -> Option<&Session> {
-        self.visible_sessions().get(self.selected_session).copied()
+        let index = self.visible_rows().get(self.selected_session).copied()?;
+        self.sessions.get(index)
+    }
+
+    /// Unix seconds now (or [`App::fixed_now`]).
+    pub fn now(&self) -> i64 {
+        self.fixed_now.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        })
+    }
+
+    /// How long a running session has been up, in seconds, when its start
+    /// time is known.
+    pub fn uptime(&self, session: &Session, now: i64) -> Option<i64> {
+        if !session.sandbox.is_running() {
+            return None;
+        }
+        let started = self.started.get(&session.sandbox.user)?;
+        Some((now - started).max(0))
     }
 
     pub fn selected_user(&self) -> Option<String> {
@@ -452,22 +574,42 @@ impl App {
     // --- engine updates -------------------------------------------------
 
     pub fn apply(&mut self, update: Update) {
-        self.dirty = true;
+        // A sample of a session not shown in the Stats pane changes only
+        // the table's numbers, which the once-a-second tick redraws: with
+        // many sessions, a frame per sample would be most of the CPU.
+        let shown = match &update {
+            Update::Stats { user, .. } => self.selected().is_some_and(|s| s.sandbox.user == *user),
+            _ => true,
+        };
+        self.dirty |= shown;
         match update {
             Update::EngineUp { version } => self.engine = EngineStatus::Up { version },
             Update::EngineDown { error } => self.engine = EngineStatus::Down { error },
             Update::Sessions(sessions) => {
                 let selected = self.selected_user();
                 self.sessions = sessions;
-                self.stats
-                    .retain(|user, _| self.sessions.iter().any(|s| &s.sandbox.user == user));
+                let users: std::collections::HashSet<&str> = self
+                    .sessions
+                    .iter()
+                    .map(|s| s.sandbox.user.as_str())
+                    .collect();
+                self.stats.retain(|user, _| users.contains(user.as_str()));
+                let running: std::collections::HashSet<&str> = self
+                    .sessions
+                    .iter()
+                    .filter(|s| s.sandbox.is_running())
+                    .map(|s| s.sandbox.user.as_str())
+                    .collect();
+                self.started
+                    .retain(|user, _| running.contains(user.as_str()));
                 // Keep the same session selected when it still exists.
-                let visible = self.visible_sessions();
-                let index = selected
-                    .and_then(|user| visible.iter().position(|s| s.sandbox.user == user))
-                    .unwrap_or(self.selected_session);
-                let len = visible.len();
-                self.selected_session = index.min(len.saturating_sub(1));
+                self.reselect(selected);
+            }
+            Update::Started { user, at } => {
+                self.started.insert(user, at);
+                if self.sort.column == Column::Uptime {
+                    self.resort();
+                }
             }
             Update::Runtimes(rows) => {
                 for (name, state) in rows {
@@ -607,6 +749,11 @@ impl App {
 
     pub fn tick(&mut self) {
         self.ticks += 1;
+        // Samples arrived since the last tick: a list sorted by them is
+        // sorted again once a second, not once per sample.
+        if self.sort.column.sorts_by_stats() {
+            self.resort();
+        }
         if self.ticks.is_multiple_of(FILES_REFRESH_TICKS) {
             self.refresh_files();
         }

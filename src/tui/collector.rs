@@ -45,6 +45,12 @@ pub enum Update {
         user: String,
         sample: StatsSample,
     },
+    /// When a running session's container started, in Unix seconds (sent
+    /// once per start, after the `Sessions` that lists it running).
+    Started {
+        user: String,
+        at: i64,
+    },
     BuildLog {
         runtime: String,
         line: String,
@@ -287,6 +293,7 @@ async fn run(
             stats_tasks: HashMap::new(),
             runs: Runs::default(),
             activity: activity.clone(),
+            started: HashMap::new(),
         };
         if connected.serve(&mut requests).await == Serve::Quit {
             return;
@@ -309,6 +316,9 @@ struct Connected {
     stats_tasks: HashMap<String, (String, JoinHandle<()>)>,
     runs: Runs,
     activity: ActivityLog,
+    /// Start times already sent, by container id; a start, restart or stop
+    /// event forgets its container's, so it is read again.
+    started: HashMap<String, i64>,
 }
 
 impl Drop for Connected {
@@ -332,7 +342,10 @@ impl Connected {
         loop {
             tokio::select! {
                 event = events.next() => match event {
-                    Some(Ok(_)) => {
+                    Some(Ok(event)) => {
+                        if matches!(event.action.as_str(), "start" | "restart" | "die" | "stop" | "destroy") {
+                            self.started.remove(&event.container_id);
+                        }
                         if self.refresh_sessions().await.is_err() {
                             return Serve::Lost;
                         }
@@ -382,8 +395,52 @@ impl Connected {
             }
         };
         self.sync_stats(&sessions);
+        let running: Vec<(String, String)> = sessions
+            .iter()
+            .filter(|s| s.sandbox.is_running())
+            .map(|s| (s.sandbox.user.clone(), s.sandbox.container_id.clone()))
+            .collect();
         let _ = self.updates.send(Update::Sessions(sessions));
+        self.send_start_times(running).await;
         Ok(())
+    }
+
+    /// Reads the start time of each running container not yet sent (the
+    /// list the engine gives has only a status text such as "Up 5
+    /// minutes"), a few at a time.
+    async fn send_start_times(&mut self, running: Vec<(String, String)>) {
+        self.started
+            .retain(|container, _| running.iter().any(|(_, id)| id == container));
+        let unknown: Vec<(String, String)> = running
+            .into_iter()
+            .filter(|(_, container)| !self.started.contains_key(container))
+            .collect();
+        let docker = self.engine.docker().clone();
+        let found: Vec<(String, String, Option<i64>)> = futures_util::stream::iter(unknown)
+            .map(|(user, container)| {
+                let docker = docker.clone();
+                async move {
+                    let at = docker
+                        .inspect_container(&container, None)
+                        .await
+                        .ok()
+                        .and_then(|inspect| inspect.state)
+                        .and_then(|state| state.started_at)
+                        .and_then(|text| unix_from_rfc3339(&text));
+                    (user, container, at)
+                }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        for (user, container, at) in found {
+            // A container gone since the list has no start time; the next
+            // event lists it again.
+            if let Some(at) = at {
+                self.started.insert(container, at);
+                let _ = self.updates.send(Update::Started { user, at });
+            }
+        }
     }
 
     /// Starts a stats stream for each running sandbox and ends the others.
@@ -774,4 +831,53 @@ async fn run_code(
     result.stdout = Vec::new();
     result.stderr = Vec::new();
     Ok(result)
+}
+/// Unix seconds of an RFC 3339 UTC time as the engine writes it, e.g.
+/// `2024-05-01T12:34:56.123456789Z`; None for anything else (the engine
+/// writes `0001-01-01T00:00:00Z` for a container never started).
+fn unix_from_rfc3339(text: &str) -> Option<i64> {
+    let (date, time) = text.split_once('T')?;
+    let mut date = date.splitn(3, '-');
+    let year: i64 = date.next()?.parse().ok()?;
+    let month: i64 = date.next()?.parse().ok()?;
+    let day: i64 = date.next()?.parse().ok()?;
+    let time = time.strip_suffix('Z')?;
+    let time = time.split_once('.').map_or(time, |(whole, _)| whole);
+    let mut time = time.splitn(3, ':');
+    let hour: i64 = time.next()?.parse().ok()?;
+    let minute: i64 = time.next()?.parse().ok()?;
+    let second: i64 = time.next()?.parse().ok()?;
+    if year < 1970 || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hour * 3_600 + minute * 60 + second)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unix_from_rfc3339;
+
+    #[test]
+    fn engine_times_become_unix_seconds() {
+        assert_eq!(unix_from_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            unix_from_rfc3339("2024-02-29T12:34:56.123456789Z"),
+            Some(1_709_210_096)
+        );
+        assert_eq!(
+            unix_from_rfc3339("2026-11-29T17:36:40Z"),
+            Some(1_795_973_800)
+        );
+        assert_eq!(unix_from_rfc3339("0001-01-01T00:00:00Z"), None);
+        assert_eq!(unix_from_rfc3339("yesterday"), None);
+        assert_eq!(unix_from_rfc3339("2024-02-29T12:34:56+02:00"), None);
+    }
 }

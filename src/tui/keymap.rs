@@ -179,6 +179,8 @@ actions! {
 
     Shell: Sessions "shell" ["e"] "shell"
         "open a shell in the selected session (exit comes back here)";
+    SessionsSort: Sessions "sort" ["o"] "sort" "sort by the next column (shown in the header)";
+    SessionsReverse: Sessions "reverse" ["O"] "reverse" "reverse the sort order";
 
     RuntimeUp: Runtimes "up" ["k", "up"] "up" "select the previous runtime";
     RuntimeDown: Runtimes "down" ["j", "down"] "down" "select the next runtime";

@@ -43,8 +43,8 @@ use keymap::KeyMap;
 use theme::ThemeSet;
 
 /// Frames are drawn at most this often, and only when something changed.
-const RENDER_INTERVAL: Duration = Duration::from_millis(33);
-const TICK_INTERVAL: Duration = Duration::from_secs(1);
+pub const RENDER_INTERVAL: Duration = Duration::from_millis(33);
+pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct DashboardOptions {
     pub sessions: SessionConfig,

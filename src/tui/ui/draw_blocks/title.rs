@@ -26,8 +26,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 Span::styled(" sandpit ", theme.accent()),
                 Span::styled(
                     format!(
-                        "· Docker {version} · {} sessions, {running} running · theme {}",
-                        app.sessions.len(),
+                        "· Docker {version} · {}, {running} running · theme {}",
+                        sessions_count(app.sessions.len()),
                         theme.name
                     ),
                     theme.muted(),
@@ -41,4 +41,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         theme.text()
     };
     frame.render_widget(Paragraph::new(line).style(style), area);
+}
+
+/// `1 session`, `2 sessions`.
+pub fn sessions_count(count: usize) -> String {
+    if count == 1 {
+        "1 session".to_string()
+    } else {
+        format!("{count} sessions")
+    }
 }

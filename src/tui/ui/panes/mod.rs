@@ -1,4 +1,5 @@
-//! The panes: one file and one type each, listed once in [`panes!`] below.
+//! The panes: one file and one type each, listed once in the `panes!` table
+//! below.
 //! That table drives focus order, layout, drawing, mouse hit-testing, key
 //! hints and help, so they cannot drift apart.
 //!
