@@ -120,6 +120,17 @@ fn create_a_session_from_the_dashboard_and_see_it_live() {
     );
     assert!(screen.contains("Stats"), "{screen}");
 
+    // UPTIME is live: computed from the start time, it advances while
+    // nothing else happens to the session.
+    let first = uptime_seconds(&screen, user.as_str())
+        .unwrap_or_else(|| panic!("no uptime for {user} in\n{screen}"));
+    wait_for_screen(
+        &name,
+        Duration::from_secs(30),
+        "the uptime to advance by 2 s",
+        |screen| uptime_seconds(screen, user.as_str()).is_some_and(|now| now >= first + 2),
+    );
+
     // A session made by another sandpit process appears, and goes when removed.
     let other = common::test_user("e2c");
     let _other_cleanup = common::Cleanup(vec![other.container_name()]);
@@ -174,6 +185,34 @@ fn create_a_session_from_the_dashboard_and_see_it_live() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "running");
     drop(session);
+}
+
+/// The UPTIME shown for `user` in the Sessions pane (`45s`, `12m 05s`,
+/// `3h 07m`, `2d 04h`: the row's last cells), in seconds.
+fn uptime_seconds(screen: &str, user: &str) -> Option<u64> {
+    // The row is the Sessions pane's cells that start with the user (the
+    // Stats pane's title names the user too).
+    let row = screen
+        .lines()
+        .flat_map(|line| line.split(['│', '┃']))
+        .find(|cells| cells.starts_with(user))?;
+    let mut seconds = 0;
+    let mut found = false;
+    for word in row.split_whitespace().rev() {
+        let unit = match word.chars().last()? {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            _ => break,
+        };
+        let Ok(value) = word[..word.len() - 1].parse::<u64>() else {
+            break;
+        };
+        seconds += value * unit;
+        found = true;
+    }
+    found.then_some(seconds)
 }
 
 /// Forwards a unix socket to the engine's, standing in for an engine that
@@ -998,6 +1037,14 @@ fn output_pane_shows_colours_one_progress_line_and_feeds_input() {
         Duration::from_secs(10),
         "the sessions pane",
         |screen| screen.contains("n new · "),
+    );
+    // Shift-tab from Sessions reaches the last pane (Activity), then Output.
+    tmux(&["send-keys", "-t", &name, "BTab"]);
+    wait_for_screen(
+        &name,
+        Duration::from_secs(10),
+        "the Activity pane's keys",
+        |screen| screen.contains("a all/one"),
     );
     tmux(&["send-keys", "-t", &name, "BTab"]);
     let asking = wait_for_screen(

@@ -455,6 +455,49 @@ pub fn is_write_temporary(name: &[u8]) -> bool {
     })
 }
 
+/// Removes the write temporaries in `dir` whose writer is gone (its sandbox
+/// removed, or its runner killed, mid-write), as the engine path's write
+/// does; a failure to look or to remove leaves them (they are never listed).
+fn clear_stale_temporaries(dir: &OwnedFd) {
+    let Ok(names) = read_names(dir) else {
+        return;
+    };
+    for name in names.iter().filter(|name| is_write_temporary(name)) {
+        let tag = &name[b".sandpit-write.".len()..];
+        if !writer_alive(tag) {
+            let _ = unlink_at(dir, name, 0);
+        }
+    }
+}
+
+/// Whether the writer of a temporary tagged `tag` still runs: a runner's
+/// tag is `PID-START-N` (hex; START its start time in clock ticks since
+/// boot, so a reused pid does not count), an engine exec's is its
+/// `SANDPIT_EXEC_TAG`, alive while a process carries it.
+fn writer_alive(tag: &[u8]) -> bool {
+    let mut fields = tag.split(|b| *b == b'-').map(|field| {
+        std::str::from_utf8(field)
+            .ok()
+            .and_then(|f| u64::from_str_radix(f, 16).ok())
+    });
+    if let (Some(Some(pid)), Some(Some(start))) = (fields.next(), fields.next())
+        && let Ok(pid) = libc::pid_t::try_from(pid)
+        && pid > 0
+        && crate::shepherd::start_time(pid) == Some(start)
+    {
+        return true;
+    }
+    let wanted = [b"SANDPIT_EXEC_TAG=".as_slice(), tag].concat();
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        // Cannot look: keep it.
+        return true;
+    };
+    processes.flatten().any(|process| {
+        std::fs::read(process.path().join("environ"))
+            .is_ok_and(|environ| environ.split(|b| *b == 0).any(|var| var == wanted))
+    })
+}
+
 /// Names in a folder (without `.` and `..`).
 fn read_names(dir: &OwnedFd) -> Result<Vec<Vec<u8>>> {
     use std::os::unix::ffi::OsStrExt as _;
@@ -642,12 +685,13 @@ pub fn write_begin(ws: &Workspace, path: &[u8], size: u64) -> Result<PendingWrit
     if stat_at(dir.as_raw_fd(), &name).is_ok_and(|st| is_kind(&st, libc::S_IFDIR)) {
         return Err(FsError::new(code::IS_A_DIR, libc::EISDIR, "it is a folder"));
     }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
+    clear_stale_temporaries(&dir);
+    // The writer's pid and start time name it, so a later write can tell a
+    // leftover (its writer gone) from a write in progress.
+    let pid = sys::getpid();
+    let started = crate::shepherd::start_time(pid).unwrap_or(0);
     let temp = format!(
-        ".sandpit-write.{:x}-{:x}-{nanos:x}",
-        sys::getpid(),
+        ".sandpit-write.{pid:x}-{started:x}-{:x}",
         WRITE_COUNTER.fetch_add(1, Ordering::Relaxed)
     );
     let file = open_at(

@@ -439,7 +439,7 @@ fn read_stat(pid: libc::pid_t) -> Option<Stat> {
     })
 }
 
-fn start_time(pid: libc::pid_t) -> Option<u64> {
+pub(crate) fn start_time(pid: libc::pid_t) -> Option<u64> {
     read_stat(pid).map(|stat| stat.start)
 }
 

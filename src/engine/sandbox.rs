@@ -594,6 +594,14 @@ impl Sandbox {
             );
         } else if runner_transport::engine_forced() {
             self.no_runner = Some("SANDPIT_EXEC_TRANSPORT=engine");
+        } else if self.oci_runtime.as_deref() == Some(super::oci::GVISOR) {
+            // runsc refuses PR_SET_CHILD_SUBREAPER, so the runner cannot
+            // prove a killed tree gone there (it says so, unverified); the
+            // engine's exec has a killer that checks, and gVisor's own exec
+            // is what the runner would save time on.
+            self.no_runner = Some(
+                "gVisor refuses the runner's per-command subreaper, so the runner could not check its kills",
+            );
         } else if container_id.is_empty() {
             self.no_runner = Some("the engine gave no container id");
         } else {

@@ -50,6 +50,7 @@ impl RunnerFiles {
     async fn ask(
         &self,
         op: &str,
+        paths: &[&[u8]],
         build: impl FnOnce(u32) -> ClientFrame,
     ) -> anyhow::Result<Answer> {
         match self
@@ -59,15 +60,22 @@ impl RunnerFiles {
         {
             Ok(RunnerFrame::Error { code, message, .. }) => Ok(Answer::Refused(code, message)),
             Ok(frame) => Ok(Answer::Frame(frame)),
-            Err(err) => Err(self.fault(op, err).await),
+            Err(err) => Err(self.fault(op, paths, err).await),
         }
     }
 
-    async fn fault(&self, op: &str, err: anyhow::Error) -> anyhow::Error {
+    /// The error for an operation on `paths` cut short by the runner
+    /// failing (or the sandbox going away under it).
+    async fn fault(&self, op: &str, paths: &[&[u8]], err: anyhow::Error) -> anyhow::Error {
         let reason = format!("{err:#}");
         self.exec.note_fault(&self.conn, &reason).await;
+        let paths: Vec<String> = paths
+            .iter()
+            .map(|path| format!("`{}`", crate::engine::names::escape(path)))
+            .collect();
         anyhow!(
-            "file operation `{op}` failed: the runner in {} failed ({reason}); the next one uses the engine's exec",
+            "file operation `{op}` on {} failed: the runner in {} failed ({reason}); the next one uses the engine's exec",
+            paths.join(" and "),
             self.exec.target().container
         )
     }
@@ -100,7 +108,7 @@ impl RunnerFiles {
             .await
         {
             Ok(request) => request,
-            Err(err) => return Err(self.fault("ls", err).await),
+            Err(err) => return Err(self.fault("ls", &[path], err).await),
         };
         let by = Connection::file_deadline();
         let mut listed = Vec::new();
@@ -110,7 +118,7 @@ impl RunnerFiles {
                 Ok(frame) => frame,
                 Err(err) => {
                     self.conn.forget(id);
-                    return Err(self.fault("ls", err).await);
+                    return Err(self.fault("ls", &[path], err).await);
                 }
             };
             match frame {
@@ -148,7 +156,7 @@ impl RunnerFiles {
                 }
                 other => {
                     self.conn.forget(id);
-                    return Err(self.unexpected("ls", &other).await);
+                    return Err(self.unexpected("ls", &[path], &other).await);
                 }
             }
         }
@@ -173,7 +181,7 @@ impl RunnerFiles {
             .await
         {
             Ok(request) => request,
-            Err(err) => return Err(self.fault("read", err).await),
+            Err(err) => return Err(self.fault("read", &[path], err).await),
         };
         let by = Connection::file_deadline();
         let mut bytes = Vec::new();
@@ -182,7 +190,7 @@ impl RunnerFiles {
                 Ok(frame) => frame,
                 Err(err) => {
                     self.conn.forget(id);
-                    return Err(self.fault("read", err).await);
+                    return Err(self.fault("read", &[path], err).await);
                 }
             };
             match frame {
@@ -205,7 +213,7 @@ impl RunnerFiles {
                 }
                 other => {
                     self.conn.forget(id);
-                    return Err(self.unexpected("read", &other).await);
+                    return Err(self.unexpected("read", &[path], &other).await);
                 }
             }
         };
@@ -234,7 +242,7 @@ impl RunnerFiles {
             .await
         {
             Ok(request) => request,
-            Err(err) => return Err(self.fault("write", err).await),
+            Err(err) => return Err(self.fault("write", &[path], err).await),
         };
         for chunk in contents[first..].chunks(proto::MAX_CHUNK) {
             if let Err(err) = self
@@ -246,7 +254,7 @@ impl RunnerFiles {
                 .await
             {
                 self.conn.forget(id);
-                return Err(self.fault("write", err).await);
+                return Err(self.fault("write", &[path], err).await);
             }
         }
         let answer = self
@@ -264,14 +272,14 @@ impl RunnerFiles {
                 &message,
                 &size.to_string(),
             )),
-            Ok(other) => Err(self.unexpected("write", &other).await),
-            Err(err) => Err(self.fault("write", err).await),
+            Ok(other) => Err(self.unexpected("write", &[path], &other).await),
+            Err(err) => Err(self.fault("write", &[path], err).await),
         }
     }
 
     pub(crate) async fn mkdir(&self, sandbox: &Sandbox, path: &[u8]) -> anyhow::Result<()> {
         let answer = self
-            .ask("mkdir", |id| ClientFrame::Mkdir {
+            .ask("mkdir", &[path], |id| ClientFrame::Mkdir {
                 id,
                 path: path.to_vec(),
             })
@@ -286,7 +294,7 @@ impl RunnerFiles {
         to: &[u8],
     ) -> anyhow::Result<()> {
         let answer = self
-            .ask("rename", |id| ClientFrame::Rename {
+            .ask("rename", &[from, to], |id| ClientFrame::Rename {
                 id,
                 from: from.to_vec(),
                 to: to.to_vec(),
@@ -298,7 +306,7 @@ impl RunnerFiles {
     /// Deletes a file, or a folder with its contents.
     pub(crate) async fn delete(&self, sandbox: &Sandbox, path: &[u8]) -> anyhow::Result<()> {
         let answer = self
-            .ask("delete", |id| ClientFrame::Delete {
+            .ask("delete", &[path], |id| ClientFrame::Delete {
                 id,
                 path: path.to_vec(),
                 recursive: true,
@@ -319,14 +327,15 @@ impl RunnerFiles {
             Answer::Refused(code, message) => {
                 Err(Self::refused(sandbox, op, paths, code, &message, ""))
             }
-            Answer::Frame(other) => Err(self.unexpected(op, &other).await),
+            Answer::Frame(other) => Err(self.unexpected(op, paths, &other).await),
         }
     }
 
     /// An answer of the wrong kind: the runner is out of step.
-    async fn unexpected(&self, op: &str, frame: &RunnerFrame) -> anyhow::Error {
+    async fn unexpected(&self, op: &str, paths: &[&[u8]], frame: &RunnerFrame) -> anyhow::Error {
         self.fault(
             op,
+            paths,
             anyhow!(
                 "it answered `{op}` with {}",
                 super::transport::frame_name(frame)
