@@ -588,20 +588,25 @@ impl Sandbox {
     /// process was told to use the engine's exec (see
     /// [`runner_transport::TRANSPORT_ENV`]).
     fn pick_transport(&mut self, container_id: &str, has_runner_volume: bool, runner_key: &str) {
+        let gvisor = self.oci_runtime.as_deref() == Some(super::oci::GVISOR);
+        if gvisor {
+            // gVisor counts its own threads against the pids limit and
+            // stops the whole sandbox at it; see `without_watchdog`.
+            self.transport = Arc::new(EngineExec::new(self.engine.clone()).without_watchdog());
+        }
         if !has_runner_volume {
             self.no_runner = Some(
                 "the sandbox has no runner volume (made before the runner, or the volume could not be made)",
             );
-        } else if runner_transport::engine_forced() {
-            self.no_runner = Some("SANDPIT_EXEC_TRANSPORT=engine");
-        } else if self.oci_runtime.as_deref() == Some(super::oci::GVISOR) {
+        } else if gvisor {
             // runsc refuses PR_SET_CHILD_SUBREAPER, so the runner cannot
             // prove a killed tree gone there (it says so, unverified); the
-            // engine's exec has a killer that checks, and gVisor's own exec
-            // is what the runner would save time on.
+            // engine exec's killer checks.
             self.no_runner = Some(
                 "gVisor refuses the runner's per-command subreaper, so the runner could not check its kills",
             );
+        } else if runner_transport::engine_forced() {
+            self.no_runner = Some("SANDPIT_EXEC_TRANSPORT=engine");
         } else if container_id.is_empty() {
             self.no_runner = Some("the engine gave no container id");
         } else {
