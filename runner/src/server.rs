@@ -65,6 +65,9 @@ struct Conn {
     /// of it that still belong to the frame. Nothing else is written or
     /// queued until they are (see [`Conn::prepare`]).
     splice: Option<(OwnedFd, usize)>,
+    /// The output refused bytes (`WouldBlock`) since it last took some:
+    /// commands' output waits for `POLLOUT` rather than being copied in.
+    full: bool,
     writes: HashMap<u32, PendingWrite>,
     /// Control pipes of ended commands whose leftovers still run: closed
     /// with the connection, which makes their shepherds kill them.
@@ -123,6 +126,7 @@ impl Conn {
             match sys::splice(fd.as_raw_fd(), self.fds.output.as_raw_fd(), remaining) {
                 Ok(n) if n > 0 => remaining -= n.min(remaining),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.full = true;
                     self.splice = Some((fd, remaining));
                     return;
                 }
@@ -164,7 +168,10 @@ impl Conn {
                     return;
                 }
                 Ok(n) => self.out_pos += n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.full = true;
+                    break;
+                }
                 Err(_) => {
                     self.dead = true;
                     return;
@@ -349,6 +356,7 @@ impl Server {
             out: Vec::new(),
             out_pos: 0,
             splice: None,
+            full: false,
             writes: HashMap::new(),
             lingering: Vec::new(),
             dead: false,
@@ -409,7 +417,7 @@ impl Server {
                     fds.push(sys::pollfd(conn.fds.input.as_raw_fd(), 0));
                     tags.push(Tag::ConnHup(i));
                 }
-                if conn.pending() > 0 {
+                if conn.pending() > 0 || conn.full {
                     fds.push(sys::pollfd(conn.fds.output.as_raw_fd(), libc::POLLOUT));
                     tags.push(Tag::ConnOut(i));
                 }
@@ -438,7 +446,7 @@ impl Server {
                 }
                 let room = match cmd.conn {
                     Some(c) => self.conns[c].as_ref().is_some_and(|conn| {
-                        conn.splice.is_none() && conn.pending() < OUT_HIGH_WATER
+                        conn.splice.is_none() && !conn.full && conn.pending() < OUT_HIGH_WATER
                     }),
                     None => true,
                 };
@@ -492,6 +500,7 @@ impl Server {
                     Tag::ConnIn(c) => self.read_conn(c),
                     Tag::ConnOut(c) => {
                         if let Some(conn) = self.conns[c].as_mut() {
+                            conn.full = false;
                             conn.flush();
                         }
                     }

@@ -709,8 +709,10 @@ impl RunnerExec {
                 report.survivors.len(),
                 report.survivors
             ),
-            Ok(_) => "the processes tagged with it were killed (membership by tag only: not checked)"
-                .to_string(),
+            Ok(_) => {
+                "the processes tagged with it were killed (membership by tag only: not checked)"
+                    .to_string()
+            }
             Err(err) => format!("its processes could not be killed: {err:#}"),
         };
         Err(anyhow!(
