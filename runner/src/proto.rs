@@ -927,6 +927,24 @@ pub fn encode_output(id: u32, stream: u8, data: &[u8], out: &mut Vec<u8>) {
         .finish();
 }
 
+/// Bytes [`encode_output_header`] writes.
+pub const OUTPUT_HEADER_LEN: usize = HEADER_LEN + 1 + 4;
+
+/// Appends the first [`OUTPUT_HEADER_LEN`] bytes of
+/// `RunnerFrame::Output { id, stream, data }` for a `data` of `len` bytes
+/// (at most [`MAX_CHUNK`]) that the caller sends right after them, byte for
+/// byte: the runner moves a command's output with `splice(2)` rather than
+/// copying it through a buffer.
+pub fn encode_output_header(id: u32, stream: u8, len: usize, out: &mut Vec<u8>) {
+    let len = u32::try_from(len.min(MAX_CHUNK)).unwrap_or(u32::MAX);
+    let frame_len = (OUTPUT_HEADER_LEN - 4) as u32 + len;
+    out.extend_from_slice(&frame_len.to_le_bytes());
+    out.push(kind::OUTPUT);
+    out.extend_from_slice(&id.to_le_bytes());
+    out.push(stream);
+    out.extend_from_slice(&len.to_le_bytes());
+}
+
 /// Bytes an [`Entry`] takes in a frame.
 fn entry_len(entry: &Entry) -> usize {
     4 + entry.name.len() + 1 + 8 + 4 + 8
@@ -1051,6 +1069,28 @@ impl<F: Frame> Decoder<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_header_then_data_is_an_output_frame() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        let mut whole = Vec::new();
+        encode_output(7, STDERR, &data, &mut whole);
+        let mut split = Vec::new();
+        encode_output_header(7, STDERR, data.len(), &mut split);
+        assert_eq!(split.len(), OUTPUT_HEADER_LEN);
+        split.extend_from_slice(&data);
+        assert_eq!(split, whole);
+        let mut decoder = Decoder::<RunnerFrame>::new();
+        decoder.push(&split);
+        assert_eq!(
+            decoder.next().ok().flatten(),
+            Some(RunnerFrame::Output {
+                id: 7,
+                stream: STDERR,
+                data
+            })
+        );
+    }
 
     fn client_frames() -> Vec<ClientFrame> {
         vec![

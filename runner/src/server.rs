@@ -23,10 +23,16 @@ use crate::shepherd::{self, Reason, Spawned, Status};
 use crate::sys;
 
 const OUT_HIGH_WATER: usize = 4 << 20;
+/// Buffer size asked for a connection's output pipe: about a whole
+/// `Output` frame (1 MiB is the unprivileged maximum by default).
+const CONN_PIPE_SIZE: libc::c_int = 1 << 20;
 const STDIN_HIGH_WATER: usize = 16 << 20;
 /// Bytes read from a pipe or connection at a time: a whole grown pipe, and
 /// at most one frame's data.
 const READ_CHUNK: usize = proto::MAX_CHUNK;
+/// Output a command's pipe must hold for the runner to splice it rather
+/// than read it: a small write stays one frame written at once.
+const SPLICE_MIN: usize = 16 << 10;
 /// Bytes kept per stream of a background command.
 pub const RING_SIZE: usize = 1 << 20;
 /// Reads of a stream once its command ended: what the pipe held when the
@@ -54,6 +60,14 @@ struct Conn {
     decoder: Decoder<ClientFrame>,
     out: Vec<u8>,
     out_pos: usize,
+    /// The rest of a spliced `Output` frame whose header is written: a
+    /// command pipe (a duplicate, so it outlives the command) and the bytes
+    /// of it that still belong to the frame. Nothing else is written or
+    /// queued until they are (see [`Conn::prepare`]).
+    splice: Option<(OwnedFd, usize)>,
+    /// The output refused bytes (`WouldBlock`) since it last took some:
+    /// commands' output waits for `POLLOUT` rather than being copied in.
+    full: bool,
     writes: HashMap<u32, PendingWrite>,
     /// Control pipes of ended commands whose leftovers still run: closed
     /// with the connection, which makes their shepherds kill them.
@@ -63,14 +77,64 @@ struct Conn {
 
 impl Conn {
     fn pending(&self) -> usize {
-        self.out.len() - self.out_pos
+        self.out.len() - self.out_pos + self.splice.as_ref().map_or(0, |(_, n)| *n)
     }
 
-    /// Empties the output buffer if all of it was written.
+    /// Readies the output buffer for a frame: empties it if all of it was
+    /// written, and first queues the rest of a spliced frame (read from its
+    /// pipe), so the new frame follows it.
     fn prepare(&mut self) {
         if self.out_pos > 0 && self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
+        }
+        if let Some((fd, remaining)) = self.splice.take() {
+            self.read_into_out(fd.as_raw_fd(), remaining);
+        }
+    }
+
+    /// Appends exactly `len` bytes of the pipe `fd`, which holds them (only
+    /// the runner reads a command's pipes, and they were counted in it).
+    fn read_into_out(&mut self, fd: RawFd, mut len: usize) {
+        while len > 0 {
+            let at = self.out.len();
+            self.out.resize(at + len, 0);
+            match sys::read(fd, &mut self.out[at..]) {
+                Ok(n) if n > 0 => {
+                    self.out.truncate(at + n);
+                    len -= n.min(len);
+                }
+                _ => {
+                    // Cannot happen; a frame left short would corrupt the
+                    // stream, so the connection ends instead.
+                    self.out.truncate(at);
+                    self.dead = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Moves the rest of a spliced frame while the output takes it; on
+    /// `WouldBlock` it waits for the next `POLLOUT`, on any other refusal
+    /// it is queued as bytes instead.
+    fn continue_splice(&mut self) {
+        let Some((fd, mut remaining)) = self.splice.take() else {
+            return;
+        };
+        while remaining > 0 {
+            match sys::splice(fd.as_raw_fd(), self.fds.output.as_raw_fd(), remaining) {
+                Ok(n) if n > 0 => remaining -= n.min(remaining),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.full = true;
+                    self.splice = Some((fd, remaining));
+                    return;
+                }
+                _ => {
+                    self.read_into_out(fd.as_raw_fd(), remaining);
+                    return;
+                }
+            }
         }
     }
 
@@ -90,6 +154,13 @@ impl Conn {
 
     /// Writes what the output takes now; a broken output kills the connection.
     fn flush(&mut self) {
+        if self.splice.is_some() {
+            // The queue is empty while a splice is pending (prepare).
+            self.continue_splice();
+            if self.splice.is_some() {
+                return;
+            }
+        }
         while self.pending() > 0 {
             match sys::write(self.fds.output.as_raw_fd(), &self.out[self.out_pos..]) {
                 Ok(0) => {
@@ -97,7 +168,10 @@ impl Conn {
                     return;
                 }
                 Ok(n) => self.out_pos += n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.full = true;
+                    break;
+                }
                 Err(_) => {
                     self.dead = true;
                     return;
@@ -272,11 +346,17 @@ impl Server {
         for fd in [&fds.input, &fds.output] {
             let _ = sys::set_nonblocking(fd.as_raw_fd(), true);
         }
+        // The engine gives the exec a 64 KiB pipe: a 1 MiB Output frame
+        // would take 16 writes, each a round of the loop, while the engine
+        // waits. Not a pipe (tests' sockets): nothing changes.
+        sys::grow_pipe(fds.output.as_raw_fd(), CONN_PIPE_SIZE);
         let mut conn = Conn {
             fds,
             decoder: Decoder::new(),
             out: Vec::new(),
             out_pos: 0,
+            splice: None,
+            full: false,
             writes: HashMap::new(),
             lingering: Vec::new(),
             dead: false,
@@ -337,7 +417,7 @@ impl Server {
                     fds.push(sys::pollfd(conn.fds.input.as_raw_fd(), 0));
                     tags.push(Tag::ConnHup(i));
                 }
-                if conn.pending() > 0 {
+                if conn.pending() > 0 || conn.full {
                     fds.push(sys::pollfd(conn.fds.output.as_raw_fd(), libc::POLLOUT));
                     tags.push(Tag::ConnOut(i));
                 }
@@ -365,9 +445,9 @@ impl Server {
                     tags.push(Tag::CmdStatus(k));
                 }
                 let room = match cmd.conn {
-                    Some(c) => self.conns[c]
-                        .as_ref()
-                        .is_some_and(|conn| conn.pending() < OUT_HIGH_WATER),
+                    Some(c) => self.conns[c].as_ref().is_some_and(|conn| {
+                        conn.splice.is_none() && !conn.full && conn.pending() < OUT_HIGH_WATER
+                    }),
                     None => true,
                 };
                 // Output waits for `Started` (the command's pid), which
@@ -420,6 +500,7 @@ impl Server {
                     Tag::ConnIn(c) => self.read_conn(c),
                     Tag::ConnOut(c) => {
                         if let Some(conn) = self.conns[c].as_mut() {
+                            conn.full = false;
                             conn.flush();
                         }
                     }
@@ -1003,6 +1084,29 @@ impl Server {
             let Some(fd) = cmd.out[s].as_ref() else {
                 return;
             };
+            if !drain || reads < MAX_DRAIN_READS {
+                let fd = fd.as_raw_fd();
+                if self.splice_output(k, s, fd) {
+                    reads += 1;
+                    if !drain {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            let Some(cmd) = self.cmds[k].as_mut() else {
+                return;
+            };
+            // A spliced frame's rest is at the front of this pipe, maybe:
+            // queued first, so this read takes what follows it.
+            if let Some(conn) = cmd.conn.and_then(|c| self.conns[c].as_mut())
+                && conn.splice.is_some()
+            {
+                conn.prepare();
+            }
+            let Some(fd) = cmd.out[s].as_ref() else {
+                return;
+            };
             let n = match sys::read(fd.as_raw_fd(), buf) {
                 Ok(0) => {
                     cmd.out[s] = None;
@@ -1045,6 +1149,9 @@ impl Server {
                     let stream = if s == 0 { proto::STDOUT } else { proto::STDERR };
                     conn.prepare();
                     proto::encode_output(cmd.id, stream, &data[..kept], &mut conn.out);
+                    // Written now rather than a round of the loop later:
+                    // the engine reads while the command refills its pipe.
+                    conn.flush();
                 }
                 if overflow {
                     // Past the cap: stop the command; what it writes while
@@ -1059,6 +1166,49 @@ impl Server {
                 return;
             }
         }
+    }
+
+    /// Sends what command `k`'s stream `s` (pipe `fd`) holds as one
+    /// `Output` frame whose data moves from pipe to connection inside the
+    /// kernel (`splice`), not through the runner's memory: a heavy stream
+    /// costs the runner a header and a syscall per MiB rather than three
+    /// copies. `false`: not done (little data, within reach of the cap, a
+    /// background command, output still queued before it), read instead.
+    fn splice_output(&mut self, k: usize, s: usize, fd: RawFd) -> bool {
+        let Some(cmd) = self.cmds[k].as_mut() else {
+            return false;
+        };
+        if cmd.truncated || cmd.background.is_some() {
+            return false;
+        }
+        let Some(conn) = cmd.conn.and_then(|c| self.conns[c].as_mut()) else {
+            return false;
+        };
+        // Frames queued before this one go first: per-stream order.
+        if conn.dead || conn.pending() > 0 {
+            return false;
+        }
+        let len = sys::pipe_available(fd).min(proto::MAX_CHUNK);
+        if len < SPLICE_MIN || (cmd.cap > 0 && cmd.bytes[s] + len as u64 > cmd.cap) {
+            return false;
+        }
+        let stream = if s == 0 { proto::STDOUT } else { proto::STDERR };
+        conn.prepare();
+        proto::encode_output_header(cmd.id, stream, len, &mut conn.out);
+        conn.flush();
+        if conn.pending() == 0 && !conn.dead {
+            match sys::dup(fd) {
+                Ok(dup) => {
+                    conn.splice = Some((dup, len));
+                    conn.continue_splice();
+                }
+                Err(_) => conn.read_into_out(fd, len),
+            }
+        } else {
+            conn.read_into_out(fd, len);
+        }
+        cmd.bytes[s] += len as u64;
+        true
     }
 
     fn read_status(&mut self, k: usize) {

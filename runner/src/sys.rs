@@ -381,3 +381,45 @@ pub fn unix_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+/// Bytes a pipe holds now (`FIONREAD`); 0 when it cannot be asked.
+pub fn pipe_available(fd: RawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to the pointer it is given.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n as *mut libc::c_int) };
+    if rc < 0 { 0 } else { n.max(0) as usize }
+}
+
+/// Moves up to `len` bytes from the pipe `from` to `to` (a pipe or socket)
+/// inside the kernel, without blocking: `Ok(0)` at EOF, `WouldBlock` when
+/// `to` is full, `InvalidInput` when the kernel cannot splice these.
+pub fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    loop {
+        // SAFETY: null offsets (both are pipes or sockets); no memory is passed.
+        let n = unsafe {
+            libc::splice(
+                from,
+                std::ptr::null_mut(),
+                to,
+                std::ptr::null_mut(),
+                len,
+                libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// A close-on-exec duplicate of `fd`.
+pub fn dup(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl on a descriptor number; a new one is returned.
+    let new = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: fcntl succeeded: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}

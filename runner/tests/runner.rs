@@ -335,6 +335,74 @@ fn stdin_is_streamed() {
 }
 
 #[test]
+fn heavy_output_arrives_byte_exact_and_in_order_per_stream() {
+    // Megabytes at a time: the runner splices them (pipe to connection in
+    // the kernel) while other frames wait; the bytes must be the file's.
+    let ws = temp_dir("heavy");
+    let data: Vec<u8> = (0..5_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(ws.join("data"), &data).unwrap();
+    let mut r = Runner::start(&ws, b"", None);
+    let mut run = shell(
+        1,
+        "cat data; cat data >&2; echo -n mid; cat data; cat data >&2",
+    );
+    run.output_cap = 64 << 20;
+    r.send(&ClientFrame::Run(run));
+    // A second command on the same connection at once: its frames
+    // interleave with the first one's without breaking either.
+    let mut run = shell(2, "cat data");
+    run.output_cap = 64 << 20;
+    r.send(&ClientFrame::Run(run));
+    let (mut out, mut err, mut second) = (Vec::new(), Vec::new(), Vec::new());
+    let mut exits = 0;
+    while exits < 2 {
+        match r.next("the heavy commands' output") {
+            RunnerFrame::Output {
+                id: 1,
+                stream,
+                data,
+            } => {
+                if stream == proto::STDOUT {
+                    out.extend(data);
+                } else {
+                    err.extend(data);
+                }
+            }
+            RunnerFrame::Output { id: 2, data, .. } => second.extend(data),
+            RunnerFrame::Exit(exit) => {
+                assert_eq!(exit.exit_code, 0, "{exit:?}");
+                assert!(!exit.truncated);
+                exits += 1;
+            }
+            RunnerFrame::Started { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let mut want = data.clone();
+    want.extend_from_slice(b"mid");
+    want.extend_from_slice(&data);
+    assert!(out == want, "stdout differs ({} bytes)", out.len());
+    assert!(err == [&data[..], &data[..]].concat(), "stderr differs");
+    assert!(second == data, "second command's stdout differs");
+}
+
+#[test]
+fn a_cap_within_heavy_output_keeps_exactly_the_first_bytes() {
+    let ws = temp_dir("heavy-cap");
+    let data: Vec<u8> = (0..4_000_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(ws.join("data"), &data).unwrap();
+    let mut r = Runner::start(&ws, b"", None);
+    let mut run = shell(1, "cat data; sleep 30");
+    run.output_cap = 2_500_001;
+    let out = r.run(run);
+    assert!(out.exit().truncated, "{out:?}");
+    assert_eq!(out.stdout.len(), 2_500_001);
+    assert!(out.stdout == data[..2_500_001], "kept bytes differ");
+}
+
+#[test]
 fn output_cap_stops_the_command_and_flags_it() {
     let ws = temp_dir("cap");
     let mut r = Runner::start(&ws, b"", None);
