@@ -1177,9 +1177,12 @@ fn busy_processes(top: &bollard::models::ContainerTopResponse, main_pid: i64) ->
         let pid: i64 = field(pid_at).parse().unwrap_or(-1);
         let ppid: i64 = field(ppid_at).parse().unwrap_or(-1);
         let args = field(args_at);
+        // A zombie runs nothing: a runner's shepherd is one for a moment
+        // after it reported its command's end (ps shows `[name] <defunct>`).
         let idle = pid == main_pid
             || (ppid == main_pid && args == "sleep infinity")
-            || args.starts_with(runner_volume::BINARY_PATH);
+            || args.starts_with(runner_volume::BINARY_PATH)
+            || args.ends_with("<defunct>");
         !idle
     })
 }
@@ -1246,6 +1249,10 @@ mod tests {
         let mut sleeper = idle.to_vec();
         sleeper.push(["150", "130", "sleep infinity"]);
         assert!(busy_processes(&top(&sleeper), 100));
+        // A shepherd not yet reaped is no command.
+        let mut zombie = idle.to_vec();
+        zombie.push(["160", "130", "[sandpit-shep] <defunct>"]);
+        assert!(!busy_processes(&top(&zombie), 100));
     }
 
     #[test]
