@@ -586,17 +586,10 @@ impl Server {
             return;
         }
         let me = sys::getpid();
-        let Ok(dir) = std::fs::read_dir("/proc") else {
+        let Some(pids) = shepherd::pids() else {
             return;
         };
-        for entry in dir.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|name| name.parse::<libc::pid_t>().ok())
-            else {
-                continue;
-            };
+        for pid in pids {
             if !self.children.contains(&pid) && shepherd::parent_of(pid) == Some(me) {
                 let _ = sys::kill(pid, libc::SIGKILL);
             }

@@ -391,21 +391,24 @@ fn kill_tree(
     }
 }
 
+/// The pids in /proc now; `None` when /proc cannot be read.
+pub(crate) fn pids() -> Option<impl Iterator<Item = libc::pid_t>> {
+    Some(
+        std::fs::read_dir("/proc")
+            .ok()?
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse().ok()),
+    )
+}
+
 /// Processes orphaned to init (parent 1) that started at or after `since`
 /// (clock ticks since boot), other than the runner's own.
 fn orphans_since(since: u64) -> u32 {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
+    let Some(pids) = pids() else {
         return 0;
     };
     let mut count = 0u32;
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<libc::pid_t>().ok())
-        else {
-            continue;
-        };
+    for pid in pids {
         let Some(stat) = read_stat(pid) else { continue };
         if pid != 1 && stat.ppid == 1 && stat.start >= since && !stat.comm.starts_with(b"sandpit-")
         {
@@ -473,14 +476,7 @@ struct Tree {
 /// /proc cannot be read.
 fn descendants(root: libc::pid_t) -> Option<Tree> {
     let mut children: HashMap<libc::pid_t, Vec<libc::pid_t>> = HashMap::new();
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<libc::pid_t>().ok())
-        else {
-            continue;
-        };
+    for pid in pids()? {
         if let Some(ppid) = parent_of(pid) {
             children.entry(ppid).or_default().push(pid);
         }

@@ -560,15 +560,16 @@ enum StopReason {
     Cap,
 }
 
-/// Keeps up to `cap` bytes of one stream and counts them all.
-struct CappedBuffer {
-    kept: Vec<u8>,
+/// Keeps up to `cap` bytes of one stream and counts them all; both
+/// transports cap output with it.
+pub(crate) struct CappedBuffer {
+    pub(crate) kept: Vec<u8>,
     cap: usize,
-    total: u64,
+    pub(crate) total: u64,
 }
 
 impl CappedBuffer {
-    fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Self {
             kept: Vec::new(),
             cap,
@@ -577,7 +578,7 @@ impl CappedBuffer {
     }
 
     /// Appends what fits; returns the part kept and whether anything overflowed.
-    fn push<'d>(&mut self, data: &'d [u8]) -> (&'d [u8], bool) {
+    pub(crate) fn push<'d>(&mut self, data: &'d [u8]) -> (&'d [u8], bool) {
         self.total = self.total.saturating_add(data.len() as u64);
         let room = self.cap.saturating_sub(self.kept.len());
         let kept = &data[..data.len().min(room)];

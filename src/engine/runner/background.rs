@@ -115,31 +115,9 @@ impl Sandbox {
         if request.stdin.is_some() || request.stdin_stream.is_some() {
             bail!("a background process takes no stdin");
         }
-        let env: Vec<(Vec<u8>, Vec<u8>)> = request
-            .env
-            .iter()
-            .map(|(key, value)| (key.clone().into_bytes(), value.clone().into_bytes()))
-            .collect();
         let run = proto::Run {
-            id: 0,
-            argv: request
-                .command
-                .argv()
-                .into_iter()
-                .map(String::into_bytes)
-                .collect(),
-            env,
-            cwd: request
-                .work_dir
-                .clone()
-                .unwrap_or_else(|| self.work_dir().to_string())
-                .into_bytes(),
-            stdin: false,
-            timeout_ms: request
-                .timeout
-                .map_or(0, |timeout| (timeout.as_millis() as u64).max(1)),
-            output_cap: 0,
             background: true,
+            ..super::transport::run_frame(&request, self.work_dir())
         };
         match self
             .background_call(|id| ClientFrame::Run(proto::Run { id, ..run }))

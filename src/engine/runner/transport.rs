@@ -29,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 use super::volume::BINARY_PATH;
 use crate::engine::Engine;
 use crate::engine::exec::{
-    EXEC_TAG_VAR, EngineExec, ExecEvent, ExecRequest, ExecResult, ExecTarget, ExecTransport,
-    Stream, kill_tree, new_exec_tag,
+    CappedBuffer, EXEC_TAG_VAR, EngineExec, ExecEvent, ExecRequest, ExecResult, ExecTarget,
+    ExecTransport, Stream, kill_tree, new_exec_tag,
 };
 
 /// Set to `engine` to run every command through the engine's exec even in
@@ -332,6 +332,37 @@ done"#
     }
 }
 
+/// The runner's `Run` frame for `request` (id 0: set when sent): its argv,
+/// environment, work dir (`work_dir` unless the request names one) and
+/// timeout in ms (0: none); no stdin, no output cap, in the foreground.
+pub(crate) fn run_frame(request: &ExecRequest, work_dir: &str) -> proto::Run {
+    proto::Run {
+        id: 0,
+        argv: request
+            .command
+            .argv()
+            .into_iter()
+            .map(String::into_bytes)
+            .collect(),
+        env: request
+            .env
+            .iter()
+            .map(|(key, value)| (key.clone().into_bytes(), value.clone().into_bytes()))
+            .collect(),
+        cwd: request
+            .work_dir
+            .clone()
+            .unwrap_or_else(|| work_dir.to_string())
+            .into_bytes(),
+        stdin: false,
+        timeout_ms: request
+            .timeout
+            .map_or(0, |timeout| (timeout.as_millis() as u64).max(1)),
+        output_cap: 0,
+        background: false,
+    }
+}
+
 impl ExecTransport for RunnerExec {
     fn run<'a>(
         &'a self,
@@ -360,31 +391,6 @@ enum Stop {
     Cap,
 }
 
-/// Keeps up to `cap` bytes of one stream and counts them all.
-struct Capped {
-    kept: Vec<u8>,
-    cap: usize,
-    total: u64,
-}
-
-impl Capped {
-    fn new(cap: usize) -> Self {
-        Self {
-            kept: Vec::new(),
-            cap,
-            total: 0,
-        }
-    }
-
-    fn push<'d>(&mut self, data: &'d [u8]) -> (&'d [u8], bool) {
-        self.total = self.total.saturating_add(data.len() as u64);
-        let room = self.cap.saturating_sub(self.kept.len());
-        let kept = &data[..data.len().min(room)];
-        self.kept.extend_from_slice(kept);
-        (kept, data.len() > room)
-    }
-}
-
 impl RunnerExec {
     async fn run_on(
         &self,
@@ -397,38 +403,14 @@ impl RunnerExec {
         let started = Instant::now();
         let started_at = std::time::SystemTime::now();
         let tag = new_exec_tag();
-        let mut env: Vec<(Vec<u8>, Vec<u8>)> = request
-            .env
-            .iter()
-            .map(|(key, value)| (key.clone().into_bytes(), value.clone().into_bytes()))
-            .collect();
+        let mut run = run_frame(&request, &target.work_dir);
         // The killer finds the command's processes by it if the runner dies.
-        env.push((EXEC_TAG_VAR.as_bytes().to_vec(), tag.clone().into_bytes()));
-        let has_stdin = request.stdin.is_some() || request.stdin_stream.is_some();
-        let timeout_ms = request
-            .timeout
-            .map_or(0, |timeout| (timeout.as_millis() as u64).max(1));
-        let run = proto::Run {
-            id: 0,
-            argv: request
-                .command
-                .argv()
-                .into_iter()
-                .map(String::into_bytes)
-                .collect(),
-            env,
-            cwd: request
-                .work_dir
-                .clone()
-                .unwrap_or_else(|| target.work_dir.clone())
-                .into_bytes(),
-            stdin: has_stdin,
-            timeout_ms,
-            // The runner's 0 means no cap; a cap of 0 keeps nothing, which
-            // sandpit enforces itself.
-            output_cap: (request.output_cap as u64).max(1),
-            background: false,
-        };
+        run.env
+            .push((EXEC_TAG_VAR.as_bytes().to_vec(), tag.clone().into_bytes()));
+        run.stdin = request.stdin.is_some() || request.stdin_stream.is_some();
+        // The runner's 0 means no cap; a cap of 0 keeps nothing, which
+        // sandpit enforces itself.
+        run.output_cap = (request.output_cap as u64).max(1);
         let (id, mut frames) = conn
             .send_request(|id| ClientFrame::Run(proto::Run { id, ..run }))
             .await?;
@@ -499,15 +481,15 @@ impl RunnerExec {
             }
         }
 
-        let stdin_task = has_stdin.then(|| {
+        let stdin_task = run.stdin.then(|| {
             let bytes = request.stdin.take();
             let stream = request.stdin_stream.take();
             let conn = conn.clone();
             tokio::spawn(async move { feed_stdin(&conn, id, bytes, stream).await })
         });
 
-        let mut stdout = Capped::new(request.output_cap);
-        let mut stderr = Capped::new(request.output_cap);
+        let mut stdout = CappedBuffer::new(request.output_cap);
+        let mut stderr = CappedBuffer::new(request.output_cap);
         let own_deadline = request
             .timeout
             .map(|timeout| tokio::time::Instant::now() + timeout);
@@ -665,8 +647,8 @@ impl RunnerExec {
         tag: &str,
         reason: &str,
         (started, started_at): (Instant, std::time::SystemTime),
-        stdout: Capped,
-        stderr: Capped,
+        stdout: CappedBuffer,
+        stderr: CappedBuffer,
         stdin_task: Option<tokio::task::JoinHandle<()>>,
     ) -> anyhow::Result<ExecResult> {
         if let Some(task) = stdin_task {
